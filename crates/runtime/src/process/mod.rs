@@ -1,0 +1,1 @@
+//! Creating the container's process: clone into namespaces, set it up, wait, exec.

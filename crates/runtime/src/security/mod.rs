@@ -1,0 +1,1 @@
+//! Capabilities, seccomp, rlimits, no_new_privs.

@@ -1,0 +1,221 @@
+//! Test support shared by every berth crate.
+//!
+//! - `busybox_rootfs`: a root filesystem from Debian's `busybox-static`, every applet linked,
+//!   with /etc/passwd and /etc/group. Later issues pack it into images.
+//! - `TestBundle`: an OCI bundle (rootfs + config.json) in a temporary directory.
+//! - `require_root!` / `require`: a test that needs root or a kernel feature skips with a message
+//!   on a developer machine but FAILS under `CI=true`, so CI never passes by skipping.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+/// Where Debian's busybox-static installs its binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// True when running under CI (`CI=true`): missing prerequisites are failures there.
+pub fn on_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// Decide whether a test can run. Returns false (test should return early) when `ok` is false on a
+/// developer machine; panics under CI so the missing prerequisite is loud.
+pub fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if on_ci() {
+        panic!("test prerequisite missing under CI=true: {what}");
+    }
+    eprintln!("SKIPPED: {what}");
+    false
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `if !require_root!() { return; }` at the top of a test that needs root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        $crate::require($crate::is_root(), "this test needs root")
+    };
+}
+
+/// Path of a program on PATH, if any.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Build a busybox root filesystem in `dir` (which may exist and be empty).
+pub fn busybox_rootfs(dir: &Path) -> io::Result<()> {
+    let busybox = Path::new(BUSYBOX);
+    if !busybox.exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "/bin/busybox missing: apt-get install busybox-static",
+        ));
+    }
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home",
+        "var/tmp", "run",
+    ] {
+        fs::create_dir_all(dir.join(d))?;
+    }
+    fs::copy(busybox, dir.join("bin/busybox"))?;
+    let out = Command::new(busybox).arg("--list-full").output()?;
+    if !out.status.success() {
+        return Err(io::Error::other("busybox --list-full failed"));
+    }
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let applet = applet.trim();
+        if applet.is_empty() || applet == "bin/busybox" {
+            continue;
+        }
+        let link = dir.join(applet);
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let depth = applet.matches('/').count();
+        let target = format!("{}bin/busybox", "../".repeat(depth));
+        match symlink(&target, &link) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            r => r?,
+        }
+    }
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n\
+         daemon:x:1:1:daemon:/usr/sbin:/bin/false\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+         app:x:1000:1000:app:/home/app:/bin/sh\n",
+    )?;
+    fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\ndaemon:x:1:\nwheel:x:10:root\napp:x:1000:\nnogroup:x:65534:\n",
+    )?;
+    fs::write(dir.join("etc/hostname"), "busybox\n")?;
+    fs::set_permissions(
+        dir.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )?;
+    Ok(())
+}
+
+/// A default Linux config.json like `runc spec` writes, running `args`.
+pub fn default_spec(args: &[&str]) -> Value {
+    json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "berth-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+/// An OCI bundle in a temporary directory: `rootfs/` from busybox and a `config.json`.
+pub struct TestBundle {
+    pub dir: tempfile::TempDir,
+    pub spec: Value,
+}
+
+impl TestBundle {
+    /// A busybox bundle running `args` with the default spec.
+    pub fn busybox(args: &[&str]) -> TestBundle {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-bundle-")
+            .tempdir()
+            .expect("create bundle tempdir");
+        busybox_rootfs(&dir.path().join("rootfs")).expect("build busybox rootfs");
+        let b = TestBundle {
+            dir,
+            spec: default_spec(args),
+        };
+        b.write();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Change the spec with `f` and write config.json again.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.spec);
+        self.write();
+        self
+    }
+
+    pub fn write(&self) {
+        let text = serde_json::to_string_pretty(&self.spec).expect("serialize spec");
+        fs::write(self.dir.path().join("config.json"), text).expect("write config.json");
+    }
+}
+
+/// A unique container id for a test, so parallel tests never collide.
+pub fn unique_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
