@@ -80,6 +80,7 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn parses_fields_and_escapes() {
@@ -98,6 +99,6 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let m = read().unwrap();
-        assert!(m.iter().any(|e| e.mount_point == PathBuf::from("/")));
+        assert!(m.iter().any(|e| e.mount_point == Path::new("/")));
     }
 }

@@ -135,5 +135,8 @@ pub fn fs_magic_of(fd: BorrowedFd<'_>) -> nix::Result<i64> {
     let res = unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) };
     Errno::result(res)?;
     // SAFETY: initialised by the successful call above.
-    Ok(unsafe { st.assume_init() }.f_type as i64)
+    let st = unsafe { st.assume_init() };
+    // f_type's integer type differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_type as i64)
 }

@@ -311,12 +311,13 @@ fn readonly_root_masked_and_readonly_paths() {
     ]);
     c.spec["linux"]["readonlyPaths"] = json!(["/work/sub", "/proc/sys", "/missing/too"]);
     let o = c.run(
-        "echo SECRET=$(cat /etc/secret | wc -c); echo DIR=$(ls -A /secretdir | wc -l); \
+        "erofs() { \"$@\" 2>&1 | grep -q 'Read-only file system'; }; \
+         echo SECRET=$(cat /etc/secret | wc -c); echo DIR=$(ls -A /secretdir | wc -l); \
          echo KCORE=$(head -c 10 /proc/kcore | wc -c); \
-         touch /newfile 2>/dev/null || echo ROOT-RO; touch /work/w && echo WORK-RW; \
-         touch /work/sub/x 2>/dev/null || echo SUB-RO; \
-         echo 1 2>/dev/null > /proc/sys/kernel/ns_last_pid || echo PROCSYS-RO; \
-         touch /secretdir/y 2>/dev/null || echo MASKDIR-RO; \
+         erofs touch /newfile && echo ROOT-RO; touch /work/w && echo WORK-RW; \
+         erofs touch /work/sub/x && echo SUB-RO; \
+         erofs sh -c 'echo 1 > /proc/sys/kernel/ns_last_pid' && echo PROCSYS-RO; \
+         erofs touch /secretdir/y && echo MASKDIR-RO; \
          cat /proc/self/mountinfo",
     );
     o.assert_ok();
@@ -416,7 +417,11 @@ fn default_devices_spec_devices_and_dev_symlinks() {
         assert!(o.has_line(line), "missing {line:?}:\n{}", o.stdout);
     }
     // /dev/core only where the host has a /proc/kcore to point at.
-    let core = if Path::new("/proc/kcore").exists() { "LINK core /proc/kcore" } else { "LINK core" };
+    let core = if Path::new("/proc/kcore").exists() {
+        "LINK core /proc/kcore"
+    } else {
+        "LINK core"
+    };
     assert!(o.has_line(core), "missing {core:?}:\n{}", o.stdout);
 }
 
@@ -437,9 +442,14 @@ fn user_namespace_binds_devices_and_sysfs_and_keeps_locked_flags() {
     c.add_mount(
         json!({"destination": "/hostshm", "source": "/dev/shm", "options": ["bind", "ro"]}),
     );
+    // The rootfs mount's atime mode is locked too: the read-only remounts must keep it.
+    c.spec["root"]["readonly"] = json!(true);
+    c.spec["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
+    c.spec["linux"]["maskedPaths"] = json!(["/etc/group", "/home"]);
     let o = c.run(
         "stat -c 'DEV %n %t:%T' /dev/null /dev/tty; echo hi > /dev/null && echo NULL-OK; \
-         ls /sys/class >/dev/null && echo SYS-OK; cat /proc/self/mountinfo",
+         ls /sys/class >/dev/null && echo SYS-OK; echo GROUP=$(cat /etc/group | wc -c); \
+         touch /x 2>&1 | grep -q 'Read-only' && echo ROOT-RO; cat /proc/self/mountinfo",
     );
     o.assert_ok();
     assert!(
@@ -447,11 +457,11 @@ fn user_namespace_binds_devices_and_sysfs_and_keeps_locked_flags() {
         "{}",
         o.stdout
     );
-    assert!(
-        o.has_line("NULL-OK") && o.has_line("SYS-OK"),
-        "{}",
-        o.stdout
-    );
+    for line in ["NULL-OK", "SYS-OK", "GROUP=0", "ROOT-RO"] {
+        assert!(o.has_line(line), "missing {line}:\n{}", o.stdout);
+    }
+    assert!(options_of(&o.mount_at("/proc/sys")).contains(&"ro"));
+    assert_eq!(o.mount_at("/home").fs_type, "tmpfs");
     // Bound, not mknod'ed: the node is a mount point of the host's devtmpfs.
     assert_eq!(o.mount_at("/dev/null").fs_type, "devtmpfs");
     let sys = o.mount_at("/sys");
@@ -672,4 +682,30 @@ fn cgroup_v1_hierarchies_bound_or_mounted_read_only() {
         }
         assert!(o.has_line("MEM-OK") && o.has_line("CG-RO"), "{}", o.stdout);
     }
+}
+
+#[test]
+fn rootfs_propagation_is_applied_to_the_container_root() {
+    if !Case::available() {
+        return;
+    }
+    for (propagation, shared) in [("rshared", true), ("rprivate", false)] {
+        let mut c = Case::minimal();
+        c.spec["linux"]["rootfsPropagation"] = json!(propagation);
+        let o = c.run("cat /proc/self/mountinfo");
+        o.assert_ok();
+        let root = o.mount_at("/");
+        assert_eq!(root.is_shared(), shared, "{propagation}: {root:?}");
+        if !shared {
+            assert!(root.optional.is_empty(), "{propagation}: {root:?}");
+        }
+    }
+    let mut c = Case::minimal();
+    c.spec["linux"]["rootfsPropagation"] = json!("sideways");
+    let o = c.run("true");
+    assert!(
+        !o.ok && o.stderr.contains("linux.rootfsPropagation"),
+        "{}",
+        o.stderr
+    );
 }
