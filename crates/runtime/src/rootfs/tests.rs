@@ -88,6 +88,9 @@ struct Case {
     spec: Value,
     unshare: Vec<&'static str>,
     flags: Vec<&'static str>,
+    /// A shell command run as real root in an outer mount namespace before the helper's
+    /// namespaces are made (to set up mounts a user namespace then sees locked).
+    outer: Option<String>,
 }
 
 struct Outcome {
@@ -145,6 +148,7 @@ impl Case {
             spec: default_spec(&["true"]),
             unshare: vec![],
             flags: vec![],
+            outer: None,
         }
     }
 
@@ -175,7 +179,13 @@ impl Case {
         )
         .unwrap();
         let exe = std::env::current_exe().unwrap();
-        let out = Command::new("unshare")
+        let mut cmd = Command::new("unshare");
+        if let Some(setup) = &self.outer {
+            cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg(format!("{setup} && exec unshare \"$@\""))
+                .arg("sh");
+        }
+        let out = cmd
             .args(["--mount", "--propagation", "unchanged"])
             .args(&self.unshare)
             .arg("--")
@@ -442,6 +452,14 @@ fn user_namespace_binds_devices_and_sysfs_and_keeps_locked_flags() {
     c.add_mount(
         json!({"destination": "/hostshm", "source": "/dev/shm", "options": ["bind", "ro"]}),
     );
+    // A mount with flags a user namespace cannot clear: the ro remount of its bind must keep them.
+    let locked = c.dir.path().join("locked");
+    fs::create_dir(&locked).unwrap();
+    c.outer = Some(format!(
+        "mount -t tmpfs -o nosuid,nodev,noexec,noatime tmpfs {}",
+        locked.display()
+    ));
+    c.add_mount(json!({"destination": "/locked", "source": locked, "options": ["bind", "ro"]}));
     // The rootfs mount's atime mode is locked too: the read-only remounts must keep it.
     c.spec["root"]["readonly"] = json!(true);
     c.spec["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
@@ -462,6 +480,10 @@ fn user_namespace_binds_devices_and_sysfs_and_keeps_locked_flags() {
     }
     assert!(options_of(&o.mount_at("/proc/sys")).contains(&"ro"));
     assert_eq!(o.mount_at("/home").fs_type, "tmpfs");
+    let l = o.mount_at("/locked");
+    for f in ["ro", "nosuid", "nodev", "noexec", "noatime"] {
+        assert!(options_of(&l).contains(&f), "/locked lacks {f}: {l:?}");
+    }
     // Bound, not mknod'ed: the node is a mount point of the host's devtmpfs.
     assert_eq!(o.mount_at("/dev/null").fs_type, "devtmpfs");
     let sys = o.mount_at("/sys");
