@@ -73,12 +73,13 @@ impl Entry<'_> {
         Error::sys(format!("{}: {what}", self.label()), e)
     }
 
-    /// The data argument with any extra options this filesystem type needs.
+    /// The data argument for mount(2): the options that are not flags.
     pub fn data(&self) -> Option<String> {
         self.options.data_string()
     }
 }
 
+/// Mount `mounts[index]`. A relative destination is taken as relative to "/", like runc does.
 pub fn mount_entry(ctx: &MountContext, index: usize, mount: &Mount) -> Result<()> {
     let options = MountOptions::parse(mount.options().as_deref().unwrap_or(&[]));
     let mut entry = Entry {
@@ -90,12 +91,6 @@ pub fn mount_entry(ctx: &MountContext, index: usize, mount: &Mount) -> Result<()
         return Err(Error::config(
             format!("mounts[{index}].options"),
             "idmapped mounts are not supported",
-        ));
-    }
-    if !entry.destination().is_absolute() {
-        return Err(Error::config(
-            format!("mounts[{index}].destination"),
-            format!("{:?} is not an absolute path", entry.destination()),
         ));
     }
     if entry.fs_type() == "bind" {

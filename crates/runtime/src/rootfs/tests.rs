@@ -223,8 +223,10 @@ fn mounts_get_the_requested_flags_and_data() {
     fs::write(host.join("file"), "a host file\n").unwrap();
     c.add_mount(
         json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
-        "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=700"]}),
+        "options": ["nosuid", "nodev", "noexec", "nosymfollow", "size=1m", "mode=700"]}),
     );
+    // A relative destination is relative to "/" (runc does the same).
+    c.add_mount(json!({"destination": "rel/dir", "type": "tmpfs", "source": "tmpfs"}));
     c.add_mount(
         json!({"destination": "/shared", "type": "tmpfs", "source": "tmpfs",
         "options": ["shared"]}),
@@ -254,7 +256,7 @@ fn mounts_get_the_requested_flags_and_data() {
 
     let data = o.mount_at("/data");
     assert_eq!(data.fs_type, "tmpfs");
-    for f in ["rw", "nosuid", "nodev", "noexec"] {
+    for f in ["rw", "nosuid", "nodev", "noexec", "nosymfollow"] {
         assert!(options_of(&data).contains(&f), "/data lacks {f}: {data:?}");
     }
     assert!(data.super_options.contains("size=1024k"), "{data:?}");
@@ -270,6 +272,7 @@ fn mounts_get_the_requested_flags_and_data() {
     assert_eq!(o.mount_at("/dev/mqueue").fs_type, "mqueue");
     assert_eq!(o.mount_at("/proc").fs_type, "proc");
 
+    assert_eq!(o.mount_at("/rel/dir").fs_type, "tmpfs");
     assert!(
         o.mount_at("/shared").is_shared(),
         "shared propagation missing"
