@@ -503,7 +503,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
 }
 
 fn decode(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
-    if bytes.is_empty() || bytes.len() % INSN_SIZE != 0 {
+    if bytes.is_empty() || !bytes.chunks_exact(INSN_SIZE).remainder().is_empty() {
         return None;
     }
     Some(
