@@ -68,6 +68,15 @@ pub struct CapSets {
     pub ambient: u64,
 }
 
+/// All capabilities numbered `0..=last`.
+pub fn kernel_mask(last: u8) -> u64 {
+    if last >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
+    }
+}
+
 /// Bit mask of a set of capabilities; a missing set is empty.
 pub fn mask(set: Option<&Capabilities>) -> u64 {
     set.map_or(0, |caps| {
@@ -90,11 +99,7 @@ impl CapSets {
     /// Limit every set to the capabilities the running kernel knows (numbers `0..=last`).
     /// runc also ignores capabilities the kernel does not support.
     pub fn known_to_kernel(self, last: u8) -> CapSets {
-        let known = if last >= 63 {
-            u64::MAX
-        } else {
-            (1u64 << (last + 1)) - 1
-        };
+        let known = kernel_mask(last);
         CapSets {
             bounding: self.bounding & known,
             effective: self.effective & known,

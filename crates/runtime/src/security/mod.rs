@@ -14,6 +14,7 @@ use oci_spec::runtime::{LinuxPersonality, Process};
 use crate::error::{Error, Result};
 
 pub mod capabilities;
+pub mod features;
 pub mod identity;
 pub mod rlimits;
 pub mod sched;
@@ -29,7 +30,24 @@ pub fn check(process: &Process, personality: Option<&LinuxPersonality>) -> Resul
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
     identity::check(process.user())?;
     if let Some(caps) = process.capabilities() {
-        CapSets::from_spec(caps).check()?;
+        let sets = CapSets::from_spec(caps);
+        sets.check()?;
+        let last = capabilities::last_cap();
+        let all = sets.bounding | sets.effective | sets.permitted | sets.inheritable | sets.ambient;
+        let unknown = all
+            & !CapSets {
+                bounding: all,
+                ..sets
+            }
+            .known_to_kernel(last)
+            .bounding;
+        if unknown != 0 {
+            // runc ignores capabilities the kernel does not know; so does finalize_process.
+            tracing::warn!(
+                "process.capabilities: {} unknown to this kernel; ignored",
+                capabilities::names(unknown)
+            );
+        }
     }
     if let Some(prio) = process.io_priority() {
         sched::ioprio_value(prio)?;

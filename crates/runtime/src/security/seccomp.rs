@@ -53,6 +53,16 @@ impl PartialEq for Program {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    flags: libc::c_ulong,
+    needs_listener: bool,
+    default_action: LinuxSeccompAction,
+    hash: String,
+    bpf: String,
+}
+
 /// Compile `profile` to BPF. Call in the parent before fork so errors surface early.
 ///
 /// With `cache_dir`, the BPF is cached as `<cache_dir>/<hash>.bpf`, where the hash covers the
@@ -160,6 +170,37 @@ impl Program {
     /// The SECCOMP_FILTER_FLAG_* bits the filter is loaded with (without NEW_LISTENER).
     pub fn flags(&self) -> libc::c_ulong {
         self.flags
+    }
+
+    /// The program as bytes, for a runtime that hands it to a re-executed child.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let wire = Wire {
+            flags: self.flags,
+            needs_listener: self.needs_listener,
+            default_action: self.default_action,
+            hash: self.hash.clone(),
+            bpf: hex::encode(self.bpf_bytes()),
+        };
+        // A struct of plain fields always serializes.
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// The inverse of [`Program::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Program> {
+        let bad = |why: String| Error::Seccomp(format!("invalid serialized program: {why}"));
+        let wire: Wire = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let bpf = hex::decode(&wire.bpf).map_err(|e| bad(e.to_string()))?;
+        let filter = decode(&bpf)
+            .filter(|f| f.len() <= MAX_INSTRUCTIONS)
+            .ok_or_else(|| bad(format!("{} bytes of BPF", bpf.len())))?;
+        Ok(Program {
+            filter,
+            flags: wire.flags,
+            needs_listener: wire.needs_listener,
+            default_action: wire.default_action,
+            hash: wire.hash,
+            from_cache: false,
+        })
     }
 
     fn install(&self, flags: libc::c_ulong) -> Result<libc::c_long> {
@@ -613,6 +654,10 @@ mod tests {
             Some(p.bpf_bytes())
         );
         assert!(decode(&[1, 2, 3]).is_none());
+        let back = Program::from_bytes(&p.to_bytes()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.hash(), p.hash());
+        assert!(Program::from_bytes(b"{}").is_err());
     }
 
     #[test]
