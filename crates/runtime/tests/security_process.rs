@@ -692,3 +692,64 @@ fn finalize_without_listener_support_refuses_a_notify_profile() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("finalize_process_with_listener"), "{err}");
 }
+
+/// Write `data` to a /proc file with raw calls; false on failure.
+fn write_proc(path: &std::ffi::CStr, data: &[u8]) -> bool {
+    // SAFETY: valid C string and buffer; the fd is closed below.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+        if fd < 0 {
+            return false;
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        libc::close(fd);
+        n == data.len() as isize
+    }
+}
+
+#[test]
+fn setgroups_is_skipped_where_the_user_namespace_denies_it() {
+    if !ready() {
+        return;
+    }
+    let p = process(json!({"user": {"uid": 0, "gid": 0, "additionalGids": [10]}}));
+    let mut cmd = Command::new(BUSYBOX);
+    cmd.args(["cat", "/proc/self/status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only makes system calls (and formats a message on failure).
+    unsafe {
+        cmd.pre_exec(move || {
+            // A user namespace mapping only our own ids, with setgroups denied as an
+            // unprivileged runtime would have it.
+            let ok = libc::unshare(libc::CLONE_NEWUSER) == 0
+                && write_proc(c"/proc/self/setgroups", b"deny")
+                && write_proc(c"/proc/self/uid_map", b"0 0 1")
+                && write_proc(c"/proc/self/gid_map", b"0 0 1");
+            if !ok {
+                libc::_exit(98);
+            }
+            if let Err(e) = security::finalize_process(&p, None, None) {
+                let msg = format!("finalize_process: {e}\n");
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(99);
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_ne!(
+        o.status.code(),
+        Some(98),
+        "could not set up the user namespace"
+    );
+    assert!(
+        o.status.success(),
+        "{:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let status = status_fields(&stdout(&o));
+    assert_eq!(status["Uid"], "0\t0\t0\t0");
+    assert!(!status["Groups"].split_whitespace().any(|g| g == "10"));
+}

@@ -314,9 +314,9 @@ fn check(profile: &LinuxSeccomp) -> Result<bool> {
         }
         if rule.action() == LinuxSeccompAction::ScmpActNotify {
             needs_listener = true;
-            // The child must still be able to hand the fd over and report errors afterwards.
+            // The child needs these to hand the fd to the agent; notifying them would deadlock.
             for (j, name) in rule.names().iter().enumerate() {
-                if matches!(name.as_str(), "write" | "sendmsg" | "close" | "exit_group") {
+                if matches!(name.as_str(), "write" | "sendmsg") {
                     return Err(Error::config(
                         format!("linux.seccomp.syscalls[{i}].names[{j}]"),
                         format!("SCMP_ACT_NOTIFY cannot be used for {name}: the runtime needs it"),
@@ -688,6 +688,11 @@ mod tests {
             (
                 r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#,
                 "linux.seccomp.defaultAction",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a.sock",
+                    "syscalls":[{"names":["mkdir","write"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+                "linux.seccomp.syscalls[0].names[1]",
             ),
         ];
         for (json, field) in cases {
