@@ -1,0 +1,1 @@
+//! Integration tests of the managers against real cgroupfs and fake trees.
