@@ -42,7 +42,13 @@ impl V2Manager {
 
     /// mkdir every level below the root, enabling the controllers the container needs in each
     /// ancestor's cgroup.subtree_control first. Returns the directories made.
-    fn make_dirs(&self, needed: &BTreeSet<(String, String)>) -> Result<Vec<PathBuf>> {
+    fn make_dirs(&self, r: &LinuxResources) -> Result<Vec<PathBuf>> {
+        let needed = needed_controllers(r);
+        let mut optional: Vec<&str> = STATS_CONTROLLERS.to_vec();
+        // hugepageLimits apply "where available": enable hugetlb if the host offers it.
+        if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+            optional.push("hugetlb");
+        }
         let rel = self
             .dir
             .strip_prefix(&self.root)
@@ -51,7 +57,7 @@ impl V2Manager {
         let mut cur = self.root.clone();
         let mut available = controllers_of(&cur)?.unwrap_or_default();
         for comp in rel.components() {
-            for (controller, field) in needed {
+            for (controller, field) in &needed {
                 if !available.contains(controller) {
                     return Err(cgroup_err(
                         &cur,
@@ -63,7 +69,7 @@ impl V2Manager {
             }
             let mut want: BTreeSet<String> = needed.iter().map(|(c, _)| c.clone()).collect();
             want.extend(
-                STATS_CONTROLLERS
+                optional
                     .iter()
                     .map(|c| c.to_string())
                     .filter(|c| available.contains(c)),
@@ -436,7 +442,7 @@ impl Manager for V2Manager {
         let empty = LinuxResources::default();
         let r = resources.unwrap_or(&empty);
         validate(r, Version::V2, &self.dir)?;
-        let made = self.make_dirs(&needed_controllers(r))?;
+        let made = self.make_dirs(r)?;
         if let Err(e) = self.apply(r, false) {
             if !made.is_empty() {
                 let _ = fsutil::remove_tree(&self.dir);
@@ -456,8 +462,11 @@ impl Manager for V2Manager {
 
     fn update(&self, resources: &LinuxResources) -> Result<()> {
         validate(resources, Version::V2, &self.dir)?;
+        if !self.dir.exists() {
+            return Err(cgroup_err(&self.dir, "update: the cgroup does not exist"));
+        }
         // Limits may name a controller not enabled at create time.
-        self.make_dirs(&needed_controllers(resources))?;
+        self.make_dirs(resources)?;
         self.apply(resources, true)
     }
 
