@@ -64,6 +64,10 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     /// rmdir the container's cgroup(s) and any cgroups below; Ok if already gone.
     fn destroy(&self) -> Result<()>;
     fn exists(&self) -> bool;
+    /// The container's cgroup directories (v1: one per hierarchy). A relative cgroupsPath
+    /// resolves against the calling process's own cgroup, so callers that reopen a container
+    /// from another process should record these (or use an absolute path).
+    fn dirs(&self) -> Vec<PathBuf>;
 }
 
 /// The cgroup version of the host: v2 only if /sys/fs/cgroup itself is cgroup2 (hybrid hosts,

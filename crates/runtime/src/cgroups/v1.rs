@@ -620,4 +620,12 @@ impl Manager for V1Manager {
     fn exists(&self) -> bool {
         self.hierarchies.iter().any(|h| h.dir.exists())
     }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        self.hierarchies
+            .iter()
+            .map(|h| h.dir.clone())
+            .chain(self.unified.clone())
+            .collect()
+    }
 }

@@ -513,6 +513,10 @@ impl Manager for V2Manager {
     fn exists(&self) -> bool {
         self.dir.exists()
     }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
 }
 
 #[cfg(test)]

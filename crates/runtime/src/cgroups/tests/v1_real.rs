@@ -37,7 +37,9 @@ fn v1_limits_are_written_and_processes_are_limited() {
     let (bmaj, bmin) = some_block_device().expect("a block device");
     let r = resources(&format!(
         r#"{{
-        "memory": {{"limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10}},
+        "memory": {{"limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10,
+                    "kernelTCP": 16777216, "disableOOMKiller": true}},
+        "hugepageLimits": [{{"pageSize": "2MB", "limit": 4194304}}],
         "cpu": {{"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"}},
         "pids": {{"limit": 50}},
         "blockIO": {{"weight": 300,
@@ -59,6 +61,22 @@ fn v1_limits_are_written_and_processes_are_limited() {
         "33554432"
     );
     assert_eq!(read_trim(mem.join("memory.swappiness")), "10");
+    assert_eq!(
+        read_trim(mem.join("memory.kmem.tcp.limit_in_bytes")),
+        "16777216"
+    );
+    let oom = read_trim(mem.join("memory.oom_control"));
+    assert!(oom.lines().any(|l| l == "oom_kill_disable 1"), "{oom}");
+    // hugetlb applies where the controller is mounted and is skipped elsewhere.
+    let hugetlb = dir("hugetlb", &path);
+    if Path::new(V1_ROOT).join("hugetlb").is_dir() {
+        assert_eq!(
+            read_trim(hugetlb.join("hugetlb.2MB.limit_in_bytes")),
+            "4194304"
+        );
+    } else {
+        assert!(!hugetlb.exists());
+    }
     let cpu = dir("cpu", &path);
     assert_eq!(read_trim(cpu.join("cpu.shares")), "512");
     assert_eq!(read_trim(cpu.join("cpu.cfs_quota_us")), "50000");
@@ -117,6 +135,13 @@ fn v1_limits_are_written_and_processes_are_limited() {
     );
     let own = read_trim(format!("/proc/{}/cgroup", sleeper.pid()));
     assert!(own.contains(&format!(":memory:{path}")), "{own}");
+    if Path::new(V1_ROOT)
+        .join("unified/cgroup.controllers")
+        .exists()
+    {
+        // Hybrid host: the cgroup2 hierarchy is joined too, for tools that look there.
+        assert!(own.lines().any(|l| l == format!("0::{path}")), "{own}");
+    }
 
     helper.go();
     let out = helper.until("done");
@@ -203,8 +228,57 @@ fn v1_relative_path_lands_below_own_cgroup() {
         .unwrap();
     let expected = dir("memory", &mem_own).join("berth-test-rel").join(&id);
     assert!(expected.is_dir(), "{} missing", expected.display());
+    assert!(m.dirs().contains(&expected), "{:?}", m.dirs());
     m.destroy().unwrap();
     assert!(!expected.exists());
     let _ = std::fs::remove_dir(expected.parent().unwrap());
     remove_test_parents("berth-test-rel");
+}
+
+#[test]
+fn v1_fake_tree_with_comounted_controllers() {
+    // open_at needs no root: a fake v1 root with "cpu,cpuacct" (and a "cpu" symlink to it).
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let id = "fake1";
+    for (hierarchy, files) in [
+        ("memory", &["memory.limit_in_bytes", "cgroup.procs"][..]),
+        ("cpu,cpuacct", &["cpu.shares", "cgroup.procs"][..]),
+        (
+            "devices",
+            &["devices.allow", "devices.deny", "cgroup.procs"][..],
+        ),
+    ] {
+        let leaf = root.join(hierarchy).join("pod").join(id);
+        std::fs::create_dir_all(&leaf).unwrap();
+        for f in files {
+            std::fs::write(leaf.join(f), "").unwrap();
+        }
+    }
+    std::os::unix::fs::symlink("cpu,cpuacct", root.join("cpu")).unwrap();
+    let m = crate::cgroups::open_at(root, Version::V1, Some("/pod/fake1"), id).unwrap();
+    m.create(Some(&resources(
+        r#"{"memory": {"limit": 1048576}, "cpu": {"shares": 256}}"#,
+    )))
+    .unwrap();
+    let leaf = |h: &str| root.join(h).join("pod").join(id);
+    assert_eq!(
+        read_trim(leaf("memory").join("memory.limit_in_bytes")),
+        "1048576"
+    );
+    assert_eq!(read_trim(leaf("cpu,cpuacct").join("cpu.shares")), "256");
+    // Each write replaces the fake file, so the last device rule is what remains.
+    assert_eq!(
+        read_trim(leaf("devices").join("devices.allow")),
+        "c 10:229 rwm"
+    );
+    m.add_process(4242).unwrap();
+    assert_eq!(read_trim(leaf("cpu,cpuacct").join("cgroup.procs")), "4242");
+    assert_eq!(m.pids().unwrap(), vec![4242]);
+    // No pids hierarchy: a pids limit names the field.
+    let err = m
+        .update(&resources(r#"{"pids": {"limit": 5}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pids"), "{err}");
 }
