@@ -180,6 +180,61 @@ pub fn v1_lines(rules: &[DeviceRule]) -> Vec<(&'static str, String)> {
     out
 }
 
+/// What the v1 kernel will list in devices.list after `lines` (from `v1_lines`) are written,
+/// sorted: "a *:* rwm" when everything is allowed, else the allowed exceptions. Lets an update
+/// skip rewriting rules that are already in force (the rewrite briefly denies everything).
+pub fn v1_expected_list(lines: &[(&str, String)]) -> Vec<String> {
+    let mut allow_all = true;
+    // (type-major-minor, access) in the kernel's exception list.
+    let mut exceptions: Vec<(String, String)> = Vec::new();
+    for (file, line) in lines {
+        let allow = *file == "devices.allow";
+        if line == "a" {
+            allow_all = allow;
+            exceptions.clear();
+            continue;
+        }
+        let Some((dev, access)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let adds = allow != allow_all;
+        let pos = exceptions.iter().position(|(d, _)| d == dev);
+        match (adds, pos) {
+            (true, Some(i)) => {
+                let merged: String = "rwm"
+                    .chars()
+                    .filter(|c| exceptions[i].1.contains(*c) || access.contains(*c))
+                    .collect();
+                exceptions[i].1 = merged;
+            }
+            (true, None) => exceptions.push((dev.to_string(), access.to_string())),
+            (false, Some(i)) => {
+                let left: String = exceptions[i]
+                    .1
+                    .chars()
+                    .filter(|c| !access.contains(*c))
+                    .collect();
+                if left.is_empty() {
+                    exceptions.remove(i);
+                } else {
+                    exceptions[i].1 = left;
+                }
+            }
+            (false, None) => {}
+        }
+    }
+    let mut out: Vec<String> = if allow_all {
+        vec!["a *:* rwm".to_string()]
+    } else {
+        exceptions
+            .into_iter()
+            .map(|(d, a)| format!("{d} {a}"))
+            .collect()
+    };
+    out.sort();
+    out
+}
+
 /// `resources` with an allow-rwm rule added for every device in `linux.devices`, as runc does:
 /// devices the spec creates in the container must also be usable there.
 pub fn allow_spec_devices(resources: &LinuxResources, devices: &[LinuxDevice]) -> LinuxResources {
@@ -233,6 +288,28 @@ mod tests {
                 ("devices.allow", "b 4:* r".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn v1_expected_list_follows_kernel_semantics() {
+        let spec: Vec<LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 4, "minor": 1, "access": "r"},
+                {"allow": true, "type": "c", "major": 4, "minor": 1, "access": "w"},
+                {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]"#,
+        )
+        .unwrap();
+        let list = v1_expected_list(&v1_lines(&effective_rules(Some(&spec)).unwrap()));
+        assert!(list.contains(&"c 4:1 rw".to_string()), "{list:?}");
+        assert!(
+            list.contains(&"c 1:3 rwm".to_string()),
+            "default re-allows null"
+        );
+        assert!(!list.contains(&"a *:* rwm".to_string()));
+        let all: Vec<LinuxDeviceCgroup> =
+            serde_json::from_str(r#"[{"allow": true, "access": "rwm"}]"#).unwrap();
+        let list = v1_expected_list(&v1_lines(&rules_from_spec(&all).unwrap()));
+        assert_eq!(list, vec!["a *:* rwm".to_string()]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxResources};
 
 use super::fsutil::{self, cgroup_err, set, write};
 use super::path::{self, CgroupMount, CgroupPath};
@@ -231,12 +231,27 @@ impl V1Manager {
         }
         // An update without device rules leaves the device policy alone.
         if !update || r.devices().is_some() {
-            let rules = devices::effective_rules(r.devices().as_deref())
-                .map_err(|why| cgroup_err(self.display_path(), why))?;
-            let dir = self.need("devices", "devices")?;
-            for (file, line) in devices::v1_lines(&rules) {
-                set(dir, file, &line, "devices")?;
-            }
+            self.set_devices(r.devices().as_deref(), update)?;
+        }
+        Ok(())
+    }
+
+    /// The rules are written from a deny-all reset, which for a moment denies everything to a
+    /// running container; an update whose rules are already in force writes nothing.
+    fn set_devices(&self, spec: Option<&[LinuxDeviceCgroup]>, update: bool) -> Result<()> {
+        let rules = devices::effective_rules(spec).map_err(|why| {
+            cgroup_err(
+                self.display_path(),
+                format!("linux.resources.devices: {why}"),
+            )
+        })?;
+        let dir = self.need("devices", "devices")?;
+        let lines = devices::v1_lines(&rules);
+        if update && current_device_list(dir)? == devices::v1_expected_list(&lines) {
+            return Ok(());
+        }
+        for (file, line) in lines {
+            set(dir, file, &line, "devices")?;
         }
         Ok(())
     }
@@ -251,6 +266,17 @@ impl V1Manager {
             .trim()
             .to_string())
     }
+}
+
+/// devices.list as sorted lines.
+fn current_device_list(dir: &Path) -> Result<Vec<String>> {
+    let mut list: Vec<String> = fsutil::read(dir, "devices.list")?
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    list.sort();
+    Ok(list)
 }
 
 fn cpu_knobs_set(c: &LinuxCpu) -> bool {

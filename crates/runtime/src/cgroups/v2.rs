@@ -67,14 +67,13 @@ impl V2Manager {
                     ));
                 }
             }
-            let mut want: BTreeSet<String> = needed.iter().map(|(c, _)| c.clone()).collect();
-            want.extend(
-                optional
-                    .iter()
-                    .map(|c| c.to_string())
-                    .filter(|c| available.contains(c)),
-            );
-            let enabled = enable_controllers(&cur, &want)?;
+            let required: BTreeSet<String> = needed.iter().map(|(c, _)| c.clone()).collect();
+            let extra: BTreeSet<String> = optional
+                .iter()
+                .map(|c| c.to_string())
+                .filter(|c| available.contains(c) && !required.contains(c))
+                .collect();
+            let enabled = enable_controllers(&cur, &required, &extra)?;
             let next = cur.join(comp);
             if !next.exists() {
                 fsutil::create_dirs(&next)?;
@@ -194,28 +193,56 @@ fn controllers_of(dir: &Path) -> Result<Option<BTreeSet<String>>> {
         .map(|s| s.split_whitespace().map(str::to_string).collect()))
 }
 
-/// Enable `want` in `dir/cgroup.subtree_control` (one write for all missing ones; the kernel
-/// applies each token). Returns everything now enabled there.
-fn enable_controllers(dir: &Path, want: &BTreeSet<String>) -> Result<BTreeSet<String>> {
+/// Enable `required` and, where the kernel agrees, `extra` in `dir/cgroup.subtree_control`.
+/// One write for all (the kernel applies a line all or nothing); if that fails, the required
+/// ones alone, then each extra one on its own. Returns everything now enabled there.
+fn enable_controllers(
+    dir: &Path,
+    required: &BTreeSet<String>,
+    extra: &BTreeSet<String>,
+) -> Result<BTreeSet<String>> {
     let mut enabled: BTreeSet<String> = fsutil::read_opt(dir, "cgroup.subtree_control")?
         .unwrap_or_default()
         .split_whitespace()
         .map(|c| c.trim_start_matches('+').to_string())
         .collect();
-    let missing: Vec<&String> = want.iter().filter(|c| !enabled.contains(*c)).collect();
-    if !missing.is_empty() {
-        let line = missing
-            .iter()
+    let missing = |set: &BTreeSet<String>, enabled: &BTreeSet<String>| -> Vec<String> {
+        set.iter()
+            .filter(|c| !enabled.contains(*c))
+            .cloned()
+            .collect()
+    };
+    let line = |list: &[String]| {
+        list.iter()
             .map(|c| format!("+{c}"))
             .collect::<Vec<_>>()
-            .join(" ");
-        write(dir, "cgroup.subtree_control", &line).map_err(|e| {
+            .join(" ")
+    };
+    let mut all = missing(required, &enabled);
+    all.extend(missing(extra, &enabled));
+    all.sort();
+    if all.is_empty() || write(dir, "cgroup.subtree_control", &line(&all)).is_ok() {
+        enabled.extend(all);
+        return Ok(enabled);
+    }
+    let req = missing(required, &enabled);
+    if !req.is_empty() {
+        let l = line(&req);
+        write(dir, "cgroup.subtree_control", &l).map_err(|e| {
             cgroup_err(
                 dir,
-                format!("enable controllers ({line}): {e} (a cgroup with processes cannot delegate controllers)"),
+                format!("enable controllers ({l}): {e} (a cgroup with processes cannot delegate controllers)"),
             )
         })?;
-        enabled.extend(missing.into_iter().cloned());
+        enabled.extend(req);
+    }
+    for c in missing(extra, &enabled) {
+        match write(dir, "cgroup.subtree_control", &format!("+{c}")) {
+            Ok(()) => {
+                enabled.insert(c);
+            }
+            Err(e) => tracing::warn!("{c} controller not enabled (stats will lack it): {e}"),
+        }
     }
     Ok(enabled)
 }

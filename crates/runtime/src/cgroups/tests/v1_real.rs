@@ -9,7 +9,7 @@ use super::{
     make_char_node, proc_state, read_trim, remove_test_parents, resources, some_block_device,
     Helper, Sleeper,
 };
-use crate::cgroups::{host_version, open, Version};
+use crate::cgroups::{devices, host_version, open, Version};
 
 const V1_ROOT: &str = "/sys/fs/cgroup";
 
@@ -110,6 +110,14 @@ fn v1_limits_are_written_and_processes_are_limited() {
             "{rule} missing from {devices}"
         );
     }
+    // The kernel's list is exactly what the v1 emulation (used to skip no-op updates) predicts.
+    let mut listed: Vec<String> = devices.lines().map(str::to_string).collect();
+    listed.sort();
+    let rules = devices::effective_rules(r.devices().as_deref()).unwrap();
+    assert_eq!(
+        listed,
+        devices::v1_expected_list(&devices::v1_lines(&rules))
+    );
 
     // A node for 1:11 (kmsg), which no rule allows; the test process itself may open it.
     let tmp = tempfile::tempdir().unwrap();
@@ -198,6 +206,19 @@ fn v1_limits_are_written_and_processes_are_limited() {
         "{err}"
     );
     assert_eq!(read_trim(mem.join("memory.limit_in_bytes")), "50331648");
+
+    // A device update takes effect (and the same rules again change nothing).
+    let more = resources(
+        r#"{"devices": [{"allow": false, "access": "rwm"},
+                        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}"#,
+    );
+    m.update(&more).unwrap();
+    m.update(&more).unwrap();
+    let devices_list = read_trim(dir("devices", &path).join("devices.list"));
+    assert!(
+        devices_list.lines().any(|l| l == "c 1:11 r"),
+        "{devices_list}"
+    );
 
     drop(helper);
     drop(sleeper);
