@@ -41,8 +41,22 @@ impl V2Manager {
     }
 
     /// mkdir every level below the root, enabling the controllers the container needs in each
-    /// ancestor's cgroup.subtree_control first. Returns the directories made.
+    /// ancestor's cgroup.subtree_control first. Returns the directories made; on failure removes
+    /// them again (if still empty).
     fn make_dirs(&self, r: &LinuxResources) -> Result<Vec<PathBuf>> {
+        let mut made = Vec::new();
+        match self.make_dirs_into(r, &mut made) {
+            Ok(()) => Ok(made),
+            Err(e) => {
+                for d in made.iter().rev() {
+                    let _ = std::fs::remove_dir(d);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn make_dirs_into(&self, r: &LinuxResources, made: &mut Vec<PathBuf>) -> Result<()> {
         let needed = needed_controllers(r);
         let mut optional: Vec<&str> = STATS_CONTROLLERS.to_vec();
         // hugepageLimits apply "where available": enable hugetlb if the host offers it.
@@ -53,7 +67,6 @@ impl V2Manager {
             .dir
             .strip_prefix(&self.root)
             .map_err(|_| cgroup_err(&self.dir, "cgroup is outside the hierarchy root"))?;
-        let mut made = Vec::new();
         let mut cur = self.root.clone();
         let mut available = controllers_of(&cur)?.unwrap_or_default();
         for comp in rel.components() {
@@ -83,7 +96,7 @@ impl V2Manager {
             available = controllers_of(&next)?.unwrap_or(enabled);
             cur = next;
         }
-        Ok(made)
+        Ok(())
     }
 
     fn apply(&self, r: &LinuxResources, update: bool) -> Result<()> {

@@ -185,3 +185,19 @@ fn v2_freeze_and_pids_on_fake_tree() {
     m.thaw().unwrap();
     assert!(!m.is_frozen().unwrap());
 }
+
+#[test]
+fn v2_failure_after_mkdir_removes_what_it_made() {
+    // "new" is made by create, but (being a plain directory) cannot take the controllers it must
+    // delegate: create fails and leaves no "new" behind.
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+    fs::write(tmp.path().join("cgroup.subtree_control"), "").unwrap();
+    let m = open_at(tmp.path(), Version::V2, Some("/new/c6"), "c6").unwrap();
+    let err = m
+        .create(Some(&resources(r#"{"pids": {"limit": 10}}"#)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("subtree_control"), "{err}");
+    assert!(!tmp.path().join("new").exists());
+}
