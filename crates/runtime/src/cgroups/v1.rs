@@ -131,29 +131,25 @@ impl V1Manager {
         self.hierarchies[0].dir.as_path()
     }
 
-    fn make_dirs(&self) -> Result<Vec<PathBuf>> {
-        let mut made = Vec::new();
+    /// mkdir the cgroup in every hierarchy, recording each directory made (shallowest first).
+    fn make_dirs(&self, made: &mut Vec<PathBuf>) -> Result<()> {
         for h in &self.hierarchies {
             let new = fsutil::create_dirs(&h.dir)?;
+            made.extend(new.iter().cloned());
             if h.controllers.iter().any(|c| c == "cpuset") {
                 // A new v1 cpuset starts with no CPUs or memory nodes; inherit the parent's.
                 for d in &new {
                     inherit_cpuset(d)?;
                 }
             }
-            // Remove only the leaf (and its children) on failure, like destroy does.
-            if !new.is_empty() {
-                made.push(h.dir.clone());
-            }
         }
         if let Some(u) = &self.unified {
             match fsutil::create_dirs(u) {
-                Ok(new) if !new.is_empty() => made.push(u.clone()),
-                Ok(_) => {}
+                Ok(new) => made.extend(new),
                 Err(e) => tracing::warn!("hybrid cgroup2 hierarchy skipped: {e}"),
             }
         }
-        Ok(made)
+        Ok(())
     }
 
     fn apply(&self, r: &LinuxResources, update: bool) -> Result<()> {
@@ -548,14 +544,17 @@ impl Manager for V1Manager {
         validate(r, Version::V1, self.display_path())?;
         // Devices are always restricted, so a host without the controller cannot run containers.
         self.need("devices", "devices")?;
-        let made = self.make_dirs()?;
-        if let Err(e) = self.apply(r, false) {
+        let mut made = Vec::new();
+        let result = self
+            .make_dirs(&mut made)
+            .and_then(|()| self.apply(r, false));
+        if result.is_err() {
+            // Nothing has joined yet; parents go only if empty (another container may use them).
             for d in made.iter().rev() {
-                let _ = fsutil::remove_tree(d);
+                let _ = fs::remove_dir(d);
             }
-            return Err(e);
         }
-        Ok(())
+        result
     }
 
     fn add_process(&self, pid: i32) -> Result<()> {

@@ -72,3 +72,24 @@ fn bad_values_on_fake_v2_create_nothing() {
         ""
     );
 }
+
+#[test]
+fn kernel_refusal_after_mkdir_removes_what_create_made() {
+    if !require_root!() {
+        return;
+    }
+    // Valid syntax, but no such CPU: only the kernel can refuse it, after the mkdirs.
+    let id = unique_id("cgkern");
+    let parent = format!("berth-test-kern-{id}");
+    let m = open(Some(&format!("/{parent}/{id}")), &id).unwrap();
+    let err = m
+        .create(Some(&resources(r#"{"cpu": {"cpus": "4000"}}"#)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cpu.cpus"), "{err}");
+    assert!(!m.exists());
+    for hierarchy in ["memory", "cpuset", "devices", "unified", ""] {
+        let p = Path::new("/sys/fs/cgroup").join(hierarchy).join(&parent);
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}
