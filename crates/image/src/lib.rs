@@ -1,0 +1,22 @@
+//! berth's image mechanisms. See the crate README section in docs/ARCHITECTURE.md.
+//!
+//! - `digest`: `Digest` (sha256/sha512) and streaming hash/verify wrappers.
+//! - `content`: `ContentStore`, blobs by digest with atomic, resumable ingest.
+//! - `media`: OCI and Docker schema2 manifests/indexes/configs, platform selection.
+//! - `unpack`: safe layer application (whiteouts, hostile tars).
+//! - `snapshot`: overlay snapshots keyed by chain id, with a plain-copy fallback.
+//! - `archive`: `docker save` / OCI layout tars in and out.
+//! - `names`: a small name → image index the engine can persist.
+//!
+//! The crate knows nothing of containers and keeps no database: every piece of on-disk state is
+//! self-describing (blobs by digest, snapshots by chain id) and written atomically.
+
+pub mod content;
+pub mod digest;
+pub mod error;
+pub mod media;
+pub mod unpack;
+
+pub use content::{BlobInfo, ContentStore};
+pub use digest::Digest;
+pub use error::{Error, Result};
