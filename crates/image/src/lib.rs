@@ -14,7 +14,9 @@
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod extract;
 pub mod media;
+pub mod snapshot;
 pub mod unpack;
 
 pub use content::{BlobInfo, ContentStore};

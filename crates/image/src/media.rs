@@ -289,6 +289,43 @@ pub fn resolve_image(
     )))
 }
 
+/// Store `config` and an OCI manifest for it and `layers` (whose blobs must be in the store);
+/// returns the manifest's descriptor. JSON is written compactly and deterministically, so the
+/// same inputs always give the same digests.
+pub fn store_image(
+    store: &ContentStore,
+    config: &ImageConfiguration,
+    layers: Vec<Descriptor>,
+) -> Result<Descriptor> {
+    for l in &layers {
+        let d = Digest::from_oci(l.digest())?;
+        if !store.has(&d) {
+            return Err(Error::BlobNotFound(d));
+        }
+    }
+    let config_bytes =
+        serde_json::to_vec(config).map_err(|e| Error::json("serialize image config", e))?;
+    let config_info = store.put_bytes(&config_bytes)?;
+    let manifest = oci_spec::image::ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config_info.size,
+            config_info.digest.to_oci(),
+        ))
+        .layers(layers)
+        .build()
+        .map_err(|e| Error::Archive(format!("build manifest: {e}")))?;
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| Error::json("serialize manifest", e))?;
+    let info = store.put_bytes(&bytes)?;
+    Ok(Descriptor::new(
+        MediaType::ImageManifest,
+        info.size,
+        info.digest.to_oci(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

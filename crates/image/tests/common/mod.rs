@@ -165,3 +165,47 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Store `layers` (uncompressed tars; gzipped when `gzip_layers`) as an image with a linux/amd64
+/// config; returns the manifest digest.
+pub fn store_image(
+    store: &berth_image::ContentStore,
+    layers: &[Vec<u8>],
+    gzip_layers: bool,
+) -> berth_image::Digest {
+    use oci_spec::image::{
+        Arch, ConfigBuilder, Descriptor, ImageConfigurationBuilder, MediaType, Os, RootFsBuilder,
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for tar in layers {
+        diff_ids.push(berth_image::Digest::sha256_of(tar).to_string());
+        let (blob, mt) = if gzip_layers {
+            (gzip(tar), MediaType::ImageLayerGzip)
+        } else {
+            (tar.clone(), MediaType::ImageLayer)
+        };
+        let info = store.put_bytes(&blob).unwrap();
+        descs.push(Descriptor::new(mt, info.size, info.digest.to_oci()));
+    }
+    let config = ImageConfigurationBuilder::default()
+        .architecture(Arch::Amd64)
+        .os(Os::Linux)
+        .config(
+            ConfigBuilder::default()
+                .cmd(vec!["/bin/sh".to_string()])
+                .build()
+                .unwrap(),
+        )
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(diff_ids)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let m = berth_image::media::store_image(store, &config, descs).unwrap();
+    berth_image::Digest::from_oci(m.digest()).unwrap()
+}

@@ -1,0 +1,171 @@
+//! Snapshots: layers unpacked by chain id, stacked with a real overlay mount, and the
+//! plain-copy fallback.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use berth_image::extract::unpack_image;
+use berth_image::media::{resolve_image, PlatformSpec};
+use berth_image::snapshot::{chain_ids, unmount, Backend, Mount, Snapshotter};
+use berth_image::unpack::UnpackOptions;
+use berth_image::{ContentStore, Error};
+use common::{store_image, tree, Layer};
+
+fn two_layers() -> Vec<Vec<u8>> {
+    let l1 = Layer::new()
+        .dir("a")
+        .file("a/file1", b"one")
+        .file("a/file2", b"two")
+        .dir("d")
+        .file("d/x", b"x")
+        .dir("d/sub")
+        .file("d/sub/y", b"y")
+        .finish();
+    // Layer 2 deletes a/file1 and makes d opaque (hiding x and sub), adding z.
+    let l2 = Layer::new()
+        .file("a/.wh.file1", b"")
+        .dir("d")
+        .file("d/.wh..wh..opq", b"")
+        .file("d/z", b"z")
+        .finish();
+    vec![l1, l2]
+}
+
+const EXPECTED: [&str; 4] = ["a", "a/file2", "d", "d/z"];
+
+struct Setup {
+    dir: tempfile::TempDir,
+    store: ContentStore,
+    snaps: Snapshotter,
+    top: berth_image::Digest,
+}
+
+fn setup(backend: Option<Backend>, gzip: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(dir.path().join("content")).unwrap();
+    let snaps = Snapshotter::open(dir.path().join("snapshots"), backend).unwrap();
+    let manifest = store_image(&store, &two_layers(), gzip);
+    let image = resolve_image(&store, &manifest, &PlatformSpec::host()).unwrap();
+    let top = unpack_image(&store, &snaps, &image, &UnpackOptions::default())
+        .unwrap()
+        .unwrap();
+    let ids = chain_ids(&image.diff_ids().unwrap());
+    assert_eq!(top, ids[1]);
+    assert!(snaps.exists(&ids[0]) && snaps.exists(&ids[1]));
+    Setup {
+        dir,
+        store,
+        snaps,
+        top,
+    }
+}
+
+#[test]
+fn overlay_mount_shows_whiteouts_and_opaque_dirs() {
+    if !berth_testsupport::require_root!() {
+        return;
+    }
+    let s = setup(None, true);
+    if !berth_testsupport::require(
+        s.snaps.backend() == Backend::Overlay,
+        "overlayfs usable under the test directory",
+    ) {
+        return;
+    }
+    let mount = s.snaps.prepare("ctr-overlay", Some(&s.top)).unwrap();
+    let Mount::Overlay {
+        lowerdirs,
+        upperdir,
+        ..
+    } = &mount
+    else {
+        panic!("expected an overlay mount, got {mount:?}");
+    };
+    assert_eq!(lowerdirs.len(), 2);
+    assert_eq!(lowerdirs[0], s.snaps.committed_fs(&s.top), "topmost first");
+    let merged = s.dir.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    mount.mount(&merged).unwrap();
+    let seen = tree(&merged);
+    let wrote = fs::write(merged.join("a/new"), b"n");
+    unmount(&merged).unwrap();
+    assert_eq!(seen, EXPECTED);
+    wrote.unwrap();
+    assert_eq!(
+        fs::read(upperdir.as_ref().unwrap().join("a/new")).unwrap(),
+        b"n",
+        "writes land in the active snapshot"
+    );
+
+    // A read-only view of the image itself.
+    let view = s.snaps.view(&s.top).unwrap();
+    view.mount(&merged).unwrap();
+    let seen = tree(&merged);
+    let write = fs::write(merged.join("ro"), b"x");
+    unmount(&merged).unwrap();
+    assert_eq!(seen, EXPECTED);
+    assert!(write.is_err(), "view is read-only");
+
+    s.snaps.remove_active("ctr-overlay").unwrap();
+}
+
+#[test]
+fn copy_backend_gives_the_same_tree() {
+    let s = setup(Some(Backend::Copy), false);
+    let mount = s.snaps.prepare("ctr-copy", Some(&s.top)).unwrap();
+    let Mount::Bind { source } = &mount else {
+        panic!("expected a bind mount, got {mount:?}");
+    };
+    assert_eq!(tree(source), EXPECTED);
+    // The copy is private to the active snapshot.
+    fs::write(source.join("a/file2"), b"changed").unwrap();
+    assert_eq!(
+        fs::read(s.snaps.committed_fs(&s.top).join("a/file2")).unwrap(),
+        b"two"
+    );
+}
+
+#[test]
+fn remove_is_refused_while_children_exist() {
+    let s = setup(Some(Backend::Copy), false);
+    let infos = s.snaps.list().unwrap();
+    assert_eq!(infos.len(), 2);
+    let base = infos
+        .iter()
+        .find(|i| i.parent.is_none())
+        .map(|i| berth_image::Digest::parse(&i.name).unwrap())
+        .unwrap();
+    let err = s.snaps.remove(&base).unwrap_err();
+    assert!(matches!(err, Error::Snapshot { .. }), "{err}");
+    s.snaps.remove(&s.top).unwrap();
+    s.snaps.remove(&base).unwrap();
+    assert!(s.snaps.list().unwrap().is_empty());
+    assert!(!s.snaps.exists(&s.top));
+    let _ = &s.store;
+}
+
+#[test]
+fn layer_with_wrong_diff_id_leaves_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(dir.path().join("content")).unwrap();
+    let snaps = Snapshotter::open(dir.path().join("snapshots"), Some(Backend::Copy)).unwrap();
+    let manifest = store_image(&store, &two_layers()[..1], false);
+    let mut image = resolve_image(&store, &manifest, &PlatformSpec::host()).unwrap();
+    image
+        .config
+        .rootfs_mut()
+        .set_diff_ids(vec![berth_image::Digest::sha256_of(b"lie").to_string()]);
+    let err = unpack_image(&store, &snaps, &image, &UnpackOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(snaps.list().unwrap().is_empty());
+    assert_eq!(
+        tree(&dir.path().join("snapshots/active")),
+        Vec::<String>::new()
+    );
+    assert!(!Path::new(&dir.path().join("snapshots/committed"))
+        .read_dir()
+        .unwrap()
+        .any(|_| true));
+}
