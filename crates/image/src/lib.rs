@@ -11,6 +11,7 @@
 //! The crate knows nothing of containers and keeps no database: every piece of on-disk state is
 //! self-describing (blobs by digest, snapshots by chain id) and written atomically.
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod error;

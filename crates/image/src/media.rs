@@ -297,23 +297,33 @@ pub fn store_image(
     config: &ImageConfiguration,
     layers: Vec<Descriptor>,
 ) -> Result<Descriptor> {
-    for l in &layers {
-        let d = Digest::from_oci(l.digest())?;
+    let config_bytes =
+        serde_json::to_vec(config).map_err(|e| Error::json("serialize image config", e))?;
+    let config_info = store.put_bytes(&config_bytes)?;
+    let config_desc = Descriptor::new(
+        MediaType::ImageConfig,
+        config_info.size,
+        config_info.digest.to_oci(),
+    );
+    store_manifest(store, config_desc, layers)
+}
+
+/// Store an OCI manifest for a config blob and layer blobs already in the store.
+pub fn store_manifest(
+    store: &ContentStore,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+) -> Result<Descriptor> {
+    for d in std::iter::once(&config).chain(&layers) {
+        let d = Digest::from_oci(d.digest())?;
         if !store.has(&d) {
             return Err(Error::BlobNotFound(d));
         }
     }
-    let config_bytes =
-        serde_json::to_vec(config).map_err(|e| Error::json("serialize image config", e))?;
-    let config_info = store.put_bytes(&config_bytes)?;
     let manifest = oci_spec::image::ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(Descriptor::new(
-            MediaType::ImageConfig,
-            config_info.size,
-            config_info.digest.to_oci(),
-        ))
+        .config(config)
         .layers(layers)
         .build()
         .map_err(|e| Error::Archive(format!("build manifest: {e}")))?;
