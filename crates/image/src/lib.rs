@@ -16,7 +16,9 @@ pub mod content;
 pub mod digest;
 pub mod error;
 pub mod extract;
+pub mod gc;
 pub mod media;
+pub mod names;
 pub mod snapshot;
 pub mod unpack;
 

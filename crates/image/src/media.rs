@@ -63,7 +63,7 @@ pub fn classify(media_type: &str) -> Kind {
 }
 
 pub fn kind_of(media_type: &MediaType) -> Kind {
-    classify(&media_type.to_string())
+    classify(media_type.as_ref())
 }
 
 /// Which kind of document a JSON blob is, from its own `mediaType` or, when absent (allowed by

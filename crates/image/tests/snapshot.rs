@@ -169,3 +169,53 @@ fn layer_with_wrong_diff_id_leaves_no_snapshot() {
         .unwrap()
         .any(|_| true));
 }
+
+#[test]
+fn gc_keeps_what_names_reach_and_removes_the_rest() {
+    use berth_image::gc::{collect, reachable};
+    use std::collections::BTreeSet;
+    let s = setup(Some(Backend::Copy), true);
+    let kept_manifest = {
+        // setup() stored exactly one image: find its manifest among the blobs.
+        let blobs = s.store.list().unwrap();
+        blobs
+            .iter()
+            .map(|b| b.digest.clone())
+            .find(|d| resolve_image(&s.store, d, &PlatformSpec::host()).is_ok())
+            .unwrap()
+    };
+    // A second image, unnamed: its blobs and snapshots are garbage.
+    let other = store_image(&s.store, &[Layer::new().file("junk", b"j").finish()], false);
+    let image = resolve_image(&s.store, &other, &PlatformSpec::host()).unwrap();
+    let other_top = unpack_image(&s.store, &s.snaps, &image, &UnpackOptions::default())
+        .unwrap()
+        .unwrap();
+    s.snaps.prepare("live-ctr", Some(&s.top)).unwrap();
+    s.snaps.prepare("dead-ctr", Some(&other_top)).unwrap();
+
+    let live = reachable(&s.store, [&kept_manifest]).unwrap();
+    assert_eq!(live.blobs.len(), 4, "manifest, config, two layers");
+    let report = collect(
+        &s.store,
+        Some(&s.snaps),
+        [&kept_manifest],
+        &BTreeSet::from(["live-ctr".to_string()]),
+    )
+    .unwrap();
+    assert_eq!(report.removed_blobs.len(), 3, "{report:?}");
+    assert!(report.freed_bytes > 0);
+    assert!(!s.store.has(&other));
+    assert_eq!(s.store.list().unwrap().len(), 4);
+    assert!(!s.snaps.exists(&other_top));
+    assert!(s.snaps.exists(&s.top));
+    let names: Vec<String> = s
+        .snaps
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert!(names.contains(&"live-ctr".to_string()));
+    assert!(!names.contains(&"dead-ctr".to_string()));
+    assert_eq!(names.len(), 3, "{names:?}");
+}

@@ -45,7 +45,7 @@ impl Contents {
 
 fn is_bookkeeping(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let top = path.parent().map_or(true, |p| p.as_os_str().is_empty());
+    let top = path.parent().is_none_or(|p| p.as_os_str().is_empty());
     (top && matches!(
         name,
         "manifest.json" | "index.json" | "oci-layout" | "repositories"
