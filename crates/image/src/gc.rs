@@ -128,7 +128,7 @@ pub fn collect<'a>(
         }
     }
     // Children before parents, so `remove`'s child check passes.
-    doomed.sort_by(|a, b| b.0.cmp(&a.0));
+    doomed.sort_by_key(|d| std::cmp::Reverse(d.0));
     for (_, d) in doomed {
         snaps.remove(&d)?;
         report.removed_snapshots.push(d.to_string());
