@@ -277,10 +277,16 @@ pub fn resolve_image(
                 });
             }
             _ => {
+                let schema1 = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .is_ok_and(|v| v["schemaVersion"] == 1);
                 return Err(Error::UnsupportedMediaType {
-                    media_type: "unknown document".into(),
+                    media_type: if schema1 {
+                        "Docker schema 1 manifest (deprecated, not supported)".into()
+                    } else {
+                        "neither a manifest nor an index".into()
+                    },
                     what: digest.to_string(),
-                })
+                });
             }
         }
     }

@@ -362,3 +362,31 @@ fn hostile_whiteouts_through_symlinks_are_confined() {
     assert!(Path::new("/etc/passwd").exists());
     assert_eq!(tree(&sb.outside), vec!["keep"]);
 }
+
+#[test]
+fn overlay_xattrs_in_a_layer_are_dropped() {
+    if !berth_testsupport::require_root!() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let tar = Layer::new()
+        .file_with_pax(
+            "f",
+            b"x",
+            &[
+                ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+                ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+                ("SCHILY.xattr.user.keep", b"1"),
+            ],
+        )
+        .finish();
+    let opts = UnpackOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        ..Default::default()
+    };
+    apply_layer(&tar[..], &sb.root, &opts).unwrap();
+    let f = sb.root.join("f");
+    assert_eq!(lgetxattr(&f, "trusted.overlay.redirect"), None);
+    assert_eq!(lgetxattr(&f, "trusted.overlay.opaque"), None);
+    assert_eq!(lgetxattr(&f, "user.keep").as_deref(), Some(&b"1"[..]));
+}

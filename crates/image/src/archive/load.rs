@@ -43,13 +43,19 @@ impl Contents {
     }
 }
 
+/// Top-level files read into memory: few and capped, so memory stays bounded.
 fn is_bookkeeping(path: &Path) -> bool {
+    matches!(
+        path.to_str(),
+        Some("manifest.json" | "index.json" | "oci-layout" | "repositories")
+    )
+}
+
+/// Legacy per-layer metadata of classic docker archives: not needed, not stored.
+fn is_legacy_layer_metadata(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let top = path.parent().is_none_or(|p| p.as_os_str().is_empty());
-    (top && matches!(
-        name,
-        "manifest.json" | "index.json" | "oci-layout" | "repositories"
-    )) || (!top && matches!(name, "json" | "VERSION"))
+    let nested = path.parent().is_some_and(|p| !p.as_os_str().is_empty());
+    nested && matches!(name, "json" | "VERSION")
 }
 
 /// `blobs/<algo>/<hex>` names its own digest.
@@ -116,6 +122,9 @@ fn read_contents(store: &ContentStore, input: impl Read) -> Result<Contents> {
         let shown = path.display().to_string();
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if is_legacy_layer_metadata(&path) {
+                    continue;
+                }
                 if is_bookkeeping(&path) {
                     let size = entry.size();
                     if size > MAX_JSON_BLOB {

@@ -537,7 +537,7 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, want_xattrs: bool) -> io::R
                 "mtime" => meta.mtime = number().unwrap_or(meta.mtime),
                 _ => {
                     if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                        if want_xattrs {
+                        if want_xattrs && !is_overlay_xattr(name) {
                             meta.xattrs.push((name.to_string(), value.to_vec()));
                         }
                     }
@@ -546,6 +546,13 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, want_xattrs: bool) -> io::R
         }
     }
     Ok(meta)
+}
+
+/// overlayfs reads its own xattrs (opaque, redirect, metacopy, origin) from upper and lower
+/// directories: a layer must never smuggle them in, or it could redirect lookups to other
+/// layers' files. Opaque directories come only from `.wh..wh..opq` entries.
+fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
 }
 
 /// Split a normalised relative path into (parent, file name).
