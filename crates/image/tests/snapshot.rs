@@ -219,3 +219,42 @@ fn gc_keeps_what_names_reach_and_removes_the_rest() {
     assert!(!names.contains(&"dead-ctr".to_string()));
     assert_eq!(names.len(), 3, "{names:?}");
 }
+
+#[test]
+fn long_layer_chains_mount_past_the_option_page_limit() {
+    if !berth_testsupport::require_root!() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(dir.path().join("content")).unwrap();
+    let snaps = Snapshotter::open(dir.path().join("snapshots"), None).unwrap();
+    if !berth_testsupport::require(snaps.backend() == Backend::Overlay, "overlayfs usable") {
+        return;
+    }
+    let layers: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            Layer::new()
+                .file("n", format!("{i}").as_bytes())
+                .file(&format!("layer-{i}"), b"")
+                .finish()
+        })
+        .collect();
+    let manifest = store_image(&store, &layers, false);
+    let image = resolve_image(&store, &manifest, &PlatformSpec::host()).unwrap();
+    let top = unpack_image(&store, &snaps, &image, &UnpackOptions::default())
+        .unwrap()
+        .unwrap();
+    let mount = snaps.prepare("long-chain", Some(&top)).unwrap();
+    assert!(
+        mount.overlay_options().unwrap().len() > 4096,
+        "test needs a long chain"
+    );
+    let merged = dir.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    mount.mount(&merged).unwrap();
+    let n = fs::read_to_string(merged.join("n"));
+    let count = fs::read_dir(&merged).unwrap().count();
+    unmount(&merged).unwrap();
+    assert_eq!(n.unwrap(), "59", "topmost layer wins");
+    assert_eq!(count, 61);
+}

@@ -26,6 +26,9 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, PathContext, Result};
 use crate::unpack::WhiteoutMode;
 
+mod mount;
+pub use mount::{unmount, Mount};
+
 /// Longest overlay lower chain we accept (the kernel's limit is 500).
 const MAX_DEPTH: usize = 500;
 
@@ -54,88 +57,6 @@ pub enum Backend {
     /// No overlayfs (not root, or an upper file system it cannot use): each snapshot is a full
     /// copy of its parent plus its changes.
     Copy,
-}
-
-/// How to mount a prepared snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mount {
-    Overlay {
-        /// Topmost first, as overlayfs's lowerdir lists them.
-        lowerdirs: Vec<PathBuf>,
-        /// None (with `workdir` None) for a read-only view.
-        upperdir: Option<PathBuf>,
-        workdir: Option<PathBuf>,
-    },
-    Bind {
-        source: PathBuf,
-    },
-}
-
-impl Mount {
-    /// The overlay mount data ("lowerdir=…,upperdir=…,workdir=…"), or None for a bind mount.
-    pub fn overlay_options(&self) -> Option<String> {
-        match self {
-            Mount::Overlay {
-                lowerdirs,
-                upperdir,
-                workdir,
-            } => {
-                let lower: Vec<String> =
-                    lowerdirs.iter().map(|p| p.display().to_string()).collect();
-                let mut data = format!("lowerdir={}", lower.join(":"));
-                if let (Some(upper), Some(work)) = (upperdir, workdir) {
-                    data.push_str(&format!(
-                        ",upperdir={},workdir={}",
-                        upper.display(),
-                        work.display()
-                    ));
-                }
-                Some(data)
-            }
-            Mount::Bind { .. } => None,
-        }
-    }
-
-    /// Mount at `target` (needs root).
-    pub fn mount(&self, target: &Path) -> Result<()> {
-        use nix::mount::{mount, MsFlags};
-        let r = match self {
-            Mount::Overlay { .. } => {
-                let data = self.overlay_options().unwrap_or_default();
-                // The kernel copies at most one page of mount data.
-                if data.len() >= 4096 {
-                    return Err(Error::Snapshot {
-                        id: target.display().to_string(),
-                        reason: format!(
-                            "overlay options are {} bytes, over the one-page limit",
-                            data.len()
-                        ),
-                    });
-                }
-                mount(
-                    Some("overlay"),
-                    target,
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(data.as_str()),
-                )
-            }
-            Mount::Bind { source } => mount(
-                Some(source.as_path()),
-                target,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            ),
-        };
-        r.map_err(|e| Error::path("mount snapshot", target, e.into()))
-    }
-}
-
-/// Unmount what `Mount::mount` mounted.
-pub fn unmount(target: &Path) -> Result<()> {
-    nix::mount::umount2(target, nix::mount::MntFlags::empty())
-        .map_err(|e| Error::path("unmount snapshot", target, e.into()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
