@@ -297,6 +297,35 @@ impl ContentStore {
         Ok(out)
     }
 
+    /// Remove partial ingests untouched for `older_than` (crashed loads, abandoned pulls).
+    /// Ingests a writer holds open are left alone. Returns how many were removed.
+    pub fn prune_ingests(&self, older_than: std::time::Duration) -> Result<usize> {
+        let dir = self.root.join("ingest");
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir).at("list ingests", &dir)? {
+            let entry = entry.at("list ingests", &dir)?;
+            let data = entry.path().join("data");
+            let Ok(file) = OpenOptions::new().read(true).open(&data) else {
+                // No data file: an interrupted start; remove it too.
+                let _ = fs::remove_dir_all(entry.path());
+                removed += 1;
+                continue;
+            };
+            let age = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            if age < older_than || lock_exclusive(&file).is_err() {
+                continue;
+            }
+            fs::remove_dir_all(entry.path()).at("remove stale ingest", &entry.path())?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Drop a partial ingest.
     pub fn abort_ingest(&self, reference: &str) -> Result<()> {
         let dir = self.ingest_dir(reference);
@@ -554,6 +583,31 @@ mod tests {
         assert_eq!(w.offset(), 0);
         w.abort().unwrap();
         assert!(store.ingests().unwrap().is_empty());
+    }
+
+    #[test]
+    fn stale_ingests_are_pruned_but_open_ones_kept() {
+        let (_d, store) = store();
+        let mut old = store.writer("abandoned", None, None).unwrap();
+        old.write_all(b"partial").unwrap();
+        drop(old);
+        let mut busy = store.writer("in-use", None, None).unwrap();
+        busy.write_all(b"x").unwrap();
+        assert_eq!(
+            store
+                .prune_ingests(std::time::Duration::from_secs(3600))
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.prune_ingests(std::time::Duration::ZERO).unwrap(), 1);
+        let left: Vec<String> = store
+            .ingests()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.reference)
+            .collect();
+        assert_eq!(left, vec!["in-use"]);
+        busy.commit().unwrap();
     }
 
     #[test]

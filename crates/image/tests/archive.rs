@@ -141,6 +141,21 @@ fn busybox_round_trips_through_both_formats() {
         assert!(dst.has(&layer));
         assert_eq!(dst.list().unwrap(), store.list().unwrap());
         assert_unpacks(&dst, tmp.path(), img);
+
+        // A load cut off mid-layer (a crash, a dropped pipe) names nothing and leaves no
+        // partial ingest behind: only whole, verified blobs, which GC can collect.
+        let cut = fresh_store(tmp.path(), &format!("cut-{format:?}"));
+        let err = load(&cut, &bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(
+            matches!(err, Error::Io { .. } | Error::SizeMismatch { .. }),
+            "{err}"
+        );
+        assert!(cut.ingests().unwrap().is_empty());
+        assert!(fs::read_dir(cut.root().join("ingest"))
+            .unwrap()
+            .next()
+            .is_none());
+        assert!(!cut.has(&layer), "the cut layer is not stored");
     }
 }
 
