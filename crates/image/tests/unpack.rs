@@ -390,3 +390,30 @@ fn overlay_xattrs_in_a_layer_are_dropped() {
     assert_eq!(lgetxattr(&f, "trusted.overlay.opaque"), None);
     assert_eq!(lgetxattr(&f, "user.keep").as_deref(), Some(&b"1"[..]));
 }
+
+#[test]
+fn hostile_pax_names_are_checked_like_header_names() {
+    let sb = Sandbox::new();
+    fs::write(sb.outside.join("secret"), b"s").unwrap();
+    let deep = format!("a/{}../../outside/evil", "b/../".repeat(40));
+    for tar in [
+        Layer::new()
+            .pax(&[("path", b"../outside/evil")])
+            .file("benign", b"pwned")
+            .finish(),
+        Layer::new()
+            .pax(&[("path", deep.as_bytes())])
+            .file("benign", b"pwned")
+            .finish(),
+        Layer::new()
+            .pax(&[("linkpath", b"../outside/secret")])
+            .hardlink("h", "benign-target")
+            .finish(),
+    ] {
+        let err = sb.apply(&tar).unwrap_err();
+        assert!(matches!(err, Error::UnsafeEntry { .. }), "{err}");
+    }
+    assert_eq!(tree(&sb.outside), vec!["secret"]);
+    assert_eq!(fs::metadata(sb.outside.join("secret")).unwrap().nlink(), 1);
+    assert!(!sb.root.join("benign").exists() && !sb.root.join("h").exists());
+}

@@ -82,6 +82,14 @@ impl Layer {
         self.file(name, data)
     }
 
+    /// PAX records for the next entry (e.g. "path", "linkpath" overriding the header's names).
+    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        self.b
+            .append_pax_extensions(records.iter().copied())
+            .unwrap();
+        self
+    }
+
     pub fn dir(&mut self, name: &str) -> &mut Self {
         self.dir_mode(name, 0o755)
     }
