@@ -1,4 +1,6 @@
-//! berth's image mechanisms. See the crate README section in docs/ARCHITECTURE.md.
+//! berth's image mechanisms: a library the engine (and later the registry client and server)
+//! calls. Layout under a data root, as the engine arranges it:
+//! `blobs/<algo>/<hex>`, `ingest/<h>/`, `snapshots/{committed/<chain-hex>,active/<key>}/`.
 //!
 //! - `digest`: `Digest` (sha256/sha512) and streaming hash/verify wrappers.
 //! - `content`: `ContentStore`, blobs by digest with atomic, resumable ingest.
@@ -6,6 +8,8 @@
 //! - `unpack`: safe layer application (whiteouts, hostile tars).
 //! - `snapshot`: overlay snapshots keyed by chain id, with a plain-copy fallback.
 //! - `archive`: `docker save` / OCI layout tars in and out.
+//! - `extract`: image → snapshots (`unpack_image`), layer by layer, skipping what exists.
+//! - `gc`: what names reach, and removal of the rest (blobs, snapshots).
 //! - `names`: a small name → image index the engine can persist.
 //!
 //! The crate knows nothing of containers and keeps no database: every piece of on-disk state is
