@@ -218,6 +218,15 @@ impl Runtime {
             Some(profile) => Some(seccomp::compile(profile, Some(&self.seccomp_cache()))?),
             None => None,
         };
+        crate::security::check(process, linux.and_then(|l| l.personality().as_ref()))?;
+        // Devices the spec creates must also be usable through the device cgroup.
+        let resources =
+            linux
+                .and_then(|l| l.resources().as_ref())
+                .map(|r| match l_devices(linux) {
+                    Some(devs) => cgroups::allow_spec_devices(r, devs),
+                    None => r.clone(),
+                });
         let cgroup = cgroups::open(cgroups_path.as_deref(), id)?;
         let dir = StateDir::create(&self.root, id)?;
         let mut cleanup = CreateCleanup {
@@ -225,7 +234,7 @@ impl Runtime {
             cgroup: None,
             armed: true,
         };
-        cgroup.create(linux.and_then(|l| l.resources().as_ref()))?;
+        cgroup.create(resources.as_ref())?;
         cleanup.cgroup = Some(cgroup.as_ref());
 
         let exec_fifo = if with_fifo {
@@ -568,6 +577,14 @@ impl Runtime {
 pub enum ExecResult {
     Started(i32),
     Exited(i32),
+}
+
+fn l_devices(
+    linux: Option<&oci_spec::runtime::Linux>,
+) -> Option<&[oci_spec::runtime::LinuxDevice]> {
+    linux
+        .and_then(|l| l.devices().as_deref())
+        .filter(|d| !d.is_empty())
 }
 
 /// SIGKILL everything in the container and wait until its init is gone.
