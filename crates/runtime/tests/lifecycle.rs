@@ -44,7 +44,7 @@ impl Rt {
             .stderr(err.try_clone().unwrap())
             .status()
             .unwrap();
-        let mut read = |f: &mut std::fs::File| {
+        let read = |f: &mut std::fs::File| {
             use std::io::{Read, Seek};
             let mut v = Vec::new();
             f.seek(std::io::SeekFrom::Start(0)).unwrap();
