@@ -541,10 +541,14 @@ mod tests {
 
     #[test]
     fn skopeo_reads_the_busybox_layout() {
-        let Some(skopeo) = crate::which("skopeo") else {
-            eprintln!("SKIPPED: skopeo not installed");
+        let skopeo = crate::which("skopeo");
+        if !crate::require(
+            skopeo.is_some(),
+            "skopeo installed (apt-get install skopeo)",
+        ) {
             return;
-        };
+        }
+        let skopeo = skopeo.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let info = write_busybox_oci_layout(dir.path()).unwrap();
         let out = Command::new(skopeo)
@@ -566,5 +570,45 @@ mod tests {
         assert!(out.status.success());
         let config: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(config["config"]["Cmd"], json!(["sh"]));
+    }
+
+    #[test]
+    fn skopeo_reads_the_busybox_archive() {
+        let skopeo = crate::which("skopeo");
+        if !crate::require(
+            skopeo.is_some(),
+            "skopeo installed (apt-get install skopeo)",
+        ) {
+            return;
+        }
+        let skopeo = skopeo.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busybox.tar");
+        let info = write_busybox_oci_tar(&path, "localhost/t/busybox:v2").unwrap();
+        let out = Command::new(skopeo)
+            .args(["inspect", "--raw"])
+            .arg(format!("oci-archive:{}:v2", path.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo inspect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(sha256_digest(&out.stdout), info.manifest_digest);
+
+        // The Docker view of the same archive (manifest.json), as `docker load` reads it.
+        let out = Command::new("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("docker-archive:{}", path.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo inspect docker-archive: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"], json!(info.diff_ids));
     }
 }
