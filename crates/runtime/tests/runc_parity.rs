@@ -248,3 +248,153 @@ fn mount_shape(mountinfo: &str) -> Vec<String> {
         .map(|f| format!("parent={} {}", mount_point(f[1]), f[3..].join(" ")))
         .collect()
 }
+
+/// Limits as the host sees them: the cgroup files of the container's init, found from `state`'s pid
+/// and /proc/PID/cgroup (cgroup v1 hierarchies under /sys/fs/cgroup).
+fn host_cgroup_values(pid: i32) -> Vec<String> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    let file = |controller: &str, name: &str| -> String {
+        let line = cgroups
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == controller))
+            })
+            .unwrap_or_else(|| panic!("no {controller} line in /proc/{pid}/cgroup:\n{cgroups}"));
+        let mut fields = line.splitn(3, ':').skip(1);
+        let (hierarchy, path) = (fields.next().unwrap(), fields.next().unwrap());
+        let path = format!("/sys/fs/cgroup/{hierarchy}{path}/{name}");
+        let value = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("<{path}: {e}>"));
+        format!("{name}={}", value.trim())
+    };
+    vec![
+        file("memory", "memory.limit_in_bytes"),
+        file("pids", "pids.max"),
+        file("cpu", "cpu.shares"),
+        file("cpu", "cpu.cfs_quota_us"),
+        file("cpu", "cpu.cfs_period_us"),
+    ]
+}
+
+/// create / state / start / ps / exec / pause / resume / list / kill / delete, step by step, as a
+/// list of observations that must be the same for both runtimes.
+fn lifecycle_report(root: &RuntimeRoot, bundle: &TestBundle) -> Vec<String> {
+    let id = unique_id("parity-life");
+    root.track(&id);
+    let name = &root.runtime.name;
+    let mut report = Vec::new();
+    let state = |root: &RuntimeRoot| -> Value {
+        let out = root.exec(["state", &id]);
+        assert_eq!(out.code, 0, "{name} state {id}: {}", out.stderr);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name} state {id}: not JSON ({e}): {}", out.stdout))
+    };
+
+    // The container's stdio outlives `create`: a file, not a pipe we would wait on forever.
+    let container_out = tempfile::NamedTempFile::new().expect("stdio file");
+    let out = common::outcome(
+        root.command(["create", "--bundle"])
+            .arg(bundle.path())
+            .arg(&id)
+            .stdout(container_out.reopen().expect("reopen"))
+            .stderr(container_out.reopen().expect("reopen")),
+    );
+    assert_eq!(out.code, 0, "{name} create: {}", out.stderr);
+    let s = state(root);
+    let pid = s["pid"].as_i64().unwrap_or(0) as i32;
+    report.push(format!(
+        "after create: status={} id={} bundle={} pid>0={} ociVersion set={}",
+        s["status"],
+        s["id"] == json!(id),
+        s["bundle"] == json!(bundle.path()),
+        pid > 0,
+        s["ociVersion"].is_string()
+    ));
+    report.extend(host_cgroup_values(pid));
+
+    let out = root.exec(["start", &id]);
+    report.push(format!("start: exit {}", out.code));
+    report.push(format!("after start: status={}", state(root)["status"]));
+
+    let out = root.exec(["ps", "--format", "json", &id]);
+    let pids: Vec<i32> = serde_json::from_str(&out.stdout).unwrap_or_default();
+    report.push(format!(
+        "ps: exit {} lists init={}",
+        out.code,
+        pids.contains(&pid)
+    ));
+
+    let out = root.exec(["exec", &id, "sh", "-c", "echo hi; exit 4"]);
+    report.push(format!("exec: exit {} stdout={:?}", out.code, out.stdout));
+
+    let out = root.exec(["pause", &id]);
+    report.push(format!(
+        "pause: exit {} status={}",
+        out.code,
+        state(root)["status"]
+    ));
+    let out = root.exec(["resume", &id]);
+    report.push(format!(
+        "resume: exit {} status={}",
+        out.code,
+        state(root)["status"]
+    ));
+
+    let out = root.exec(["list", "--quiet"]);
+    report.push(format!(
+        "list: exit {} shows id={}",
+        out.code,
+        out.stdout.lines().any(|l| l == id)
+    ));
+
+    let out = root.exec(["kill", &id, "KILL"]);
+    report.push(format!("kill KILL: exit {}", out.code));
+    common::wait_until(&format!("{name} {id} stopped"), 600, || {
+        state(root)["status"] == "stopped"
+    });
+
+    let out = root.exec(["delete", &id]);
+    report.push(format!("delete: exit {}", out.code));
+    report.push(format!(
+        "state after delete: exit {}",
+        root.exec(["state", &id]).code != 0
+    ));
+    report
+}
+
+#[test]
+fn lifecycle_matches() {
+    let Some((reference, tested)) = runtimes() else {
+        return;
+    };
+    let mut bundle = TestBundle::busybox(&["sleep", "1000"]);
+    bundle.edit(|spec| {
+        spec["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024});
+        spec["linux"]["resources"]["pids"] = json!({"limit": 100});
+        spec["linux"]["resources"]["cpu"] =
+            json!({"shares": 512, "quota": 50000, "period": 100000});
+    });
+    let [r, t] = [reference, tested].map(|runtime| {
+        let root = RuntimeRoot::new(runtime);
+        lifecycle_report(&root, &bundle)
+    });
+    let expected_statuses = [
+        "status=\"created\"",
+        "after start: status=\"running\"",
+        "status=\"paused\"",
+        "resume: exit 0 status=\"running\"",
+        "memory.limit_in_bytes=67108864",
+        "cpu.shares=512",
+    ];
+    for want in expected_statuses {
+        assert!(
+            r.iter().any(|l| l.contains(want)),
+            "runc report lacks {want}: {r:#?}"
+        );
+    }
+    assert_eq!(
+        t, r,
+        "lifecycle differs (left: runtime under test, right: runc)"
+    );
+}
