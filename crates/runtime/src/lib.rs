@@ -5,6 +5,7 @@
 //! Kubernetes can drive it too. The runtime knows nothing of images.
 
 pub mod cgroups;
+pub mod console;
 pub mod container;
 pub mod error;
 pub mod hooks;
@@ -14,6 +15,7 @@ pub mod process;
 pub mod rootfs;
 pub mod security;
 pub mod selfexe;
+pub mod signals;
 pub mod spec;
 pub mod state;
 pub mod tty;

@@ -1,1 +1,189 @@
-//! namespaces
+//! Namespaces: which to create, which to join by path, uid/gid maps and time offsets.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespace, LinuxNamespaceType};
+
+use crate::error::{Context, Error, Result};
+
+/// Order in which namespaces are joined: user first (it decides what we may do in the others),
+/// mount last (after it, host paths are gone).
+const JOIN_ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Mount,
+];
+
+/// The name of a namespace type under /proc/PID/ns/.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    CloneFlags::from_bits_retain(t as i32)
+}
+
+/// The namespaces of a spec, split into those to create and those to join.
+#[derive(Debug, Default)]
+pub struct NamespacePlan {
+    /// Namespaces created fresh (no path).
+    pub new: Vec<LinuxNamespaceType>,
+    /// Namespaces joined by path: opened up front, while host paths are still reachable.
+    pub join: Vec<(LinuxNamespaceType, OwnedFd)>,
+}
+
+impl NamespacePlan {
+    pub fn from_spec(linux: Option<&Linux>) -> Result<NamespacePlan> {
+        let mut plan = NamespacePlan::default();
+        let namespaces: &[LinuxNamespace] =
+            linux.and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]);
+        for (i, ns) in namespaces.iter().enumerate() {
+            match ns.path() {
+                None => plan.new.push(ns.typ()),
+                Some(path) => {
+                    let fd = open_ns(path, ns.typ()).map_err(|e| {
+                        Error::config(format!("linux.namespaces[{i}].path"), e.to_string())
+                    })?;
+                    plan.join.push((ns.typ(), fd));
+                }
+            }
+        }
+        plan.join
+            .sort_by_key(|(t, _)| JOIN_ORDER.iter().position(|o| o == t).unwrap_or(usize::MAX));
+        Ok(plan)
+    }
+
+    pub fn creates(&self, t: LinuxNamespaceType) -> bool {
+        self.new.contains(&t)
+    }
+
+    pub fn joins(&self, t: LinuxNamespaceType) -> bool {
+        self.join.iter().any(|(j, _)| *j == t)
+    }
+
+    /// Is `t` isolated from the host at all (created or joined)?
+    pub fn has(&self, t: LinuxNamespaceType) -> bool {
+        self.creates(t) || self.joins(t)
+    }
+
+    /// Flags for the clone() that starts the container: every new namespace except cgroup (unshared by
+    /// the child once it is in its cgroup, so the cgroup namespace is rooted there) and time (unshared
+    /// by the parent before clone: CLONE_NEWTIME does not fit clone()'s flag word).
+    pub fn clone_flags(&self) -> CloneFlags {
+        self.new
+            .iter()
+            .filter(|t| !matches!(t, LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time))
+            .fold(CloneFlags::empty(), |acc, t| acc | clone_flag(*t))
+    }
+
+    /// setns into every joined namespace of the given types, in JOIN_ORDER.
+    pub fn join_types(&self, types: &[LinuxNamespaceType]) -> Result<()> {
+        for (t, fd) in &self.join {
+            if types.contains(t) {
+                setns(fd.as_fd(), clone_flag(*t))
+                    .ctx(|| format!("join {} namespace", proc_name(*t)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Open a namespace file and check it is of the expected type.
+pub fn open_ns(path: &Path, t: LinuxNamespaceType) -> Result<OwnedFd> {
+    let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {} namespace {}", proc_name(t), path.display()))?;
+    // NS_GET_NSTYPE (0xb703) tells the namespace's type; refuse a mismatched file early.
+    // SAFETY: ioctl on a valid fd with no argument.
+    let got = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&fd), 0xb703) };
+    if got >= 0 && got != t as i32 {
+        return Err(Error::Other(format!(
+            "{} is not a {} namespace",
+            path.display(),
+            proc_name(t)
+        )));
+    }
+    Ok(fd)
+}
+
+fn mapping_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Write uid_map and gid_map of `pid` (called by the parent, which has the privileges to).
+pub fn write_id_mappings(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
+    for (file, maps, field) in [
+        ("uid_map", uid, "linux.uidMappings"),
+        ("gid_map", gid, "linux.gidMappings"),
+    ] {
+        let path = format!("/proc/{pid}/{file}");
+        fs::write(&path, mapping_text(maps)).map_err(|e| {
+            Error::config(
+                field,
+                format!("the kernel refused the mapping ({path}): {e}"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Create a time namespace for our future children and set its clock offsets.
+/// Must run in the parent before clone; the calling process's own clocks are unaffected.
+pub fn unshare_time(linux: &Linux) -> Result<()> {
+    nix::sched::unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .ctx(|| "create time namespace".to_string())?;
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    fs::write("/proc/self/timens_offsets", text).map_err(|e| {
+        Error::config(
+            "linux.timeOffsets",
+            format!("the kernel refused the offsets: {e}"),
+        )
+    })
+}
+
+/// The namespace files of a running process, for exec: every type the process does not share with us.
+pub fn namespaces_of(pid: i32) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    let mut out = Vec::new();
+    for t in JOIN_ORDER {
+        let name = proc_name(t);
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let ours = format!("/proc/self/ns/{name}");
+        let (Ok(a), Ok(b)) = (fs::read_link(&theirs), fs::read_link(&ours)) else {
+            continue; // namespace type not supported by this kernel
+        };
+        if a != b {
+            out.push((t, open_ns(Path::new(&theirs), t)?));
+        }
+    }
+    Ok(out)
+}

@@ -219,6 +219,91 @@ fn check_mappings(field: &str, maps: &[LinuxIdMapping]) -> Result<()> {
     Ok(())
 }
 
+/// The config.json `spec` writes: runc's default, so tools that expect it find what they know.
+/// With `rootless`, a user namespace maps the caller's ids and cgroups and network are left alone.
+pub fn default_spec(rootless: bool) -> serde_json::Value {
+    let mut spec = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "berth",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    });
+    if rootless {
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        let linux = &mut spec["linux"];
+        linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        linux["namespaces"] = serde_json::json!([
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}
+        ]);
+        linux.as_object_mut().map(|l| l.remove("resources"));
+        let mounts = spec["mounts"].as_array_mut();
+        if let Some(mounts) = mounts {
+            mounts.retain(|m| m["type"] != "cgroup");
+            for m in mounts.iter_mut() {
+                if m["type"] == "sysfs" {
+                    *m = serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+                }
+                if m["type"] == "devpts" {
+                    m["options"] = serde_json::json!([
+                        "nosuid",
+                        "noexec",
+                        "newinstance",
+                        "ptmxmode=0666",
+                        "mode=0620"
+                    ]);
+                }
+            }
+        }
+    }
+    spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +353,19 @@ mod tests {
             r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}}"#,
         );
         assert_eq!(p, "linux.namespaces[1].type");
+    }
+
+    #[test]
+    fn default_spec_parses_and_validates() {
+        for rootless in [false, true] {
+            let text = serde_json::to_vec(&default_spec(rootless)).unwrap();
+            let spec = parse(&text).unwrap();
+            validate(&spec).unwrap();
+            assert_eq!(
+                spec.process().as_ref().unwrap().args().as_ref().unwrap(),
+                &vec!["sh".to_string()]
+            );
+        }
     }
 
     #[test]

@@ -1,1 +1,10 @@
-//! Creating the container's process: clone into namespaces, set it up, wait, exec.
+//! Creating the container's processes: clone into namespaces, set up, wait for start, exec;
+//! and joining a running container for `exec`.
+
+pub mod child;
+pub mod exec;
+pub mod spawn;
+pub mod sync;
+
+pub use exec::{exec_in, ExecOptions};
+pub use spawn::{spawn, SpawnOptions, Spawned};
