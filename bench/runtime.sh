@@ -96,7 +96,9 @@ for n in "${names[@]}"; do
     rss[$n]="$(printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
 done
 
-mean() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .mean' "$json"; }
+# field of hyperfine's JSON for a command: mean, median, min, user, system.
+stat() { jq -r --arg n "$1" --arg f "$2" '.results[] | select(.command == $n) | .[$f]' "$json"; }
+cpu() { awk -v u="$(stat "$1" user)" -v s="$(stat "$1" system)" 'BEGIN { print u + s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 {
@@ -109,11 +111,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
     echo
     echo "## berth-runtime / runc"
     echo
-    echo "| | time ratio | peak RSS ratio |"
-    echo "|:---|---:|---:|"
+    echo "| | mean time | median time | min time | CPU (user+sys) | peak RSS |"
+    echo "|:---|---:|---:|---:|---:|---:|"
     for net in net nonet; do
-        echo "| $net | $(ratio "$(mean berth-$net)" "$(mean runc-$net)") | $(ratio "${rss[berth-$net]}" "${rss[runc-$net]}") |"
+        b="berth-$net" r="runc-$net"
+        echo "| $net | $(ratio "$(stat $b mean)" "$(stat $r mean)") |" \
+            "$(ratio "$(stat $b median)" "$(stat $r median)") |" \
+            "$(ratio "$(stat $b min)" "$(stat $r min)") |" \
+            "$(ratio "$(cpu $b)" "$(cpu $r)") | $(ratio "${rss[$b]}" "${rss[$r]}") |"
     done
+    echo
+    echo "Ratios below 1 mean berth-runtime is faster or smaller. On a shared machine the CPU and"
+    echo "min columns are steadier than the mean."
     echo
     echo "berth-runtime: $berth ($("$berth" --version 2>/dev/null | head -n1 || echo unknown version))"
     echo "runc: $runc ($("$runc" --version | head -n1))"
