@@ -1,120 +1,142 @@
-//! TEMPORARY minimal v1 cgroups (replaced by the cgroups branch).
+//! cgroups v1 and v2 behind one interface.
+//!
+//! Contract used by the lifecycle code (`container`, `process`):
+//! - `open(cgroups_path, id)` picks v1 or v2 from the host's mounts and returns a `Manager`.
+//! - `Manager::create` makes the cgroup(s) and applies `LinuxResources` BEFORE the container's
+//!   process is added (`add_process`), so limits hold from the first instruction.
+//! - `freeze`/`thaw` implement pause/resume; `pids` lists every process for `kill --all` / `ps`;
+//!   `stats` feeds `berth stats`/`events --stats`; `destroy` removes everything on delete.
+//!
+//! Device rules: the spec's `linux.resources.devices` in order, then runc's default devices
+//! (see `devices::default_rules`); for each access bit the last matching rule wins, and what no
+//! rule allows is denied. Add `linux.devices` with `devices::allow_spec_devices` first.
+
+pub mod bpf;
+pub mod devices;
+mod fsutil;
+mod path;
+pub mod stats;
+mod v1;
+mod v2;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxRdma, LinuxResources};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use path::CgroupPath;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub use devices::allow_spec_devices;
+pub use stats::Stats;
+pub use v1::V1Manager;
+pub use v2::V2Manager;
+
+/// Where the host mounts its cgroup hierarchies.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Version {
     V1,
     V2,
 }
 
-#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Stats {}
-
+/// The cgroup(s) of one container.
 pub trait Manager: Send + Sync + std::fmt::Debug {
     fn version(&self) -> Version;
+    /// mkdir the cgroup(s) (v2: enabling the needed controllers in the ancestors'
+    /// cgroup.subtree_control) and apply `resources`, device rules included.
     fn create(&self, resources: Option<&LinuxResources>) -> Result<()>;
     fn add_process(&self, pid: i32) -> Result<()>;
+    /// Apply new limits to a live cgroup. Device rules change only if `resources.devices` is set.
     fn update(&self, resources: &LinuxResources) -> Result<()>;
+    /// Stop every process; returns once the kernel reports the cgroup frozen.
     fn freeze(&self) -> Result<()>;
     fn thaw(&self) -> Result<()>;
     fn is_frozen(&self) -> Result<bool>;
+    /// Every process in the cgroup and its descendants.
     fn pids(&self) -> Result<Vec<i32>>;
     fn stats(&self) -> Result<Stats>;
+    /// rmdir the container's cgroup(s) and any cgroups below; Ok if already gone.
     fn destroy(&self) -> Result<()>;
     fn exists(&self) -> bool;
+    /// The container's cgroup directories (v1: one per hierarchy). A relative cgroupsPath
+    /// resolves against the calling process's own cgroup, so callers that reopen a container
+    /// from another process should record these (or use an absolute path).
+    fn dirs(&self) -> Vec<PathBuf>;
 }
 
-const CONTROLLERS: [&str; 6] = ["memory", "pids", "freezer", "cpu", "cpuacct", "devices"];
-
-#[derive(Debug)]
-struct V1 {
-    rel: PathBuf,
-}
-
-impl V1 {
-    fn dir(&self, c: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup").join(c).join(&self.rel)
-    }
-    fn err(&self, e: std::io::Error) -> Error {
-        Error::Cgroup {
-            path: self.rel.clone(),
-            reason: e.to_string(),
-        }
-    }
-}
-
-pub fn open(cgroups_path: Option<&str>, container_id: &str) -> Result<Box<dyn Manager>> {
-    let p = cgroups_path
-        .map(|s| s.trim_start_matches('/').to_string())
-        .unwrap_or_else(|| format!("berth/{container_id}"));
-    Ok(Box::new(V1 {
-        rel: PathBuf::from(p),
-    }))
-}
-
-impl Manager for V1 {
-    fn version(&self) -> Version {
+/// The cgroup version of the host: v2 only if /sys/fs/cgroup itself is cgroup2 (hybrid hosts,
+/// with cgroup2 at /sys/fs/cgroup/unified, count as v1).
+pub fn host_version() -> Version {
+    let v2 = nix::sys::statfs::statfs(CGROUP_ROOT)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false);
+    if v2 {
+        Version::V2
+    } else {
         Version::V1
     }
-    fn create(&self, r: Option<&LinuxResources>) -> Result<()> {
-        for c in CONTROLLERS {
-            std::fs::create_dir_all(self.dir(c)).map_err(|e| self.err(e))?;
+}
+
+/// Open the cgroup for a container on the host.
+///
+/// `cgroups_path` is the spec's `linux.cgroupsPath`: absolute = from the hierarchy root,
+/// relative = below the calling process's own cgroup, `None` = "/berth/<container_id>";
+/// "slice:prefix:name" (systemd driver style) maps to "/<slices>/<prefix>-<name>.scope".
+/// ".." components are refused. Nothing is created until `Manager::create`.
+pub fn open(cgroups_path: Option<&str>, container_id: &str) -> Result<Box<dyn Manager>> {
+    let cgroup = CgroupPath::parse(cgroups_path, container_id)?;
+    match host_version() {
+        Version::V2 => {
+            let own = path::own_v2_path(&path::own_cgroups());
+            let root = PathBuf::from(CGROUP_ROOT);
+            let dir = cgroup.dir_in(&root, Path::new("/"), &own);
+            Ok(Box::new(V2Manager::new(root, dir)))
         }
-        if let Some(m) = r.and_then(|r| r.memory().as_ref()).and_then(|m| m.limit()) {
-            std::fs::write(
-                self.dir("memory").join("memory.limit_in_bytes"),
-                m.to_string(),
-            )
-            .map_err(|e| self.err(e))?;
+        Version::V1 => {
+            let mounts = path::host_mounts()?;
+            Ok(Box::new(V1Manager::from_mounts(&mounts, &cgroup)?))
         }
-        if let Some(p) = r.and_then(|r| r.pids().as_ref()) {
-            std::fs::write(self.dir("pids").join("pids.max"), p.limit().to_string())
-                .map_err(|e| self.err(e))?;
+    }
+}
+
+/// Like `open` against an arbitrary root (fake cgroupfs trees in tests, or a cgroup2 mounted
+/// elsewhere). v2: `root` is the hierarchy root. v1: `root` holds one directory per hierarchy
+/// (root/memory, root/cpu, ...).
+pub fn open_at(
+    root: &Path,
+    version: Version,
+    cgroups_path: Option<&str>,
+    container_id: &str,
+) -> Result<Box<dyn Manager>> {
+    let cgroup = CgroupPath::parse(cgroups_path, container_id)?;
+    match version {
+        Version::V2 => {
+            let own = path::own_v2_path(&path::own_cgroups());
+            let dir = cgroup.dir_in(root, Path::new("/"), &own);
+            Ok(Box::new(V2Manager::new(root.to_path_buf(), dir)))
         }
-        Ok(())
+        Version::V1 => Ok(Box::new(V1Manager::from_root(root, &cgroup)?)),
     }
-    fn add_process(&self, pid: i32) -> Result<()> {
-        for c in CONTROLLERS {
-            std::fs::write(self.dir(c).join("cgroup.procs"), pid.to_string())
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
+}
+
+/// rdma.max lines, identical in v1 and v2: "mlx4_0 hca_handle=2 hca_object=2000".
+fn set_rdma(dir: &Path, rdma: &HashMap<String, LinuxRdma>) -> Result<()> {
+    let mut devices: Vec<_> = rdma.iter().collect();
+    devices.sort_by(|a, b| a.0.cmp(b.0));
+    for (device, limit) in devices {
+        let num = |v: Option<u32>| v.map_or_else(|| "max".to_string(), |v| v.to_string());
+        let line = format!(
+            "{device} hca_handle={} hca_object={}",
+            num(limit.hca_handles()),
+            num(limit.hca_objects())
+        );
+        fsutil::set(dir, "rdma.max", &line, "rdma")?;
     }
-    fn update(&self, r: &LinuxResources) -> Result<()> {
-        self.create(Some(r))
-    }
-    fn freeze(&self) -> Result<()> {
-        std::fs::write(self.dir("freezer").join("freezer.state"), "FROZEN").map_err(|e| self.err(e))
-    }
-    fn thaw(&self) -> Result<()> {
-        std::fs::write(self.dir("freezer").join("freezer.state"), "THAWED").map_err(|e| self.err(e))
-    }
-    fn is_frozen(&self) -> Result<bool> {
-        Ok(
-            std::fs::read_to_string(self.dir("freezer").join("freezer.state"))
-                .map_err(|e| self.err(e))?
-                .trim()
-                == "FROZEN",
-        )
-    }
-    fn pids(&self) -> Result<Vec<i32>> {
-        let s = std::fs::read_to_string(self.dir("pids").join("cgroup.procs")).unwrap_or_default();
-        Ok(s.lines().filter_map(|l| l.parse().ok()).collect())
-    }
-    fn stats(&self) -> Result<Stats> {
-        Ok(Stats {})
-    }
-    fn destroy(&self) -> Result<()> {
-        for c in CONTROLLERS {
-            let _ = std::fs::remove_dir(self.dir(c));
-        }
-        Ok(())
-    }
-    fn exists(&self) -> bool {
-        self.dir("memory").exists()
-    }
+    Ok(())
 }

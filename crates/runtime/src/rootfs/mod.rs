@@ -1,110 +1,182 @@
-//! TEMPORARY minimal rootfs (replaced by the rootfs branch).
+//! The container's root filesystem: mounts, devices, pivot_root, masked and read-only paths.
+//!
+//! Called in the container's child process, inside its new mount namespace, in three steps:
+//! 1. `prepare` (before pivot_root): root propagation, the rootfs bound onto itself, every
+//!    `mounts` entry in order, then /dev's devices and symlinks.
+//! 2. `pivot` makes the rootfs "/".
+//! 3. `finalize` (after pivot and the console): sysctls, read-only and masked paths, the
+//!    read-only root.
+//!
+//! Every path inside the rootfs is resolved by the kernel with openat2(RESOLVE_IN_ROOT) and
+//! mounted onto through its descriptor (see `safe_path`), so symlinks in an image cannot send a
+//! mount outside the rootfs.
+
+mod cgroup;
+mod copy;
+pub mod devices;
+mod masked;
+pub mod mountinfo;
+mod mounts;
+pub mod options;
+mod pivot;
+pub mod safe_path;
+mod sys;
+pub mod sysctl;
+
 use std::path::Path;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use libc::c_ulong;
+use oci_spec::runtime::{Linux, Spec};
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
+use mounts::MountContext;
+use safe_path::RootDir;
+
+pub use pivot::pivot;
 
 pub struct RootfsOptions<'a> {
-    pub spec: &'a oci_spec::runtime::Spec,
+    pub spec: &'a Spec,
+    /// Absolute and canonical.
     pub rootfs: &'a Path,
+    /// Relative bind sources resolve against the bundle directory.
     pub bundle: &'a Path,
+    /// A new user namespace: devices are bind-mounted from the host, not mknod'ed.
     pub in_user_ns: bool,
     pub new_cgroup_ns: bool,
 }
 
-pub fn prepare(o: &RootfsOptions) -> Result<()> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
+/// In the child, inside its new mount namespace, before pivot_root.
+pub fn prepare(opts: &RootfsOptions) -> Result<()> {
+    let linux = opts.spec.linux().as_ref();
+    let propagation = root_propagation(linux)?.unwrap_or(libc::MS_SLAVE | libc::MS_REC);
+    sys::mount(None, Path::new("/"), None, propagation, None)
+        .ctx(|| format!("set propagation of / to {propagation:#x}"))?;
+    make_parent_private(opts.rootfs)?;
+    sys::mount(
+        Some(opts.rootfs),
+        opts.rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
     )
-    .ctx(|| "slave /".into())?;
-    mount(
-        Some(o.rootfs),
-        o.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| "bind rootfs".into())?;
-    for m in o.spec.mounts().as_deref().unwrap_or(&[]) {
-        let typ = m.typ().clone().unwrap_or_default();
-        if typ == "cgroup" || typ == "sysfs" {
-            continue;
-        }
-        let dest = o
-            .rootfs
-            .join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
-        std::fs::create_dir_all(&dest).ctx(|| format!("mkdir {}", dest.display()))?;
-        let mut data = Vec::new();
-        let mut flags = MsFlags::empty();
-        for opt in m.options().as_deref().unwrap_or(&[]) {
-            match opt.as_str() {
-                "nosuid" => flags |= MsFlags::MS_NOSUID,
-                "noexec" => flags |= MsFlags::MS_NOEXEC,
-                "nodev" => flags |= MsFlags::MS_NODEV,
-                "ro" => flags |= MsFlags::MS_RDONLY,
-                "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
-                "bind" => flags |= MsFlags::MS_BIND,
-                "strictatime" | "relatime" | "rw" => {}
-                o => data.push(o.to_string()),
-            }
-        }
-        let data = data.join(",");
-        mount(
-            m.source().as_deref(),
-            &dest,
-            Some(typ.as_str()),
-            flags,
-            if data.is_empty() {
-                None
-            } else {
-                Some(data.as_str())
-            },
-        )
-        .ctx(|| format!("mount {}", m.destination().display()))?;
+    .ctx(|| format!("bind rootfs {} onto itself", opts.rootfs.display()))?;
+
+    // Opened after the bind so lookups start on the bind mount, where everything else lands.
+    let root =
+        RootDir::open(opts.rootfs).ctx(|| format!("open rootfs {}", opts.rootfs.display()))?;
+    let ctx = MountContext {
+        root: &root,
+        rootfs: opts.rootfs,
+        bundle: opts.bundle,
+        in_user_ns: opts.in_user_ns,
+        new_cgroup_ns: opts.new_cgroup_ns,
+    };
+    let spec_mounts = opts.spec.mounts().as_deref().unwrap_or(&[]);
+    for (index, mount) in spec_mounts.iter().enumerate() {
+        mounts::mount_entry(&ctx, index, mount)?;
     }
-    for d in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let t = o.rootfs.join("dev").join(d);
-        let _ = std::fs::File::create(&t);
-        mount(
-            Some(Path::new("/dev").join(d).as_path()),
-            &t,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .ctx(|| format!("bind /dev/{d}"))?;
+
+    if !dev_is_bind_mounted(opts.spec) {
+        for node in devices::default_nodes() {
+            devices::create(&root, &node, opts.in_user_ns)?;
+        }
+        let spec_devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        for (index, device) in spec_devices.iter().enumerate() {
+            let node = devices::node_from_spec(index, device)?;
+            devices::create(&root, &node, opts.in_user_ns)?;
+        }
+        devices::create_symlinks(&root)?;
     }
-    let _ = std::os::unix::fs::symlink("pts/ptmx", o.rootfs.join("dev/ptmx"));
     Ok(())
 }
 
-pub fn pivot(rootfs: &Path, _no_pivot: bool) -> Result<()> {
-    nix::unistd::chdir(rootfs).ctx(|| "chdir rootfs".into())?;
-    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
-    umount2(".", MntFlags::MNT_DETACH).ctx(|| "umount old root".into())?;
-    nix::unistd::chdir("/").ctx(|| "chdir /".into())
-}
-
-pub fn finalize(spec: &oci_spec::runtime::Spec) -> Result<()> {
+/// After pivot (and after the console was set up).
+pub fn finalize(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    // prepare() set it on the host's "/" mount in our namespace; the container's "/" is a
+    // different mount now. Private needs nothing: the parent was already made private.
+    if let Some(p) = root_propagation(linux)? {
+        if p & libc::MS_PRIVATE == 0 {
+            sys::mount(None, Path::new("/"), None, p, None)
+                .ctx(|| format!("set propagation of the container's / to {p:#x}"))?;
+        }
+    }
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        sysctl::apply(sysctl)?;
+    }
+    for path in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        masked::readonly_path(Path::new(path))?;
+    }
+    for path in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or(&[])
+    {
+        masked::mask_path(Path::new(path))?;
+    }
     if spec
         .root()
         .as_ref()
         .and_then(|r| r.readonly())
         .unwrap_or(false)
     {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .ctx(|| "ro /".into())?;
+        masked::readonly_root()?;
     }
     Ok(())
 }
+
+/// linux.rootfsPropagation as mount flags; None when unset.
+fn root_propagation(linux: Option<&Linux>) -> Result<Option<c_ulong>> {
+    let Some(value) = linux.and_then(|l| l.rootfs_propagation().as_deref()) else {
+        return Ok(None);
+    };
+    let flags = match value {
+        "" => return Ok(None),
+        "private" => libc::MS_PRIVATE,
+        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
+        "shared" => libc::MS_SHARED,
+        "rshared" => libc::MS_SHARED | libc::MS_REC,
+        "slave" => libc::MS_SLAVE,
+        "rslave" => libc::MS_SLAVE | libc::MS_REC,
+        "unbindable" => libc::MS_UNBINDABLE,
+        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
+        other => {
+            return Err(Error::config(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {other:?}"),
+            ))
+        }
+    };
+    Ok(Some(flags))
+}
+
+/// pivot_root refuses a new root whose parent mount is shared; make just that one private.
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let mounts = mountinfo::read()?;
+    let parent = mounts
+        .iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len());
+    match parent {
+        Some(m) if m.is_shared() => sys::mount(None, &m.mount_point, None, libc::MS_PRIVATE, None)
+            .ctx(|| format!("make {} private", m.mount_point.display())),
+        _ => Ok(()),
+    }
+}
+
+/// A /dev bound from the host already has its nodes; runc skips creating them too.
+fn dev_is_bind_mounted(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    })
+}
+
+#[cfg(test)]
+mod tests;

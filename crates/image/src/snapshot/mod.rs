@@ -1,0 +1,422 @@
+//! Snapshots: layer file systems keyed by chain id, stacked with overlayfs.
+//!
+//! Layout under the snapshotter root:
+//! ```text
+//! committed/<chain-hex>/fs/          one layer's files (overlay) or the full tree (copy backend)
+//! committed/<chain-hex>/info.json    {"chain_id", "parent"}: the chain is self-describing
+//! active/<key>/{fs,work}/            a writable snapshot (an overlay upperdir + workdir)
+//! active/<key>/info.json             {"key", "parent"}
+//! ```
+//! `commit` renames an active directory to its committed name: one atomic step, so a committed
+//! snapshot is always complete. Active snapshots a crash leaves behind are listed by `list` for
+//! the engine (which owns the state) to remove.
+//!
+//! Chain ids follow the OCI image-spec: ChainID(L0) = DiffID(L0),
+//! ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln)).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::fsync_dir;
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Error, PathContext, Result};
+use crate::unpack::WhiteoutMode;
+
+mod mount;
+pub use mount::{unmount, Mount};
+
+/// Longest overlay lower chain we accept (the kernel's limit is 500).
+const MAX_DEPTH: usize = 500;
+
+/// ChainID of `parent` extended by a layer with `diff_id`.
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::sha256_of(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+/// Chain ids for each prefix of `diff_ids` (bottom layer first).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = chain_id(out.last(), d);
+        out.push(next);
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Layers stacked with overlayfs: each snapshot holds only its own changes.
+    Overlay,
+    /// No overlayfs (not root, or an upper file system it cannot use): each snapshot is a full
+    /// copy of its parent plus its changes.
+    Copy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// The chain id (committed) or the caller's key (active).
+    pub name: String,
+    pub committed: bool,
+    pub parent: Option<Digest>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshotter {
+    root: PathBuf,
+    backend: Backend,
+}
+
+impl Snapshotter {
+    /// Open (creating) a snapshotter at `root`; `backend: None` probes for overlayfs.
+    pub fn open(root: impl Into<PathBuf>, backend: Option<Backend>) -> Result<Snapshotter> {
+        let root = root.into();
+        for d in ["committed", "active"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).at("create snapshot directory", &p)?;
+        }
+        let backend = match backend {
+            Some(b) => b,
+            None => probe_overlay(&root),
+        };
+        Ok(Snapshotter { root, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// How unpack must treat whiteouts for snapshots of this backend.
+    pub fn whiteout_mode(&self) -> WhiteoutMode {
+        match self.backend {
+            Backend::Overlay => WhiteoutMode::Overlay,
+            Backend::Copy => WhiteoutMode::Apply,
+        }
+    }
+
+    fn committed_dir(&self, chain: &Digest) -> PathBuf {
+        // Chain ids are sha256; the hex alone keeps overlay option strings short and colon-free.
+        self.root.join("committed").join(chain.hex())
+    }
+
+    fn active_dir(&self, key: &str) -> Result<PathBuf> {
+        validate_key(key)?;
+        Ok(self.root.join("active").join(key))
+    }
+
+    pub fn exists(&self, chain: &Digest) -> bool {
+        self.committed_dir(chain).join("info.json").is_file()
+    }
+
+    /// The directory holding a committed snapshot's files.
+    pub fn committed_fs(&self, chain: &Digest) -> PathBuf {
+        self.committed_dir(chain).join("fs")
+    }
+
+    /// The writable directory of an active snapshot: where a layer is unpacked.
+    pub fn active_fs(&self, key: &str) -> Result<PathBuf> {
+        Ok(self.active_dir(key)?.join("fs"))
+    }
+
+    pub fn info(&self, chain: &Digest) -> Result<SnapshotInfo> {
+        read_info(&self.committed_dir(chain).join("info.json"))
+    }
+
+    /// The committed chain from `top` down to the base layer.
+    fn lineage(&self, top: &Digest) -> Result<Vec<Digest>> {
+        let mut out = vec![top.clone()];
+        let mut cur = top.clone();
+        loop {
+            let info = self.info(&cur).map_err(|e| Error::Snapshot {
+                id: cur.to_string(),
+                reason: format!("parent chain broken: {e}"),
+            })?;
+            match info.parent {
+                None => return Ok(out),
+                Some(p) => {
+                    if out.len() >= MAX_DEPTH {
+                        return Err(Error::Snapshot {
+                            id: top.to_string(),
+                            reason: format!("more than {MAX_DEPTH} layers"),
+                        });
+                    }
+                    out.push(p.clone());
+                    cur = p;
+                }
+            }
+        }
+    }
+
+    /// Create a writable snapshot `key` on top of the committed `parent` (or empty).
+    pub fn prepare(&self, key: &str, parent: Option<&Digest>) -> Result<Mount> {
+        let dir = self.active_dir(key)?;
+        if let Some(p) = parent {
+            if !self.exists(p) {
+                return Err(Error::Snapshot {
+                    id: p.to_string(),
+                    reason: "parent snapshot does not exist".into(),
+                });
+            }
+        }
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::Snapshot {
+                    id: key.to_string(),
+                    reason: "an active snapshot with this key already exists".into(),
+                })
+            }
+            r => r.at("create snapshot", &dir)?,
+        }
+        let made = (|| {
+            let fs_dir = dir.join("fs");
+            match (self.backend, parent) {
+                (Backend::Copy, Some(p)) => copy_tree(&self.committed_fs(p), &fs_dir)?,
+                _ => fs::create_dir(&fs_dir).at("create snapshot fs", &fs_dir)?,
+            }
+            if self.backend == Backend::Overlay {
+                let work = dir.join("work");
+                fs::create_dir(&work).at("create snapshot work", &work)?;
+            }
+            write_info(
+                &dir,
+                &SnapshotInfo {
+                    name: key.to_string(),
+                    committed: false,
+                    parent: parent.cloned(),
+                },
+            )
+        })();
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.mounts(key)
+    }
+
+    /// How to mount the active snapshot `key`.
+    pub fn mounts(&self, key: &str) -> Result<Mount> {
+        let dir = self.active_dir(key)?;
+        let info = read_info(&dir.join("info.json"))?;
+        let fs_dir = dir.join("fs");
+        match (self.backend, info.parent) {
+            (Backend::Overlay, Some(parent)) => Ok(Mount::Overlay {
+                lowerdirs: self
+                    .lineage(&parent)?
+                    .iter()
+                    .map(|c| self.committed_fs(c))
+                    .collect(),
+                upperdir: Some(fs_dir),
+                workdir: Some(dir.join("work")),
+            }),
+            _ => Ok(Mount::Bind { source: fs_dir }),
+        }
+    }
+
+    /// How to mount a committed snapshot read-only (e.g. to inspect an image): overlay with
+    /// lower layers only, which overlayfs makes read-only.
+    pub fn view(&self, chain: &Digest) -> Result<Mount> {
+        let lineage = self.lineage(chain)?;
+        match (self.backend, lineage.len()) {
+            (Backend::Overlay, n) if n > 1 => Ok(Mount::Overlay {
+                lowerdirs: lineage.iter().map(|c| self.committed_fs(c)).collect(),
+                upperdir: None,
+                workdir: None,
+            }),
+            _ => Ok(Mount::Bind {
+                source: self.committed_fs(chain),
+            }),
+        }
+    }
+
+    /// Turn the active snapshot `key` into the committed snapshot `chain`. If another unpack
+    /// committed the same chain first, this one is discarded.
+    pub fn commit(&self, key: &str, chain: &Digest) -> Result<()> {
+        if chain.algorithm() != Algorithm::Sha256 {
+            return Err(Error::Snapshot {
+                id: chain.to_string(),
+                reason: "chain ids are sha256".into(),
+            });
+        }
+        let dir = self.active_dir(key)?;
+        let mut info = read_info(&dir.join("info.json"))?;
+        info.name = chain.to_string();
+        info.committed = true;
+        write_info(&dir, &info)?;
+        let work = dir.join("work");
+        if work.exists() {
+            fs::remove_dir_all(&work).at("remove snapshot work dir", &work)?;
+        }
+        let target = self.committed_dir(chain);
+        if target.exists() {
+            return self.remove_active(key);
+        }
+        fs::rename(&dir, &target).at("commit snapshot", &target)?;
+        fsync_dir(&self.root.join("committed"))
+    }
+
+    pub fn remove_active(&self, key: &str) -> Result<()> {
+        let dir = self.active_dir(key)?;
+        remove_dir(&dir)
+    }
+
+    /// Remove a committed snapshot; refused while another snapshot builds on it.
+    pub fn remove(&self, chain: &Digest) -> Result<()> {
+        let children: Vec<String> = self
+            .list()?
+            .into_iter()
+            .filter(|s| s.parent.as_ref() == Some(chain))
+            .map(|s| s.name)
+            .collect();
+        if !children.is_empty() {
+            return Err(Error::Snapshot {
+                id: chain.to_string(),
+                reason: format!("still the parent of {}", children.join(", ")),
+            });
+        }
+        remove_dir(&self.committed_dir(chain))
+    }
+
+    /// Every snapshot, committed and active.
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>> {
+        let mut out = Vec::new();
+        for sub in ["committed", "active"] {
+            let dir = self.root.join(sub);
+            for entry in fs::read_dir(&dir).at("list snapshots", &dir)? {
+                let entry = entry.at("list snapshots", &dir)?;
+                // A directory without info.json is an interrupted prepare: not a snapshot.
+                if let Ok(info) = read_info(&entry.path().join("info.json")) {
+                    out.push(info);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+fn validate_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Snapshot {
+            id: key.to_string(),
+            reason: "invalid key: use letters, digits, '_', '-', '.' (max 128)".into(),
+        })
+    }
+}
+
+fn write_info(dir: &Path, info: &SnapshotInfo) -> Result<()> {
+    let tmp = dir.join("info.json.tmp");
+    let text = serde_json::to_vec(info).map_err(|e| Error::json("snapshot info", e))?;
+    fs::write(&tmp, text).at("write snapshot info", &tmp)?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .at("fsync snapshot info", &tmp)?;
+    let path = dir.join("info.json");
+    fs::rename(&tmp, &path).at("write snapshot info", &path)
+}
+
+fn read_info(path: &Path) -> Result<SnapshotInfo> {
+    let bytes = fs::read(path).at("read snapshot info", path)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::json(format!("parse {}", path.display()), e))
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(Error::path("remove snapshot", dir, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Full copy preserving owners, modes, times, links, devices and xattrs. GNU cp does all of it
+/// (and reflinks where the file system can), which no crate here matches.
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg("--no-target-directory")
+        .arg(src)
+        .arg(dst)
+        .output()
+        .map_err(|e| Error::io("run cp -a", e))?;
+    if !out.status.success() {
+        return Err(Error::Snapshot {
+            id: dst.display().to_string(),
+            reason: format!(
+                "copying {} failed: {}",
+                src.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Overlay works if we can mount one here: root, the module present, and an upper file system
+/// overlayfs accepts (not another overlay, for instance).
+fn probe_overlay(root: &Path) -> Backend {
+    if !nix::unistd::geteuid().is_root() {
+        return Backend::Copy;
+    }
+    let probe = root.join(format!(".probe-{}", std::process::id()));
+    let dirs = ["lower", "upper", "work", "merged"].map(|d| probe.join(d));
+    let ok = dirs.iter().all(|d| fs::create_dir_all(d).is_ok()) && {
+        let m = Mount::Overlay {
+            lowerdirs: vec![dirs[0].clone()],
+            upperdir: Some(dirs[1].clone()),
+            workdir: Some(dirs[2].clone()),
+        };
+        let mounted = m.mount(&dirs[3]).is_ok();
+        if mounted {
+            let _ = unmount(&dirs[3]);
+        }
+        mounted
+    };
+    let _ = fs::remove_dir_all(&probe);
+    if ok {
+        Backend::Overlay
+    } else {
+        Backend::Copy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::sha256_of(format!("{a} {b}").as_bytes()));
+        assert_ne!(chain_ids(&[b, a])[1], ids[1]);
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        for bad in ["", "a/b", "..", ".hidden", "a:b", "a,b", &"k".repeat(129)] {
+            assert!(validate_key(bad).is_err(), "{bad}");
+        }
+        validate_key("container-1_a.b").unwrap();
+    }
+}

@@ -1,0 +1,573 @@
+//! Applying a layer tar to a directory — the security-critical part of the image crate.
+//!
+//! The stream is decompressed (gzip, zstd or none, by magic bytes) and hashed on the fly: the
+//! sha256 of the uncompressed tar is the layer's diff_id, the digest of the raw input its blob
+//! digest. Nothing is buffered beyond one read.
+//!
+//! Hostile input is contained, with one consistent policy:
+//! - names are normalised; absolute names become relative; a `..` that climbs above the root is
+//!   an error (`Error::UnsafeEntry`) and stops the unpack;
+//! - parents are resolved inside the root (openat2 RESOLVE_IN_ROOT): a symlink in the layer is
+//!   followed as if the root were `/`, so writing "through" `a -> /` lands in `<root>/…`;
+//! - the final component is never followed: an existing symlink there is replaced, not written
+//!   through;
+//! - hard links resolve their target inside the root too; a target that is not there is an error;
+//! - device nodes follow `DevicePolicy` (default: create when root, skip otherwise).
+//!
+//! Whiteouts (`.wh.<name>`, `.wh..wh..opq`) are either applied (delete in place — for a plain
+//! copy of the parent) or converted to overlayfs whiteouts (a 0/0 char device and
+//! `trusted.overlay.opaque=y`) when the target is an overlay upper directory.
+
+mod decompress;
+mod fsops;
+mod path;
+
+pub use decompress::{detect as detect_compression, Decoder};
+pub use path::normalize as normalize_entry_name;
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{
+    fchmod, fchmodat, makedev, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, mkfifoat, symlinkat, Gid, Uid};
+
+use crate::content::BlobInfo;
+use crate::digest::{Algorithm, Digest, HashingReader};
+use crate::error::{Error, Result};
+use crate::media::Compression;
+
+use fsops::Root;
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
+/// What to do with whiteout entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhiteoutMode {
+    /// Delete the named files now: the target is a full copy of the parent.
+    Apply,
+    /// Record them as overlayfs whiteouts: the target is an overlay upper directory.
+    Overlay,
+}
+
+/// What to do with block and character device entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevicePolicy {
+    Create,
+    /// Leave them out and list them in `UnpackStats::skipped`.
+    Skip,
+    /// Stop with an error.
+    Deny,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    pub whiteouts: WhiteoutMode,
+    pub devices: DevicePolicy,
+    /// lchown entries to their uid/gid (needs root).
+    pub ownership: bool,
+    /// Apply SCHILY.xattr.* PAX records (unsupported or forbidden ones are skipped).
+    pub xattrs: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        let root = nix::unistd::geteuid().is_root();
+        UnpackOptions {
+            whiteouts: WhiteoutMode::Apply,
+            devices: if root {
+                DevicePolicy::Create
+            } else {
+                DevicePolicy::Skip
+            },
+            ownership: root,
+            xattrs: true,
+        }
+    }
+}
+
+/// What an unpack read and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Digest and size of the raw (possibly compressed) input.
+    pub blob: BlobInfo,
+    pub compression: Compression,
+    pub uncompressed_size: u64,
+    pub entries: u64,
+    /// Entries left out by policy (device nodes under `DevicePolicy::Skip`, aufs metadata).
+    pub skipped: Vec<String>,
+}
+
+/// Apply the layer read from `input` to the directory `target` (which must exist).
+pub fn apply_layer(input: impl Read, target: &Path, opts: &UnpackOptions) -> Result<UnpackStats> {
+    let raw = HashingReader::new(input, Algorithm::Sha256);
+    let decoder = Decoder::new(BufReader::with_capacity(256 << 10, raw))
+        .map_err(|e| Error::io("read layer header", e))?;
+    let compression = decoder.compression();
+    let tar_stream = HashingReader::new(decoder, Algorithm::Sha256);
+    let mut archive = tar::Archive::new(tar_stream);
+    let root = Root::open(target).map_err(|e| Error::path("open unpack target", target, e))?;
+    let mut state = Unpacker {
+        root,
+        opts,
+        created: HashSet::new(),
+        dir_times: Vec::new(),
+        skipped: Vec::new(),
+        entries: 0,
+    };
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::io("read layer tar", e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::io("read layer tar entry", e))?;
+        state.entry(&mut entry)?;
+        state.entries += 1;
+    }
+    state.finish_dir_times()?;
+
+    // Hash what follows the tar's end (padding, zero blocks) so the diff_id covers it all.
+    let mut tar_stream = archive.into_inner();
+    io::copy(&mut tar_stream, &mut io::sink()).map_err(|e| Error::io("read layer tail", e))?;
+    let (decoder, diff_id, uncompressed_size) = tar_stream.into_parts();
+    let mut raw = decoder.into_inner();
+    io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::io("read layer tail", e))?;
+    let (blob_digest, blob_size) = raw.into_inner().finish();
+    Ok(UnpackStats {
+        diff_id,
+        blob: BlobInfo {
+            digest: blob_digest,
+            size: blob_size,
+        },
+        compression,
+        uncompressed_size,
+        entries: state.entries,
+        skipped: state.skipped,
+    })
+}
+
+struct Unpacker<'a> {
+    root: Root,
+    opts: &'a UnpackOptions,
+    /// Paths this layer created: an opaque whiteout hides only what lower layers had.
+    created: HashSet<PathBuf>,
+    /// Directory mtimes, set last because adding entries changes them.
+    dir_times: Vec<(PathBuf, u64)>,
+    skipped: Vec<String>,
+    entries: u64,
+}
+
+/// Entry metadata gathered from the header and its PAX records.
+struct Meta {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl Unpacker<'_> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw_name = entry
+            .path()
+            .map_err(|e| Error::io("read entry name", e))?
+            .into_owned();
+        let shown = raw_name.display().to_string();
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            return Ok(());
+        }
+        let Some(rel) = path::normalize(&raw_name)? else {
+            // The root itself: nothing to create.
+            return Ok(());
+        };
+        let (parent_rel, name) = split(&rel, &shown)?;
+        let name_bytes = name.as_bytes();
+
+        if name_bytes.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            return self.whiteout(&parent_rel, name, &shown);
+        }
+
+        let meta = read_meta(entry, self.opts.xattrs).map_err(|e| Error::Unpack {
+            entry: shown.clone(),
+            context: "read metadata".into(),
+            source: e,
+        })?;
+        let io_err = |context: &str, e: io::Error| Error::Unpack {
+            entry: shown.clone(),
+            context: context.to_string(),
+            source: e,
+        };
+        let parent = self
+            .root
+            .dir(&parent_rel, true)
+            .map_err(|e| io_err("resolve parent directory", e))?;
+        let parent = parent.as_fd();
+
+        match kind {
+            tar::EntryType::Directory => {
+                let existing = fsops::lstat_at(parent, name).map_err(|e| io_err("stat", e))?;
+                match existing {
+                    Some(st) if fsops::is_dir(&st) => {}
+                    Some(_) => {
+                        fsops::remove_at(parent, name).map_err(|e| io_err("replace", e))?;
+                        mkdir(parent, name).map_err(|e| io_err("mkdir", e))?;
+                    }
+                    None => mkdir(parent, name).map_err(|e| io_err("mkdir", e))?,
+                }
+                let dir = fsops::open_subdir(parent, name).map_err(|e| io_err("open dir", e))?;
+                self.set_fd_meta(dir.as_fd(), &meta)
+                    .map_err(|e| io_err("set metadata", e))?;
+                self.dir_times.push((rel.clone(), meta.mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
+                let mut file =
+                    fsops::create_file(parent, name).map_err(|e| io_err("create file", e))?;
+                io::copy(entry, &mut file).map_err(|e| io_err("write file", e))?;
+                self.set_fd_meta(file.as_fd(), &meta)
+                    .map_err(|e| io_err("set metadata", e))?;
+                set_fd_mtime(file.as_fd(), meta.mtime).map_err(|e| io_err("set mtime", e))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| io_err("read link target", e))?
+                    .ok_or_else(|| Error::unsafe_entry(&shown, "symlink without a target"))?;
+                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
+                // The target is stored verbatim: it is data, only ever resolved in the root.
+                symlinkat(target.as_ref(), parent, name)
+                    .map_err(|e| io_err("symlink", e.into()))?;
+                self.set_link_meta(parent, name, &meta)
+                    .map_err(|e| io_err("set metadata", e))?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| io_err("read link target", e))?
+                    .ok_or_else(|| Error::unsafe_entry(&shown, "hard link without a target"))?;
+                let target_rel = path::normalize(&target)?
+                    .ok_or_else(|| Error::unsafe_entry(&shown, "hard link to the layer root"))?;
+                if target_rel == rel {
+                    return Ok(());
+                }
+                let (tparent_rel, tname) = split(&target_rel, &shown)?;
+                let tparent = self.root.dir(&tparent_rel, false).map_err(|e| {
+                    io_err(
+                        &format!("hard link target {} not in layer", target_rel.display()),
+                        e,
+                    )
+                })?;
+                match fsops::lstat_at(tparent.as_fd(), tname) {
+                    Ok(Some(st)) if !fsops::is_dir(&st) => {}
+                    Ok(_) => {
+                        return Err(Error::unsafe_entry(
+                            &shown,
+                            format!(
+                                "hard link target {} is missing or a directory",
+                                target_rel.display()
+                            ),
+                        ))
+                    }
+                    Err(e) => return Err(io_err("stat hard link target", e)),
+                }
+                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
+                linkat(tparent.as_fd(), tname, parent, name, AtFlags::empty())
+                    .map_err(|e| io_err("hard link", e.into()))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                match self.opts.devices {
+                    DevicePolicy::Skip => {
+                        self.skipped.push(shown);
+                        return Ok(());
+                    }
+                    DevicePolicy::Deny => {
+                        return Err(Error::unsafe_entry(&shown, "device nodes are not allowed"))
+                    }
+                    DevicePolicy::Create => {}
+                }
+                let major = entry.header().device_major().ok().flatten().unwrap_or(0);
+                let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
+                let sflag = if kind == tar::EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
+                mknodat(
+                    parent,
+                    name,
+                    sflag,
+                    Mode::from_bits_truncate(meta.mode & 0o777),
+                    makedev(major.into(), minor.into()),
+                )
+                .map_err(|e| io_err("mknod", e.into()))?;
+                self.set_node_meta(parent, name, &meta)
+                    .map_err(|e| io_err("set metadata", e))?;
+            }
+            tar::EntryType::Fifo => {
+                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
+                mkfifoat(parent, name, Mode::from_bits_truncate(meta.mode & 0o777))
+                    .map_err(|e| io_err("mkfifo", e.into()))?;
+                self.set_node_meta(parent, name, &meta)
+                    .map_err(|e| io_err("set metadata", e))?;
+            }
+            other => {
+                return Err(Error::unsafe_entry(
+                    &shown,
+                    format!("unsupported tar entry type {other:?}"),
+                ))
+            }
+        }
+        self.created.insert(rel);
+        Ok(())
+    }
+
+    /// Remove whatever sits at `name` (for a non-directory entry replacing it).
+    fn clear(&self, parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+        fsops::remove_at(parent, name)
+    }
+
+    fn whiteout(&mut self, parent_rel: &Path, name: &OsStr, shown: &str) -> Result<()> {
+        let io_err = |context: &str, e: io::Error| Error::Unpack {
+            entry: shown.to_string(),
+            context: context.to_string(),
+            source: e,
+        };
+        let bytes = name.as_bytes();
+        if bytes == OPAQUE_WHITEOUT.as_bytes() {
+            let dir = self
+                .root
+                .dir(parent_rel, true)
+                .map_err(|e| io_err("resolve opaque directory", e))?;
+            return match self.opts.whiteouts {
+                WhiteoutMode::Overlay => {
+                    let fd = fsops::reopen_dir(dir.as_fd()).map_err(|e| io_err("open", e))?;
+                    fsops::fsetxattr(fd.as_fd(), "trusted.overlay.opaque", b"y")
+                        .map_err(|e| io_err("set trusted.overlay.opaque", e))
+                }
+                WhiteoutMode::Apply => {
+                    let children = fsops::list_dir(dir.as_fd()).map_err(|e| io_err("list", e))?;
+                    for child in children {
+                        if !self.created.contains(&parent_rel.join(&child)) {
+                            fsops::remove_at(dir.as_fd(), &child)
+                                .map_err(|e| io_err("remove under opaque directory", e))?;
+                        }
+                    }
+                    Ok(())
+                }
+            };
+        }
+        if bytes.starts_with(b".wh..wh.") {
+            // aufs bookkeeping (.wh..wh.plnk etc.): no meaning here.
+            self.skipped.push(shown.to_string());
+            return Ok(());
+        }
+        let victim = OsStr::from_bytes(&bytes[WHITEOUT_PREFIX.len()..]);
+        if victim.is_empty() || victim == "." || victim == ".." {
+            return Err(Error::unsafe_entry(shown, "whiteout names no file"));
+        }
+        match self.opts.whiteouts {
+            WhiteoutMode::Apply => {
+                // A missing parent means nothing to delete.
+                let dir = match self.root.dir(parent_rel, false) {
+                    Ok(d) => d,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(io_err("resolve whiteout directory", e)),
+                };
+                fsops::remove_at(dir.as_fd(), victim).map_err(|e| io_err("whiteout", e))
+            }
+            WhiteoutMode::Overlay => {
+                let dir = self
+                    .root
+                    .dir(parent_rel, true)
+                    .map_err(|e| io_err("resolve whiteout directory", e))?;
+                fsops::remove_at(dir.as_fd(), victim).map_err(|e| io_err("replace", e))?;
+                mknodat(
+                    dir.as_fd(),
+                    victim,
+                    SFlag::S_IFCHR,
+                    Mode::empty(),
+                    makedev(0, 0),
+                )
+                .map_err(|e| io_err("create overlay whiteout (needs root)", e.into()))
+            }
+        }
+    }
+
+    fn set_fd_meta(&self, fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
+        if self.opts.ownership {
+            fchown(fd, Some(uid(meta.uid)?), Some(gid(meta.gid)?))?;
+        }
+        // After chown, which clears setuid/setgid.
+        fchmod(fd, Mode::from_bits_truncate(meta.mode & 0o7777))?;
+        for (k, v) in &meta.xattrs {
+            tolerate_xattr(fsops::fsetxattr(fd, k, v))?;
+        }
+        Ok(())
+    }
+
+    fn set_link_meta(&self, parent: BorrowedFd<'_>, name: &OsStr, meta: &Meta) -> io::Result<()> {
+        if self.opts.ownership {
+            fchownat(
+                parent,
+                name,
+                Some(uid(meta.uid)?),
+                Some(gid(meta.gid)?),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+        for (k, v) in &meta.xattrs {
+            tolerate_xattr(fsops::lsetxattr_at(parent, name, k, v))?;
+        }
+        let t = TimeSpec::new(meta.mtime as i64, 0);
+        utimensat(parent, name, &t, &t, UtimensatFlags::NoFollowSymlink)?;
+        Ok(())
+    }
+
+    /// Device nodes and fifos: never opened (that could block or touch hardware).
+    fn set_node_meta(&self, parent: BorrowedFd<'_>, name: &OsStr, meta: &Meta) -> io::Result<()> {
+        self.set_link_meta(parent, name, meta)?;
+        fchmodat(
+            parent,
+            name,
+            Mode::from_bits_truncate(meta.mode & 0o7777),
+            FchmodatFlags::FollowSymlink,
+        )?;
+        Ok(())
+    }
+
+    fn finish_dir_times(&mut self) -> Result<()> {
+        for (rel, mtime) in self.dir_times.iter().rev() {
+            let Some((parent_rel, name)) = split_opt(rel) else {
+                continue;
+            };
+            // A later entry may have replaced or removed the directory; skip quietly then.
+            let Ok(parent) = self.root.dir(&parent_rel, false) else {
+                continue;
+            };
+            let t = TimeSpec::new(*mtime as i64, 0);
+            let _ = utimensat(
+                parent.as_fd(),
+                name.as_os_str(),
+                &t,
+                &t,
+                UtimensatFlags::NoFollowSymlink,
+            );
+        }
+        Ok(())
+    }
+}
+
+fn mkdir(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    Ok(nix::sys::stat::mkdirat(
+        parent,
+        name,
+        Mode::from_bits_truncate(0o700),
+    )?)
+}
+
+fn set_fd_mtime(fd: BorrowedFd<'_>, mtime: u64) -> io::Result<()> {
+    let t = TimeSpec::new(mtime as i64, 0);
+    Ok(nix::sys::stat::futimens(fd, &t, &t)?)
+}
+
+fn uid(v: u64) -> io::Result<Uid> {
+    u32::try_from(v)
+        .map(Uid::from_raw)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("uid {v} out of range")))
+}
+
+fn gid(v: u64) -> io::Result<Gid> {
+    u32::try_from(v)
+        .map(Gid::from_raw)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("gid {v} out of range")))
+}
+
+/// xattrs the file system or our privileges do not allow are skipped, like docker does.
+fn tolerate_xattr(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e)
+            if matches!(
+                e.raw_os_error().map(Errno::from_raw),
+                Some(Errno::ENOTSUP | Errno::EPERM | Errno::EACCES)
+            ) =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, want_xattrs: bool) -> io::Result<Meta> {
+    let h = entry.header();
+    let mut meta = Meta {
+        mode: h.mode()?,
+        uid: h.uid()?,
+        gid: h.gid()?,
+        mtime: h.mtime().unwrap_or(0),
+        xattrs: Vec::new(),
+    };
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            let Ok(key) = ext.key() else { continue };
+            let value = ext.value_bytes();
+            let number = || {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.split('.').next()?.parse::<u64>().ok())
+            };
+            match key {
+                "uid" => meta.uid = number().unwrap_or(meta.uid),
+                "gid" => meta.gid = number().unwrap_or(meta.gid),
+                "mtime" => meta.mtime = number().unwrap_or(meta.mtime),
+                _ => {
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        if want_xattrs && !is_overlay_xattr(name) {
+                            meta.xattrs.push((name.to_string(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// overlayfs reads its own xattrs (opaque, redirect, metacopy, origin) from upper and lower
+/// directories: a layer must never smuggle them in, or it could redirect lookups to other
+/// layers' files. Opaque directories come only from `.wh..wh..opq` entries.
+fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+}
+
+/// Split a normalised relative path into (parent, file name).
+fn split<'p>(rel: &'p Path, shown: &str) -> Result<(PathBuf, &'p OsStr)> {
+    let name = rel
+        .file_name()
+        .ok_or_else(|| Error::unsafe_entry(shown, "entry has no file name"))?;
+    let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((parent, name))
+}
+
+fn split_opt(rel: &Path) -> Option<(PathBuf, OsString)> {
+    let name = rel.file_name()?.to_os_string();
+    Some((
+        rel.parent().map(Path::to_path_buf).unwrap_or_default(),
+        name,
+    ))
+}

@@ -1,0 +1,448 @@
+//! End-to-end tests of the `berth-runtime` binary on busybox bundles: the real kernel, real
+//! namespaces, real cgroups. Run as root (they fail loudly under CI=true otherwise).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use berth_testsupport::{require_root, unique_id, TestBundle};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+/// A runtime with its own state root, removed (with any leftover containers) at the end.
+struct Rt {
+    root: tempfile::TempDir,
+}
+
+impl Rt {
+    fn new() -> Rt {
+        Rt {
+            root: tempfile::Builder::new().prefix("berth-rt-").tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// Run to completion. Output goes through files, not pipes: a detached container inherits
+    /// our stdio and would hold a pipe open long after the runtime exited.
+    fn out(&self, args: &[&str]) -> Output {
+        let mut out = tempfile::tempfile().unwrap();
+        let mut err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let mut read = |f: &mut std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut v = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        Output {
+            status,
+            stdout: read(&mut out),
+            stderr: read(&mut err),
+        }
+    }
+
+    /// Run a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.out(args);
+        assert!(
+            o.status.success(),
+            "berth-runtime {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn run(&self, b: &TestBundle) -> Output {
+        let id = unique_id("run");
+        self.out(&["run", "--bundle", b.path().to_str().unwrap(), &id])
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+}
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        if let Ok(list) = std::fs::read_dir(self.root.path()) {
+            for e in list.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if !id.starts_with('.') {
+                    let _ = self.out(&["delete", "--force", &id]);
+                }
+            }
+        }
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn sh(script: &str) -> TestBundle {
+    TestBundle::busybox(&["sh", "-c", script])
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn isolation_pid1_hostname_no_host_processes_mounts_or_interfaces() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sh("echo pid=$$; hostname; ps -o pid | wc -l; cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /proc/self/mountinfo");
+    let o = rt.run(&b);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("pid=1"));
+    assert_eq!(lines.next(), Some("berth-test"));
+    // header + sh + ps (+ wc, its sibling in the pipeline): nothing of the host's.
+    let procs: usize = lines.next().unwrap().trim().parse().unwrap();
+    assert!(procs <= 4, "container sees {procs} processes");
+    let ifaces: Vec<&str> = lines.clone().take_while(|l| !l.contains(" / ")).map(str::trim).collect();
+    assert_eq!(ifaces, vec!["lo"], "only loopback in a new network namespace");
+    let mounts = out.lines().filter(|l| l.contains(" - ")).collect::<Vec<_>>();
+    let host_work = mounts.iter().any(|l| l.split_whitespace().nth(4).is_some_and(|mp| mp.starts_with("/work") || mp.starts_with("/run/berth")));
+    assert!(!host_work, "host mounts visible: {mounts:#?}");
+    assert!(mounts.iter().any(|l| l.split_whitespace().nth(4) == Some("/")));
+}
+
+#[test]
+fn exit_codes_propagate() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    assert_eq!(rt.run(&sh("exit 3")).status.code(), Some(3));
+    assert_eq!(rt.run(&sh("true")).status.code(), Some(0));
+    // Without a pid namespace sh is not an init, so SIGKILL to itself is delivered: 128+9.
+    let mut b = sh("kill -9 $$");
+    b.edit(|s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+    });
+    assert_eq!(rt.run(&b).status.code(), Some(137));
+}
+
+#[test]
+fn signal_to_runtime_reaches_container() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sh("trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done");
+    let id = unique_id("sig");
+    let mut child = rt
+        .cmd()
+        .args(["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+}
+
+#[test]
+fn create_start_state_kill_delete_leaves_nothing() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = TestBundle::busybox(&["sleep", "1000"]);
+    let id = unique_id("life");
+    let pid_file = b.path().join("pid");
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]);
+    let st = rt.state(&id);
+    assert_eq!(st["status"], "created");
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string());
+    // Not exec'ed yet: still the runtime's image.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_ne!(comm.trim(), "sleep");
+    rt.ok(&["start", &id]);
+    assert!(wait_until(|| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")));
+    assert_eq!(rt.state(&id)["status"], "running");
+    let o = rt.out(&["start", &id]);
+    assert!(!o.status.success(), "second start must fail");
+    assert!(stderr(&o).contains("running"), "{}", stderr(&o));
+    let o = rt.out(&["delete", &id]);
+    assert!(!o.status.success(), "delete of a running container without --force must fail");
+
+    let cgroup_dirs: Vec<PathBuf> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            (ctrl == "memory" || ctrl == "pids").then(|| PathBuf::from(format!("/sys/fs/cgroup/{ctrl}{path}")))
+        })
+        .collect();
+    assert!(!cgroup_dirs.is_empty() && cgroup_dirs.iter().all(|d| d.exists()));
+
+    rt.ok(&["kill", &id, "KILL"]);
+    assert!(wait_until(|| rt.state(&id)["status"] == "stopped"));
+    rt.ok(&["delete", &id]);
+    assert!(!rt.root.path().join(&id).exists(), "state directory removed");
+    for d in &cgroup_dirs {
+        assert!(!d.exists(), "cgroup {} removed", d.display());
+    }
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    let o = rt.out(&["state", &id]);
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+}
+
+#[test]
+fn failed_create_leaves_nothing_behind() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = TestBundle::busybox(&["/no/such/program"]);
+    let id = unique_id("fail");
+    let o = rt.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/no/such/program"), "{}", stderr(&o));
+    assert!(!rt.root.path().join(&id).exists(), "no state directory");
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists(), "no cgroup");
+    let list = rt.ok(&["list", "-q"]);
+    assert!(!list.contains(&id));
+}
+
+#[test]
+fn invalid_config_names_the_field() {
+    let rt = Rt::new();
+    let mut b = sh("true");
+    b.edit(|s| s["linux"]["namespaces"][1]["type"] = json!("bogus"));
+    let o = rt.run(&b);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("linux.namespaces[1].type"), "{}", stderr(&o));
+
+    b.edit(|s| {
+        s["linux"]["namespaces"][1]["type"] = json!("network");
+        s["process"]["args"] = json!([]);
+    });
+    let o = rt.run(&b);
+    assert!(stderr(&o).contains("process.args"), "{}", stderr(&o));
+
+    b.edit(|s| {
+        s["process"]["args"] = json!(["true"]);
+        s["root"]["path"] = json!("missing-rootfs");
+    });
+    let o = rt.run(&b);
+    assert!(stderr(&o).contains("root.path"), "{}", stderr(&o));
+}
+
+#[test]
+fn only_standard_fds_reach_the_container_unless_preserved() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sh("ls /proc/self/fd | sort -n | tr '\\n' ' '");
+    let o = rt.run(&b);
+    // ls itself holds one fd open on the directory it lists (3).
+    assert_eq!(stdout(&o).trim(), "0 1 2 3", "{}", stderr(&o));
+
+    // --preserve-fds 1 keeps fd 3: open a file on fd 3 for the runtime.
+    let marker = b.path().join("marker");
+    std::fs::write(&marker, "kept").unwrap();
+    let b2 = sh("cat <&3");
+    let id = unique_id("fds");
+    let f = std::fs::File::open(&marker).unwrap();
+    let mut cmd = rt.cmd();
+    cmd.args(["run", "--preserve-fds", "1", "--bundle", b2.path().to_str().unwrap(), &id]);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(stdout(&o), "kept", "{}", stderr(&o));
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = TestBundle::busybox(&["sleep", "1000"]);
+    let id = unique_id("exec");
+    rt.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+    let out = rt.ok(&["exec", &id, "sh", "-c", "hostname; ps -o pid,comm | grep sleep"]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("berth-test"));
+    assert!(lines.next().unwrap().trim().starts_with("1 sleep"), "{out}");
+    let o = rt.out(&["exec", &id, "sh", "-c", "exit 5"]);
+    assert_eq!(o.status.code(), Some(5));
+    // --process with a JSON Process, detached, pid file.
+    let proc_json = b.path().join("process.json");
+    std::fs::write(
+        &proc_json,
+        json!({"args": ["sh", "-c", "echo $FOO > /tmp/exec-out"], "cwd": "/", "env": ["FOO=bar", "PATH=/bin"],
+               "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
+    let pid_file = b.path().join("exec.pid");
+    rt.ok(&["exec", "--detach", "--pid-file", pid_file.to_str().unwrap(), "--process", proc_json.to_str().unwrap(), &id]);
+    assert!(pid_file.exists());
+    assert!(wait_until(|| std::fs::read_to_string(b.rootfs().join("tmp/exec-out")).is_ok_and(|s| s == "bar\n")));
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn pause_resume_and_kill_all() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sh("sleep 1000 & sleep 1000 & wait");
+    let id = unique_id("pause");
+    rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(wait_until(|| serde_json::from_str::<Vec<i32>>(&rt.ok(&["ps", "--format", "json", &id])).unwrap().len() == 3));
+    rt.ok(&["pause", &id]);
+    assert_eq!(rt.state(&id)["status"], "paused");
+    let pids: Vec<i32> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).unwrap();
+    for p in &pids {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+        assert!(status.lines().any(|l| l.starts_with("State:") && (l.contains("D") || l.contains("S"))));
+    }
+    rt.ok(&["resume", &id]);
+    assert_eq!(rt.state(&id)["status"], "running");
+    rt.ok(&["kill", "--all", &id, "9"]);
+    assert!(wait_until(|| pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists())));
+    rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn user_namespace_maps_root_to_unprivileged_uid() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = TestBundle::busybox(&["sleep", "1000"]);
+    b.edit(|s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let id = unique_id("userns");
+    rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid_line.split_whitespace().skip(1).all(|u| u == "100000"), "{uid_line}");
+    let inside = rt.ok(&["exec", &id, "id", "-u"]);
+    assert_eq!(inside.trim(), "0");
+    let map = rt.ok(&["exec", &id, "cat", "/proc/self/uid_map"]);
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), vec!["0", "100000", "65536"]);
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn time_namespace_offsets_apply() {
+    if !require_root!() || !berth_testsupport::require(Path::new("/proc/self/ns/time").exists(), "time namespaces") {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("cut -d. -f1 /proc/uptime");
+    b.edit(|s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+        s["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+    });
+    let o = rt.run(&b);
+    let uptime: u64 = stdout(&o).trim().parse().unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    let host: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uptime >= 864000 + host as u64 - 1, "uptime inside {uptime}, host {host}");
+}
+
+#[test]
+fn memory_limit_ends_in_oom_kill() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    // dd with a 256 MiB block size allocates and touches that much.
+    let mut b = TestBundle::busybox(&["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"]);
+    b.edit(|s| {
+        s["linux"]["resources"]["memory"] = json!({"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024});
+    });
+    let o = rt.run(&b);
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("n=0; for i in $(seq 1 50); do sleep 5 & n=$((n+1)); done 2>/dev/null; echo started; ps -o pid | wc -l; kill $(jobs -p) 2>/dev/null; true");
+    b.edit(|s| s["linux"]["resources"]["pids"] = json!({"limit": 10}));
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    let count: usize = out.lines().nth(1).unwrap_or("999").trim().parse().unwrap();
+    // header line + at most 10 processes.
+    assert!(count <= 11, "pids limit not enforced: {count} lines\n{}", stderr(&o));
+}
+
+#[test]
+fn read_only_root_refuses_writes() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("touch /newfile 2>&1; echo rc=$?; touch /dev/shm/ok && echo shm-ok");
+    b.edit(|s| s["root"]["readonly"] = json!(true));
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    assert!(out.contains("Read-only file system"), "{out}{}", stderr(&o));
+    assert!(out.contains("rc=1"));
+    assert!(out.contains("shm-ok"), "tmpfs mounts stay writable");
+    assert!(!b.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn rootfs_is_owned_as_given() {
+    // Sanity of the fixture the other tests rely on.
+    let b = TestBundle::busybox(&["true"]);
+    let md = std::fs::metadata(b.rootfs().join("bin/busybox")).unwrap();
+    assert_eq!(md.mode() & 0o111, 0o111);
+}
