@@ -1,0 +1,152 @@
+//! `create`: merge the request with the image config, prepare the writable snapshot, record.
+
+use std::sync::Arc;
+
+use super::model::{ContainerRecord, ContainerSpec, State};
+use crate::error::{Error, Result};
+use crate::{ids, Engine};
+
+/// A create request; `entrypoint`/`cmd` None means "the image's".
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: Option<String>,
+    pub spec: ContainerSpec,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// `KEY=v` entries of `over` replace those of `base` with the same key.
+fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut out: Vec<String> = base.to_vec();
+    for e in over {
+        let k = key(e);
+        match out.iter_mut().find(|b| key(b) == k) {
+            Some(b) => *b = e.clone(),
+            None => out.push(e.clone()),
+        }
+    }
+    out
+}
+
+impl Engine {
+    pub async fn create_container(self: &Arc<Self>, req: CreateRequest) -> Result<Created> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.create_blocking(req))
+            .await
+            .map_err(|e| Error::internal("create container", e))?
+    }
+
+    fn create_blocking(&self, req: CreateRequest) -> Result<Created> {
+        let mut spec = req.spec;
+        if spec.image.is_empty() {
+            return Err(Error::InvalidParameter("config.Image: no image given".into()));
+        }
+        let row = self.find_image(&spec.image)?;
+        let image = self.resolve_row(&row)?;
+        let ic = image.config.config().clone().unwrap_or_default();
+
+        spec.env = merge_env(ic.env().as_deref().unwrap_or(&[]), &spec.env);
+        match req.entrypoint {
+            Some(ep) => {
+                // Docker: an explicit entrypoint drops the image's cmd.
+                spec.entrypoint = ep;
+                spec.cmd = req.cmd.unwrap_or_default();
+            }
+            None => {
+                spec.entrypoint = ic.entrypoint().clone().unwrap_or_default();
+                spec.cmd = match req.cmd {
+                    Some(c) if !c.is_empty() => c,
+                    _ => ic.cmd().clone().unwrap_or_default(),
+                };
+            }
+        }
+        if spec.entrypoint.is_empty() && spec.cmd.is_empty() {
+            return Err(Error::InvalidParameter("no command specified".into()));
+        }
+        if spec.working_dir.is_empty() {
+            spec.working_dir = ic.working_dir().clone().unwrap_or_default();
+        }
+        if spec.user.is_empty() {
+            spec.user = ic.user().clone().unwrap_or_default();
+        }
+        if spec.stop_signal.is_none() {
+            spec.stop_signal = ic.stop_signal().clone();
+        }
+        let mut labels: std::collections::BTreeMap<String, String> =
+            ic.labels().clone().unwrap_or_default().into_iter().collect();
+        labels.extend(std::mem::take(&mut spec.labels));
+        spec.labels = labels;
+        if spec.host.network_mode.is_empty() || spec.host.network_mode == "default" {
+            spec.host.network_mode = "none".into();
+        }
+        let mut warnings = Vec::new();
+        if spec.host.network_mode == "bridge" {
+            warnings.push("bridge networking is not available yet: the container gets --network none".into());
+        }
+
+        let name = match req.name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(&n).to_string();
+                if !ids::valid_name(&n) {
+                    return Err(Error::InvalidParameter(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n
+            }
+            None => ids::random_name(),
+        };
+        let id = ids::new_id();
+        let top = self.image_top_snapshot(&image)?;
+        self.snapshots.prepare(&id, top.as_ref())?;
+        let dir = self.container_dir(&id);
+        let made = std::fs::create_dir_all(dir.join("rootfs"))
+            .map_err(|e| Error::internal(format!("create {}", dir.display()), e));
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name: name.clone(),
+            created: ids::now_rfc3339(),
+            image_id: row.id.clone(),
+            spec,
+            state: State::default(),
+            restart_count: 0,
+            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+        };
+        let inserted = made.and_then(|_| self.db().insert_container(&rec));
+        match inserted {
+            Ok(true) => Ok(Created { id, warnings }),
+            other => {
+                let _ = self.snapshots.remove_active(&id);
+                let _ = std::fs::remove_dir_all(&dir);
+                other?;
+                let holder = self
+                    .db()
+                    .find_container(&name)?
+                    .map(|c| c.id)
+                    .unwrap_or_default();
+                Err(Error::Conflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_env;
+
+    #[test]
+    fn env_override_keeps_order() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        let over = vec!["A=2".to_string(), "B=3".to_string()];
+        assert_eq!(merge_env(&base, &over), vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+}

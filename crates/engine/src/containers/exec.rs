@@ -1,0 +1,199 @@
+//! `exec` sessions and `attach`: both end in an [`Attachment`], a shim stream the API pumps to
+//! its client connection.
+
+use std::sync::Arc;
+
+use berth_shim::Request;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixStream;
+
+use super::shim;
+use super::spec;
+use super::stream::{pump, StreamOptions};
+use crate::error::{Error, Result};
+use crate::{ids, lock, Engine};
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub working_dir: String,
+    pub tty: bool,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub privileged: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    pub id: String,
+    pub container_id: String,
+    pub spec: ExecSpec,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+}
+
+/// A connected shim stream, ready to be pumped to a client.
+pub struct Attachment {
+    engine: Arc<Engine>,
+    stream: UnixStream,
+    opts: StreamOptions,
+    exec_id: Option<String>,
+}
+
+impl Attachment {
+    pub fn tty(&self) -> bool {
+        self.opts.tty
+    }
+
+    /// Pump until the process's output ends; an exec's exit code is recorded.
+    pub async fn run<R, W>(self, from_client: R, to_client: W)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let code = pump(self.stream, from_client, to_client, self.opts).await;
+        if let Some(id) = self.exec_id {
+            if let Some(x) = lock(&self.engine.containers.execs).get_mut(&id) {
+                x.running = false;
+                x.exit_code = Some(code.unwrap_or(126));
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Attach to a container's stdio. A created or stopped container gets its process (held
+    /// by a new shim, waiting for start) so nothing it prints is missed.
+    pub async fn attach_container(
+        self: &Arc<Self>,
+        key: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<Attachment> {
+        let id = self.container(key)?.id;
+        {
+            let lock = self.containers.op_lock(&id);
+            let _g = lock.lock().await;
+            let mut rec = self.container(&id)?;
+            self.ensure_task(&mut rec).await?;
+        }
+        let rec = self.container(&id)?;
+        let (_, stream) = shim::call(&self.shim_socket(&id), &Request::Attach { stdin }).await?;
+        Ok(Attachment {
+            engine: self.clone(),
+            stream,
+            opts: StreamOptions {
+                tty: rec.spec.tty,
+                stdin,
+                stdout,
+                stderr,
+            },
+            exec_id: None,
+        })
+    }
+
+    pub fn create_exec(&self, key: &str, spec: ExecSpec) -> Result<String> {
+        let rec = self.container(key)?;
+        if !rec.state.running() {
+            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+        }
+        if spec.cmd.is_empty() {
+            return Err(Error::InvalidParameter("No exec command specified".into()));
+        }
+        let id = ids::new_id();
+        lock(&self.containers.execs).insert(
+            id.clone(),
+            ExecRecord {
+                id: id.clone(),
+                container_id: rec.id,
+                spec,
+                running: false,
+                exit_code: None,
+            },
+        );
+        Ok(id)
+    }
+
+    pub fn inspect_exec(&self, exec_id: &str) -> Result<ExecRecord> {
+        lock(&self.containers.execs)
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("No such exec instance: {exec_id}")))
+    }
+
+    /// Start an exec: the process runs in the container, held by its shim.
+    pub async fn start_exec(self: &Arc<Self>, exec_id: &str) -> Result<Attachment> {
+        let x = self.inspect_exec(exec_id)?;
+        if x.running || x.exit_code.is_some() {
+            return Err(Error::Conflict(format!("Exec {exec_id} has already been started")));
+        }
+        let rec = self.container(&x.container_id)?;
+        if !rec.state.running() {
+            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+        }
+        let rootfs = self.container_dir(&rec.id).join("rootfs");
+        let mut env = rec.spec.env.clone();
+        env.extend(x.spec.env.iter().cloned());
+        let caps = if x.spec.privileged {
+            let mut r = rec.clone();
+            r.spec.host.privileged = true;
+            spec::capabilities(&r)
+        } else {
+            spec::capabilities(&rec)
+        };
+        let user = if x.spec.user.is_empty() { &rec.spec.user } else { &x.spec.user };
+        let cwd = if x.spec.working_dir.is_empty() {
+            &rec.spec.working_dir
+        } else {
+            &x.spec.working_dir
+        };
+        let process = spec::process(&rootfs, &x.spec.cmd, &env, cwd, user, x.spec.tty, &caps, false)
+            .map_err(Error::InvalidParameter)?;
+        let (_, stream) = shim::call(
+            &self.shim_socket(&rec.id),
+            &Request::Exec {
+                exec_id: exec_id.to_string(),
+                process,
+                stdin: x.spec.attach_stdin,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            // The runtime's message names the missing executable: a bad request, like Docker's.
+            Error::Internal(m) if m.contains("exec") => Error::InvalidParameter(m),
+            e => e,
+        })?;
+        if let Some(x) = lock(&self.containers.execs).get_mut(exec_id) {
+            x.running = true;
+        }
+        Ok(Attachment {
+            engine: self.clone(),
+            stream,
+            opts: StreamOptions {
+                tty: x.spec.tty,
+                stdin: x.spec.attach_stdin,
+                stdout: true,
+                stderr: true,
+            },
+            exec_id: Some(exec_id.to_string()),
+        })
+    }
+
+    pub async fn resize_exec(self: &Arc<Self>, exec_id: &str, height: u16, width: u16) -> Result<()> {
+        let x = self.inspect_exec(exec_id)?;
+        shim::call(
+            &self.shim_socket(&x.container_id),
+            &Request::Resize {
+                height,
+                width,
+                exec_id: Some(exec_id.to_string()),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,429 @@
+//! start, stop, kill, wait, remove, and the monitors that learn about exits from shims;
+//! `recover` re-adopts the shims of a previous berthd.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_shim::{ExitStatus, Request};
+use nix::sys::signal::Signal;
+
+use super::model::{ContainerRecord, Status};
+use super::shim::{self, Launch};
+use super::spec;
+use super::WaitState;
+use crate::error::{Error, Result};
+use crate::{ids, Engine};
+
+/// Docker's wait conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::InvalidParameter(format!(
+                "invalid condition: {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Parse "SIGTERM", "TERM", "15".
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n)
+            .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {s}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<Signal>()
+        .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {s}")))
+}
+
+impl Engine {
+    /// By id, name or unique id prefix; 404 with Docker's wording.
+    pub fn container(&self, key: &str) -> Result<ContainerRecord> {
+        self.db()
+            .find_container(key)?
+            .ok_or_else(|| Error::no_such_container(key))
+    }
+
+    pub fn list_containers(&self, all: bool) -> Result<Vec<ContainerRecord>> {
+        let mut v: Vec<ContainerRecord> = self
+            .db()
+            .containers()?
+            .into_iter()
+            .filter(|c| all || c.state.running())
+            .collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(v)
+    }
+
+    fn save(&self, rec: &ContainerRecord) -> Result<()> {
+        self.db().update_container(rec)
+    }
+
+    fn rootfs(&self, id: &str) -> std::path::PathBuf {
+        self.container_dir(id).join("rootfs")
+    }
+
+    fn mount_rootfs(&self, id: &str) -> Result<()> {
+        let target = self.rootfs(id);
+        let _ = unmount(&target);
+        let m = self.snapshots.mounts(id)?;
+        m.mount(&target)?;
+        Ok(())
+    }
+
+    fn unmount_rootfs(&self, id: &str) {
+        let _ = unmount(&self.rootfs(id));
+    }
+
+    /// Make sure a shim holds a (created or running) process for the container.
+    pub(crate) async fn ensure_task(self: &Arc<Self>, rec: &mut ContainerRecord) -> Result<()> {
+        if rec.state.task || rec.state.running() {
+            return Ok(());
+        }
+        let id = rec.id.clone();
+        let engine = self.clone();
+        let r = rec.clone();
+        let bundle = self.container_dir(&id);
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            engine.mount_rootfs(&r.id)?;
+            let cfg = spec::config(&r, &engine.rootfs(&r.id)).map_err(Error::InvalidParameter)?;
+            let bytes = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::internal("encode config.json", e))?;
+            std::fs::write(bundle.join("config.json"), bytes)
+                .map_err(|e| Error::internal("write config.json", e))
+        })
+        .await
+        .map_err(|e| Error::internal("prepare bundle", e))?
+        .inspect_err(|_| self.unmount_rootfs(&id))?;
+
+        let socket = self.shim_socket(&id);
+        let exit_file = self.exit_file(&id);
+        let _ = std::fs::remove_file(&exit_file);
+        let log = std::path::PathBuf::from(&rec.log_path);
+        let runtime_root = self.runtime_root();
+        let bundle = self.container_dir(&id);
+        let launched = shim::launch(&Launch {
+            binary: &self.shim_binary,
+            id: &id,
+            bundle: &bundle,
+            runtime_root: &runtime_root,
+            socket: &socket,
+            log: &log,
+            exit_file: &exit_file,
+            tty: rec.spec.tty,
+            stdin: rec.spec.open_stdin,
+            stdin_once: rec.spec.stdin_once,
+        })
+        .await;
+        let pid = match launched {
+            Ok(p) => p,
+            Err(e) => {
+                self.unmount_rootfs(&id);
+                return Err(e);
+            }
+        };
+        rec.state.task = true;
+        rec.state.pid = pid;
+        self.save(rec)?;
+        self.spawn_monitor(id);
+        Ok(())
+    }
+
+    pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        let id = self.container(key)?.id;
+        let lock = self.containers.op_lock(&id);
+        let _g = lock.lock().await;
+        let mut rec = self.container(&id)?;
+        if rec.state.running() {
+            return Err(Error::NotModified("container already started".into()));
+        }
+        self.ensure_task(&mut rec).await?;
+        if let Err(e) = shim::call(&self.shim_socket(&id), &Request::Start).await {
+            let _ = shim::call(&self.shim_socket(&id), &Request::Kill { signal: 9, all: true }).await;
+            return Err(e);
+        }
+        rec.state.status = Status::Running;
+        rec.state.started_at = ids::now_rfc3339();
+        rec.state.finished_at.clear();
+        rec.state.exit_code = 0;
+        self.save(&rec)?;
+        Ok(())
+    }
+
+    fn spawn_monitor(self: &Arc<Self>, id: String) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let socket = engine.shim_socket(&id);
+            let exit = match shim::request(&socket, &Request::Wait).await {
+                // The shim answers a Wait only once the container is gone.
+                Ok((reply, _)) => reply.exit,
+                Err(_) => None,
+            };
+            let exit = exit
+                .or_else(|| shim::read_exit_file(&engine.exit_file(&id)))
+                .unwrap_or_else(|| ExitStatus {
+                    code: 255,
+                    finished_at: ids::now_rfc3339(),
+                    oom_killed: false,
+                });
+            engine.on_exit(&id, exit).await;
+        });
+    }
+
+    async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) {
+        let Ok(mut rec) = self.container(id) else { return };
+        let was_started = rec.state.running();
+        rec.state.status = if was_started || rec.state.status != Status::Created {
+            Status::Exited
+        } else {
+            Status::Created
+        };
+        rec.state.task = false;
+        rec.state.pid = 0;
+        if was_started {
+            rec.state.exit_code = exit.code;
+            rec.state.finished_at = exit.finished_at.clone();
+            rec.state.oom_killed = exit.oom_killed;
+        }
+        if let Err(e) = self.save(&rec) {
+            tracing::error!("record the exit of {id}: {e}");
+        }
+        self.unmount_rootfs(id);
+        let _ = std::fs::remove_file(self.exit_file(id));
+        self.containers.notify(id, |w| {
+            w.exits += 1;
+            w.code = exit.code;
+        });
+        if rec.spec.host.auto_remove && was_started {
+            let engine = self.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = engine.remove_container(&id, true).await {
+                    tracing::warn!("auto-remove {id}: {e}");
+                }
+            });
+        }
+    }
+
+    /// Wait for `cond`; returns the exit code.
+    pub async fn wait_container(self: &Arc<Self>, key: &str, cond: WaitCondition) -> Result<i32> {
+        let rec = self.container(key)?;
+        let mut rx = self.containers.watcher(&rec.id);
+        let start = *rx.borrow();
+        // The record may have changed between the lookup and the subscription.
+        let rec = match self.db().find_container(&rec.id)? {
+            Some(r) => r,
+            None if cond == WaitCondition::Removed => return Ok(start.code),
+            None => return Err(Error::no_such_container(key)),
+        };
+        if cond == WaitCondition::NotRunning && !rec.state.running() {
+            return Ok(rec.state.exit_code);
+        }
+        loop {
+            let w: WaitState = *rx.borrow_and_update();
+            match cond {
+                WaitCondition::Removed if w.removed => return Ok(w.code),
+                WaitCondition::NotRunning | WaitCondition::NextExit if w.exits > start.exits => {
+                    return Ok(w.code)
+                }
+                _ => {}
+            }
+            if rx.changed().await.is_err() {
+                return Ok(w.code);
+            }
+        }
+    }
+
+    pub async fn kill_container(self: &Arc<Self>, key: &str, signal: Option<&str>) -> Result<()> {
+        let rec = self.container(key)?;
+        if !rec.state.running() {
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {key}: Container {} is not running",
+                rec.id
+            )));
+        }
+        let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
+        shim::call(
+            &self.shim_socket(&rec.id),
+            &Request::Kill {
+                signal: sig as i32,
+                all: false,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Signal (StopSignal or SIGTERM), wait `timeout` seconds (-1: forever), then SIGKILL.
+    pub async fn stop_container(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let id = self.container(key)?.id;
+        let lock = self.containers.op_lock(&id);
+        let _g = lock.lock().await;
+        let rec = self.container(&id)?;
+        if !rec.state.running() {
+            return Err(Error::NotModified("container already stopped".into()));
+        }
+        let sig = parse_signal(
+            signal
+                .or(rec.spec.stop_signal.as_deref())
+                .unwrap_or("SIGTERM"),
+        )?;
+        let timeout = timeout.or(rec.spec.stop_timeout).unwrap_or(10);
+        self.stop_task(&rec, sig, timeout).await
+    }
+
+    async fn stop_task(self: &Arc<Self>, rec: &ContainerRecord, sig: Signal, timeout: i64) -> Result<()> {
+        let mut rx = self.containers.watcher(&rec.id);
+        let before = rx.borrow_and_update().exits;
+        let socket = self.shim_socket(&rec.id);
+        let exited = |rx: &mut tokio::sync::watch::Receiver<WaitState>| {
+            let mut rx = rx.clone();
+            async move {
+                while rx.borrow_and_update().exits <= before {
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        // The shim may already be gone (it exited between the lookup and now): that is fine.
+        let _ = shim::call(&socket, &Request::Kill { signal: sig as i32, all: false }).await;
+        if timeout >= 0 {
+            let wait = exited(&mut rx);
+            if tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            let _ = shim::call(&socket, &Request::Kill { signal: 9, all: true }).await;
+        }
+        exited(&mut rx).await;
+        Ok(())
+    }
+
+    pub async fn remove_container(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
+        let id = self.container(key)?.id;
+        let lock = self.containers.op_lock(&id);
+        let _g = lock.lock().await;
+        let rec = match self.db().find_container(&id)? {
+            Some(r) => r,
+            // Removed meanwhile (auto-remove racing a `rm -f`).
+            None => return Ok(()),
+        };
+        if rec.state.running() && !force {
+            return Err(Error::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                rec.name
+            )));
+        }
+        if rec.state.running() || rec.state.task {
+            self.stop_task(&rec, Signal::SIGKILL, 0).await?;
+        }
+        self.unmount_rootfs(&id);
+        let _ = self.snapshots.remove_active(&id);
+        let dir = self.container_dir(&id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::internal(format!("remove {}", dir.display()), e));
+            }
+        }
+        let _ = std::fs::remove_file(self.exit_file(&id));
+        self.db().delete_container(&id)?;
+        self.containers.notify(&id, |w| w.removed = true);
+        self.containers.forget(&id);
+        Ok(())
+    }
+
+    pub async fn resize_container(self: &Arc<Self>, key: &str, height: u16, width: u16) -> Result<()> {
+        let rec = self.container(key)?;
+        if !rec.state.running() && !rec.state.task {
+            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+        }
+        shim::call(
+            &self.shim_socket(&rec.id),
+            &Request::Resize {
+                height,
+                width,
+                exec_id: None,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// After a berthd restart: containers whose shim still answers are re-adopted; the others
+    /// get the exit status their shim left (or 255 when it left none).
+    pub(crate) async fn recover(self: &Arc<Self>) -> Result<()> {
+        let recs = self.db().containers()?;
+        for mut rec in recs {
+            if !rec.state.running() && !rec.state.task {
+                continue;
+            }
+            let socket = self.shim_socket(&rec.id);
+            match shim::request(&socket, &Request::State).await {
+                Ok((reply, _)) if reply.ok && reply.exit.is_none() => {
+                    tracing::info!("re-adopted container {} (pid {})", rec.id, reply.pid);
+                    if reply.running && rec.state.status != Status::Running {
+                        rec.state.status = Status::Running;
+                        self.save(&rec)?;
+                    }
+                    self.spawn_monitor(rec.id.clone());
+                }
+                Ok(_) => {
+                    // Exiting right now: its monitor will get the status.
+                    self.spawn_monitor(rec.id.clone());
+                }
+                Err(_) => {
+                    let exit = shim::read_exit_file(&self.exit_file(&rec.id)).unwrap_or_else(|| ExitStatus {
+                        code: 255,
+                        finished_at: ids::now_rfc3339(),
+                        oom_killed: false,
+                    });
+                    self.on_exit(&rec.id, exit).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lazy unmount: a process still inside (an exec racing the exit) must not keep us stuck.
+fn unmount(target: &std::path::Path) -> nix::Result<()> {
+    nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_like_docker() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("kill").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("15").unwrap(), Signal::SIGTERM);
+        assert!(parse_signal("NOPE").is_err());
+    }
+
+    #[test]
+    fn wait_conditions() {
+        assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
+        assert_eq!(WaitCondition::parse("removed").unwrap(), WaitCondition::Removed);
+        assert!(WaitCondition::parse("x").is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! Containers: records in the database, one shim per live container.
+
+pub mod create;
+pub mod exec;
+pub mod lifecycle;
+pub mod logs;
+pub mod model;
+pub mod shim;
+pub mod spec;
+pub mod stream;
+pub mod user;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::{lock, Map};
+
+/// What waiters watch: how many times the container exited, the last code, whether it is gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WaitState {
+    pub exits: u64,
+    pub code: i32,
+    pub removed: bool,
+}
+
+/// In-memory companions of container records: wait channels, per-container operation locks
+/// and exec sessions.
+#[derive(Default)]
+pub struct Registry {
+    watch: Map<watch::Sender<WaitState>>,
+    locks: Map<Arc<tokio::sync::Mutex<()>>>,
+    pub(crate) execs: Map<exec::ExecRecord>,
+}
+
+impl Registry {
+    pub fn watcher(&self, id: &str) -> watch::Receiver<WaitState> {
+        let mut m = lock(&self.watch);
+        m.entry(id.to_string())
+            .or_insert_with(|| watch::channel(WaitState::default()).0)
+            .subscribe()
+    }
+
+    pub fn notify(&self, id: &str, f: impl FnOnce(&mut WaitState)) {
+        let mut m = lock(&self.watch);
+        let tx = m
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(WaitState::default()).0);
+        tx.send_modify(f);
+    }
+
+    pub fn forget(&self, id: &str) {
+        lock(&self.watch).remove(id);
+        lock(&self.locks).remove(id);
+        lock(&self.execs).retain(|_, e| e.container_id != id);
+    }
+
+    /// Serialises start/stop/remove of one container.
+    pub fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.locks)
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+}
+

@@ -1,0 +1,145 @@
+//! What the engine knows about a container: how it was asked for (`ContainerSpec`, already
+//! merged with its image's config) and where it is (`State`). Persisted as JSON in the database.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The create request, merged with the image config (env, cmd, entrypoint, workdir, user).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerSpec {
+    /// The image as the user named it.
+    pub image: String,
+    pub hostname: String,
+    pub domainname: String,
+    pub user: String,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub working_dir: String,
+    pub labels: BTreeMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    pub host: HostSpec,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostSpec {
+    pub auto_remove: bool,
+    /// "none", "host" (bridge networking arrives with the network crate; "default"/"bridge" are
+    /// treated as "none" until then).
+    pub network_mode: String,
+    /// "host-path:container-path[:ro]".
+    pub binds: Vec<String>,
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub memory_reservation: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    pub cpuset_cpus: String,
+    pub pids_limit: Option<i64>,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub init: Option<bool>,
+    pub restart_policy: RestartPolicy,
+    pub security_opt: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+    pub shm_size: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RestartPolicy {
+    /// "", "no", "always", "on-failure", "unless-stopped".
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub oom_killed: bool,
+    /// RFC 3339; empty when never.
+    pub started_at: String,
+    pub finished_at: String,
+    /// A shim holds a created-but-not-started process for this container.
+    pub task: bool,
+}
+
+impl State {
+    pub fn running(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Paused)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    pub created: String,
+    /// The image's id (its config digest, "sha256:…").
+    pub image_id: String,
+    pub spec: ContainerSpec,
+    pub state: State,
+    #[serde(default)]
+    pub restart_count: i64,
+    /// Where the container's files are: rootfs mount point, bundle, log.
+    #[serde(default)]
+    pub log_path: String,
+}
+
+impl ContainerRecord {
+    /// Entrypoint followed by cmd: what runs.
+    pub fn argv(&self) -> Vec<String> {
+        self.spec
+            .entrypoint
+            .iter()
+            .chain(self.spec.cmd.iter())
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,276 @@
+//! The OCI runtime config.json for a container, generated from its record: Docker's defaults
+//! (capabilities, masked and read-only paths, devices) plus what the create request asked.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::model::ContainerRecord;
+use super::user;
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Every capability the kernel knows, for --privileged.
+fn all_caps() -> Vec<String> {
+    caps_list()
+}
+
+fn caps_list() -> Vec<String> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(40);
+    const NAMES: &[&str] = &[
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ];
+    NAMES
+        .iter()
+        .take(last as usize + 1)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn cap_name(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capability set after --privileged / --cap-add / --cap-drop.
+pub fn capabilities(rec: &ContainerRecord) -> Vec<String> {
+    let h = &rec.spec.host;
+    if h.privileged {
+        return all_caps();
+    }
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for a in &h.cap_add {
+        if a.eq_ignore_ascii_case("ALL") {
+            caps = all_caps();
+        } else {
+            let n = cap_name(a);
+            if !caps.contains(&n) {
+                caps.push(n);
+            }
+        }
+    }
+    for d in &h.cap_drop {
+        if d.eq_ignore_ascii_case("ALL") {
+            caps.clear();
+        } else {
+            let n = cap_name(d);
+            caps.retain(|c| c != &n);
+        }
+    }
+    caps
+}
+
+/// The `process` object for the container's init or an exec.
+pub fn process(
+    rootfs: &Path,
+    args: &[String],
+    env: &[String],
+    cwd: &str,
+    user_spec: &str,
+    tty: bool,
+    caps: &[String],
+    no_new_privileges: bool,
+) -> Result<Value, String> {
+    let ids = user::resolve(rootfs, user_spec)?;
+    let mut env: Vec<String> = env.to_vec();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let mut p = json!({
+        "terminal": tty,
+        "user": {"uid": ids.uid, "gid": ids.gid},
+        "args": args,
+        "env": env,
+        "cwd": if cwd.is_empty() { "/" } else { cwd },
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+        },
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
+        "noNewPrivileges": no_new_privileges,
+    });
+    if !ids.additional_gids.is_empty() {
+        p["user"]["additionalGids"] = json!(ids.additional_gids);
+    }
+    Ok(p)
+}
+
+/// The whole config.json; `rootfs` is the mounted root of the container.
+pub fn config(rec: &ContainerRecord, rootfs: &Path) -> Result<Value, String> {
+    let s = &rec.spec;
+    let h = &s.host;
+    let caps = capabilities(rec);
+    let no_new_privs = h
+        .security_opt
+        .iter()
+        .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true");
+    let args = rec.argv();
+    let process = process(rootfs, &args, &s.env, &s.working_dir, &s.user, s.tty, &caps, no_new_privs)?;
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if h.network_mode != "host" {
+        namespaces.push(json!({"type": "network"}));
+    }
+
+    let shm = if h.shm_size > 0 { h.shm_size } else { 64 << 20 };
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if h.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if h.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
+    ];
+    if h.network_mode == "host" {
+        for f in ["/etc/resolv.conf", "/etc/hosts"] {
+            if Path::new(f).exists() {
+                mounts.push(json!({"destination": f, "type": "bind", "source": f, "options": ["rbind", "ro"]}));
+            }
+        }
+    }
+    for b in &h.binds {
+        let parts: Vec<&str> = b.split(':').collect();
+        if parts.len() < 2 || !parts[0].starts_with('/') {
+            return Err(format!("invalid bind mount {b:?}: only host-path:container-path[:ro] binds are supported"));
+        }
+        let ro = parts.get(2).is_some_and(|o| o.split(',').any(|x| x == "ro"));
+        mounts.push(json!({"destination": parts[1], "type": "bind", "source": parts[0],
+            "options": ["rbind", if ro { "ro" } else { "rw" }]}));
+    }
+
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if h.privileged {
+        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    }
+    let mut memory = serde_json::Map::new();
+    if h.memory > 0 {
+        memory.insert("limit".into(), json!(h.memory));
+        // Docker: swap defaults to twice the memory limit.
+        let swap = match h.memory_swap {
+            0 => h.memory * 2,
+            n => n,
+        };
+        memory.insert("swap".into(), json!(swap));
+    }
+    if h.memory_reservation > 0 {
+        memory.insert("reservation".into(), json!(h.memory_reservation));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if h.nano_cpus > 0 {
+        let period = 100_000i64;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!(h.nano_cpus * period / 1_000_000_000));
+    } else {
+        if h.cpu_quota > 0 {
+            cpu.insert("quota".into(), json!(h.cpu_quota));
+        }
+        if h.cpu_period > 0 {
+            cpu.insert("period".into(), json!(h.cpu_period));
+        }
+    }
+    if h.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(h.cpu_shares));
+    }
+    if !h.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(h.cpuset_cpus));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+
+    let mut linux = json!({
+        "resources": resources,
+        "namespaces": namespaces,
+        "cgroupsPath": format!("berth/{}", rec.id),
+    });
+    if !h.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if !h.sysctls.is_empty() {
+        linux["sysctl"] = json!(h.sysctls);
+    }
+    let mut cfg = json!({
+        "ociVersion": "1.2.0",
+        "process": process,
+        "root": {"path": rootfs, "readonly": h.readonly_rootfs},
+        "hostname": if s.hostname.is_empty() { &rec.id[..12] } else { &s.hostname },
+        "mounts": mounts,
+        "linux": linux,
+    });
+    if h.init == Some(true) {
+        cfg["annotations"] = json!({ berth_runtime::container::INIT_ANNOTATION: "true" });
+    }
+    Ok(cfg)
+}

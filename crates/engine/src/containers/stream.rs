@@ -1,0 +1,74 @@
+//! Bridging a shim stream (frames) and a client connection (Docker's attach/exec stream): the
+//! client's bytes go to the process's stdin, the frames come back multiplexed (no tty) or raw.
+
+use berth_shim::frame::{parse_header, HEADER_LEN};
+use berth_shim::{STREAM_EXIT, STREAM_STDERR, STREAM_STDOUT};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// Raw bytes (a terminal) instead of Docker's 8-byte multiplexed frames.
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// Pump until the shim ends the stream; returns the exit code when it sent one (exec).
+pub async fn pump<R, W>(shim: UnixStream, mut from_client: R, mut to_client: W, opts: StreamOptions) -> Option<i32>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (mut shim_r, mut shim_w) = shim.into_split();
+    let input = async {
+        if opts.stdin {
+            let _ = tokio::io::copy(&mut from_client, &mut shim_w).await;
+        }
+        // Half-close: the shim sees EOF on stdin (and closes it for StdinOnce).
+        let _ = shim_w.shutdown().await;
+        std::future::pending::<()>().await
+    };
+    let output = async {
+        let mut header = [0u8; HEADER_LEN];
+        let mut payload = Vec::new();
+        let mut code = None;
+        while shim_r.read_exact(&mut header).await.is_ok() {
+            let (stream, len) = parse_header(&header);
+            payload.resize(len, 0);
+            if shim_r.read_exact(&mut payload).await.is_err() {
+                break;
+            }
+            let wanted = match stream {
+                STREAM_STDOUT => opts.stdout,
+                STREAM_STDERR => opts.stderr,
+                STREAM_EXIT => {
+                    code = std::str::from_utf8(&payload).ok().and_then(|s| s.parse().ok());
+                    continue;
+                }
+                _ => false,
+            };
+            if !wanted {
+                continue;
+            }
+            let written = if opts.tty {
+                to_client.write_all(&payload).await
+            } else {
+                match to_client.write_all(&header).await {
+                    Ok(()) => to_client.write_all(&payload).await,
+                    Err(e) => Err(e),
+                }
+            };
+            if written.is_err() || to_client.flush().await.is_err() {
+                break;
+            }
+        }
+        let _ = to_client.shutdown().await;
+        code
+    };
+    tokio::select! {
+        code = output => code,
+        _ = input => None,
+    }
+}

@@ -1,0 +1,216 @@
+//! The state database (SQLite, WAL): images, tags and containers. Only the engine opens it.
+//! Container records are JSON documents keyed by id with a unique name column; every change is
+//! one statement, so a crash leaves either the old or the new record.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::containers::model::ContainerRecord;
+use crate::error::{Context, Result};
+
+pub struct Db {
+    conn: Connection,
+}
+
+/// One image row: its id (config digest), manifest digest and when it was added.
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    pub id: String,
+    pub manifest: String,
+    pub added: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    manifest TEXT NOT NULL,
+    added TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+";
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db> {
+        let conn = Connection::open(path).ctx(|| format!("open {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db { conn })
+    }
+
+    // --- images ---
+
+    /// Add (or keep) an image and point `tags` at it, in one transaction.
+    pub fn put_image(&mut self, row: &ImageRow, tags: &[String]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO images (id, manifest, added) VALUES (?1, ?2, ?3)",
+            params![row.id, row.manifest, row.added],
+        )?;
+        tx.execute(
+            "UPDATE images SET manifest = ?2 WHERE id = ?1",
+            params![row.id, row.manifest],
+        )?;
+        for t in tags {
+            tx.execute(
+                "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
+                params![t, row.id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, manifest, added FROM images ORDER BY added DESC")?;
+        let rows = st.query_map([], |r| {
+            Ok(ImageRow {
+                id: r.get(0)?,
+                manifest: r.get(1)?,
+                added: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn image(&self, id: &str) -> Result<Option<ImageRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, manifest, added FROM images WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(ImageRow {
+                        id: r.get(0)?,
+                        manifest: r.get(1)?,
+                        added: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn tag_target(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT image_id FROM tags WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn tags_of(&self, image_id: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
+        let rows = st.query_map(params![image_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Image ids whose hex starts with `prefix`.
+    pub fn images_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+        let rows = st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // --- containers ---
+
+    pub fn insert_container(&mut self, rec: &ContainerRecord) -> Result<bool> {
+        let json = serde_json::to_string(rec).ctx(|| "serialize container".into())?;
+        match self.conn.execute(
+            "INSERT INTO containers (id, name, record) VALUES (?1, ?2, ?3)",
+            params![rec.id, rec.name, json],
+        ) {
+            Ok(_) => Ok(true),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn update_container(&mut self, rec: &ContainerRecord) -> Result<()> {
+        let json = serde_json::to_string(rec).ctx(|| "serialize container".into())?;
+        self.conn.execute(
+            "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
+            params![rec.id, rec.name, json],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_container(&mut self, id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        let mut st = self.conn.prepare("SELECT record FROM containers")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for json in rows {
+            let json = json?;
+            match serde_json::from_str(&json) {
+                Ok(rec) => out.push(rec),
+                Err(e) => tracing::warn!("skipping an unreadable container record: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// By full id, by name, or by a unique id prefix.
+    pub fn find_container(&self, key: &str) -> Result<Option<ContainerRecord>> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        let exact: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM containers WHERE id = ?1 OR name = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let json = match exact {
+            Some(j) => Some(j),
+            None if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                let mut st = self
+                    .conn
+                    .prepare("SELECT record FROM containers WHERE substr(id, 1, ?2) = ?1")?;
+                let rows: Vec<String> = st
+                    .query_map(params![key, key.len() as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if rows.len() > 1 {
+                    return Err(crate::Error::InvalidParameter(format!(
+                        "multiple containers found with provided prefix: {key}"
+                    )));
+                }
+                rows.into_iter().next()
+            }
+            None => None,
+        };
+        match json {
+            None => Ok(None),
+            Some(j) => Ok(Some(
+                serde_json::from_str(&j).ctx(|| format!("parse the record of container {key}"))?,
+            )),
+        }
+    }
+}

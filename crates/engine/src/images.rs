@@ -1,0 +1,219 @@
+//! Local images: load archives, list, inspect, resolve names. Blobs and snapshots belong to
+//! `berth_image`; names and the list of images live in the state database.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use berth_image::archive;
+use berth_image::media::{resolve_image, PlatformSpec, ResolvedImage};
+use berth_image::snapshot::chain_ids;
+use berth_image::unpack::UnpackOptions;
+use berth_image::Digest;
+
+use crate::db::ImageRow;
+use crate::error::{Error, Result};
+use crate::{ids, Engine};
+
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    pub size: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageDetails {
+    pub summary: ImageSummary,
+    pub manifest_digest: String,
+    /// RFC 3339 from the config.
+    pub created: String,
+    pub config: oci_spec::image::ImageConfiguration,
+    pub diff_ids: Vec<String>,
+}
+
+/// Docker's short forms: "busybox" is "busybox:latest"; "docker.io/library/x" is "x".
+pub fn normalize(name: &str) -> String {
+    let n = name
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .or_else(|| name.strip_prefix("index.docker.io/library/"))
+        .unwrap_or(name);
+    if n.contains('@') {
+        return n.to_string();
+    }
+    let last = n.rsplit('/').next().unwrap_or(n);
+    if last.contains(':') {
+        n.to_string()
+    } else {
+        format!("{n}:latest")
+    }
+}
+
+fn unix_secs(rfc3339: &str) -> i64 {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Load every image in a `docker save` or OCI layout archive; returns Docker's progress
+    /// lines ("Loaded image: busybox:latest").
+    pub async fn load_images(self: &Arc<Self>, input: Box<dyn Read + Send>) -> Result<Vec<String>> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.load_images_blocking(input))
+            .await
+            .map_err(|e| Error::internal("load images", e))?
+    }
+
+    fn load_images_blocking(&self, input: Box<dyn Read + Send>) -> Result<Vec<String>> {
+        let loaded = archive::load(&self.content, input)
+            .map_err(|e| Error::InvalidParameter(format!("load: {e}")))?;
+        let mut lines = Vec::new();
+        for img in loaded {
+            let resolved = resolve_image(&self.content, &img.manifest_digest, &PlatformSpec::host())?;
+            berth_image::extract::unpack_image(
+                &self.content,
+                &self.snapshots,
+                &resolved,
+                &UnpackOptions::default(),
+            )?;
+            let id = resolved.config_digest.to_string();
+            let tags: Vec<String> = img.repo_tags.iter().map(|t| normalize(t)).collect();
+            self.db().put_image(
+                &ImageRow {
+                    id: id.clone(),
+                    manifest: resolved.manifest_digest.to_string(),
+                    added: ids::now_rfc3339(),
+                },
+                &tags,
+            )?;
+            if tags.is_empty() {
+                lines.push(format!("Loaded image ID: {id}"));
+            }
+            for t in tags {
+                lines.push(format!("Loaded image: {t}"));
+            }
+        }
+        Ok(lines)
+    }
+
+    pub fn list_images(&self) -> Result<Vec<ImageSummary>> {
+        let rows = self.db().images()?;
+        let mut out = Vec::new();
+        for row in rows {
+            match self.image_summary(&row) {
+                Ok((s, _)) => out.push(s),
+                Err(e) => tracing::warn!("image {}: {e}", row.id),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn inspect_image(&self, name: &str) -> Result<ImageDetails> {
+        let row = self.find_image(name)?;
+        let (summary, resolved) = self.image_summary(&row)?;
+        Ok(ImageDetails {
+            summary,
+            manifest_digest: row.manifest.clone(),
+            created: resolved.config.created().clone().unwrap_or_default(),
+            diff_ids: resolved
+                .config
+                .rootfs()
+                .diff_ids()
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+            config: resolved.config,
+        })
+    }
+
+    fn image_summary(&self, row: &ImageRow) -> Result<(ImageSummary, ResolvedImage)> {
+        let resolved = self.resolve_row(row)?;
+        let size = resolved
+            .manifest
+            .layers()
+            .iter()
+            .map(|l| l.size() as i64)
+            .sum::<i64>();
+        let labels = resolved
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default();
+        Ok((
+            ImageSummary {
+                id: row.id.clone(),
+                repo_tags: self.db().tags_of(&row.id)?,
+                created: unix_secs(resolved.config.created().as_deref().unwrap_or("")),
+                size,
+                labels,
+            },
+            resolved,
+        ))
+    }
+
+    pub(crate) fn resolve_row(&self, row: &ImageRow) -> Result<ResolvedImage> {
+        let digest = Digest::parse(&row.manifest)?;
+        Ok(resolve_image(&self.content, &digest, &PlatformSpec::host())?)
+    }
+
+    /// By tag, full id ("sha256:…"), or a unique id prefix.
+    pub fn find_image(&self, name: &str) -> Result<ImageRow> {
+        let db = self.db();
+        if let Some(id) = db.tag_target(&normalize(name))? {
+            if let Some(row) = db.image(&id)? {
+                return Ok(row);
+            }
+        }
+        if let Some(row) = db.image(name)? {
+            return Ok(row);
+        }
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let ids = db.images_with_prefix(hex)?;
+            if ids.len() == 1 {
+                if let Some(row) = db.image(&ids[0])? {
+                    return Ok(row);
+                }
+            }
+        }
+        Err(Error::no_such_image(name))
+    }
+
+    /// The top snapshot (chain id) of an image, unpacking what is missing.
+    pub(crate) fn image_top_snapshot(&self, resolved: &ResolvedImage) -> Result<Option<Digest>> {
+        let diff_ids = resolved.diff_ids()?;
+        let top = chain_ids(&diff_ids).pop();
+        if let Some(t) = &top {
+            if !self.snapshots.exists(t) {
+                berth_image::extract::unpack_image(
+                    &self.content,
+                    &self.snapshots,
+                    resolved,
+                    &UnpackOptions::default(),
+                )?;
+            }
+        }
+        Ok(top)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn normalizes_docker_short_names() {
+        assert_eq!(normalize("busybox"), "busybox:latest");
+        assert_eq!(normalize("docker.io/library/busybox:1.36"), "busybox:1.36");
+        assert_eq!(normalize("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(normalize("x@sha256:ab"), "x@sha256:ab");
+    }
+}

@@ -1,0 +1,135 @@
+//! berth's engine: the daemon's services and the only owner of state.
+//!
+//! - `images`: local images (load, list, inspect) over `berth_image`'s content store and
+//!   overlay snapshots, named in the state database.
+//! - `containers`: create/start/stop/kill/wait/remove/logs/exec; every container process is
+//!   held by its own `berth-shim`, which outlives berthd; the engine re-adopts shims on start.
+//! - `db`: the SQLite state database (WAL).
+//!
+//! The engine speaks no HTTP: the API crate maps Docker's JSON onto these calls.
+
+pub mod containers;
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod images;
+pub mod system;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_image::snapshot::Snapshotter;
+use berth_image::ContentStore;
+
+pub use containers::model::{ContainerRecord, ContainerSpec, HostSpec, RestartPolicy, State, Status};
+pub use error::{Error, Result};
+
+/// Where the engine keeps things.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Persistent state: database, blobs, snapshots, containers (default /var/lib/berth).
+    pub data_root: PathBuf,
+    /// Runtime state: shim sockets, exit files, runtime state (default /run/berth).
+    pub exec_root: PathBuf,
+    /// The `berth-shim` binary; None: next to the running executable, then $PATH.
+    pub shim_binary: Option<PathBuf>,
+}
+
+pub struct Engine {
+    cfg: Config,
+    shim_binary: PathBuf,
+    db: Mutex<db::Db>,
+    content: ContentStore,
+    snapshots: Snapshotter,
+    containers: containers::Registry,
+    started: std::time::Instant,
+}
+
+impl Engine {
+    /// Open the state under the configured roots and re-adopt the shims of running containers.
+    /// Must be called inside a tokio runtime (monitors are spawned).
+    pub async fn open(cfg: Config) -> Result<Arc<Engine>> {
+        for d in [
+            cfg.data_root.clone(),
+            cfg.data_root.join("containers"),
+            cfg.exec_root.join("shims"),
+            cfg.exec_root.join("runtime"),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Error::internal(format!("create {}", d.display()), e))?;
+        }
+        let db = db::Db::open(&cfg.data_root.join("berth.db"))?;
+        let content = ContentStore::open(&cfg.data_root)?;
+        let snapshots = Snapshotter::open(cfg.data_root.join("snapshots"), None)?;
+        let shim_binary = find_shim(cfg.shim_binary.as_deref())?;
+        let engine = Arc::new(Engine {
+            cfg,
+            shim_binary,
+            db: Mutex::new(db),
+            content,
+            snapshots,
+            containers: containers::Registry::default(),
+            started: std::time::Instant::now(),
+        });
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn db(&self) -> MutexGuard<'_, db::Db> {
+        // A panic while holding the lock poisons it; the database itself is still consistent.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_root.join("containers").join(id)
+    }
+
+    fn shim_socket(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("shims").join(format!("{id}.sock"))
+    }
+
+    fn exit_file(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("shims").join(format!("{id}.exit"))
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.cfg.exec_root.join("runtime")
+    }
+}
+
+fn find_shim(configured: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    if let Ok(p) = std::env::var("BERTH_SHIM") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        let p = dir.join("berth-shim");
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join("berth-shim");
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(Error::Internal(
+        "berth-shim not found (next to berthd, in $PATH, or $BERTH_SHIM)".into(),
+    ))
+}
+
+/// Shared by the registries of containers and execs.
+pub(crate) type Map<T> = Mutex<HashMap<String, T>>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

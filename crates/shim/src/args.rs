@@ -1,0 +1,55 @@
+//! Command line: flags only, parsed by hand to keep the shim small.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "usage: berth-shim --id ID --bundle DIR --runtime-root DIR --socket PATH \
+--log PATH --exit-file PATH [--tty] [--stdin] [--stdin-once]";
+
+#[derive(Debug, Default)]
+pub struct Args {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub runtime_root: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    pub exit_file: PathBuf,
+    pub tty: bool,
+    /// Keep the container's stdin open for attach (Docker's OpenStdin).
+    pub stdin: bool,
+    /// Close the container's stdin when the first attached client ends it (StdinOnce).
+    pub stdin_once: bool,
+}
+
+impl Args {
+    pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut a = Args::default();
+        while let Some(flag) = it.next() {
+            let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+            match flag.as_str() {
+                "--id" => a.id = value("--id")?,
+                "--bundle" => a.bundle = value("--bundle")?.into(),
+                "--runtime-root" => a.runtime_root = value("--runtime-root")?.into(),
+                "--socket" => a.socket = value("--socket")?.into(),
+                "--log" => a.log = value("--log")?.into(),
+                "--exit-file" => a.exit_file = value("--exit-file")?.into(),
+                "--tty" => a.tty = true,
+                "--stdin" => a.stdin = true,
+                "--stdin-once" => a.stdin_once = true,
+                other => return Err(format!("unknown flag {other:?}")),
+            }
+        }
+        for (name, empty) in [
+            ("--id", a.id.is_empty()),
+            ("--bundle", a.bundle.as_os_str().is_empty()),
+            ("--runtime-root", a.runtime_root.as_os_str().is_empty()),
+            ("--socket", a.socket.as_os_str().is_empty()),
+            ("--log", a.log.as_os_str().is_empty()),
+            ("--exit-file", a.exit_file.as_os_str().is_empty()),
+        ] {
+            if empty {
+                return Err(format!("missing {name}"));
+            }
+        }
+        Ok(a)
+    }
+}

@@ -1,0 +1,561 @@
+//! The shim's life: create the container, then one poll loop until it has exited and its output
+//! is drained; then leave the exit file, answer the waiters and go.
+
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::Duration;
+
+use berth_runtime::container::{CreateOptions, ExecResult, Runtime};
+use berth_shim::{frame, ExitStatus, Reply, Request, STREAM_EXIT};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::args::Args;
+use crate::logfile::LogFile;
+use crate::poll::{PollSet, Token};
+use crate::stdio::{self, Console, ProcessIo};
+
+/// A slow reader must not stall the container: writes to clients give up after this.
+const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_BUF: usize = 32 * 1024;
+
+struct Client {
+    stream: UnixStream,
+    /// Its bytes go to the container's stdin.
+    stdin: bool,
+    /// Still worth reading from (not at EOF).
+    reading: bool,
+}
+
+struct ExecProc {
+    id: String,
+    pid: i32,
+    io: ProcessIo,
+    client: Option<Client>,
+    code: Option<i32>,
+}
+
+struct Shim<'a> {
+    args: &'a Args,
+    runtime: Runtime,
+    pid: i32,
+    io: ProcessIo,
+    log: LogFile,
+    listener: UnixListener,
+    signals: SignalFd,
+    clients: Vec<Client>,
+    waiters: Vec<UnixStream>,
+    execs: Vec<ExecProc>,
+    exit: Option<ExitStatus>,
+    started: bool,
+}
+
+pub fn run(args: &Args, ready: OwnedFd) -> Result<(), ()> {
+    let shim = match setup(args) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::report(ready, 0, Some(e));
+            return Err(());
+        }
+    };
+    crate::report(ready, shim.pid, None);
+    shim.serve();
+    Ok(())
+}
+
+fn setup(args: &Args) -> Result<Shim<'_>, String> {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // SIGCHLD through a signalfd; SIGPIPE blocked so a gone reader is an EPIPE, not our death.
+    // (Blocked, not ignored: the runtime resets the mask in the container, an ignore would stick.)
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGPIPE);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| format!("block signals: {e}"))?;
+    let mut sigchld = SigSet::empty();
+    sigchld.add(Signal::SIGCHLD);
+    let signals = SignalFd::with_flags(&sigchld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("signalfd: {e}"))?;
+
+    let _ = std::fs::remove_file(&args.socket);
+    let listener = UnixListener::bind(&args.socket)
+        .map_err(|e| format!("listen on {}: {e}", args.socket.display()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("nonblocking listener: {e}"))?;
+
+    let runtime = Runtime::new(&args.runtime_root);
+    let (pid, io) = if args.tty {
+        let console = Console::listen(&console_path(&args.socket, "init"))
+            .map_err(|e| format!("console socket: {e}"))?;
+        let opts = CreateOptions {
+            console_socket: Some(console.path.clone()),
+            ..CreateOptions::default()
+        };
+        let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
+        let pid = stdio::with_stdio(&null, || runtime.create(&args.id, &args.bundle, &opts))
+            .map_err(|e| format!("stdio: {e}"))?
+            .map_err(|e| format!("create container: {e}"))?;
+        (pid, console.receive()?)
+    } else {
+        let (child, ours) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
+        let pid = stdio::with_stdio(&child, || {
+            runtime.create(&args.id, &args.bundle, &CreateOptions::default())
+        })
+        .map_err(|e| format!("stdio: {e}"))?
+        .map_err(|e| format!("create container: {e}"))?;
+        (pid, ours)
+    };
+    let log = LogFile::open(&args.log).map_err(|e| format!("open {}: {e}", args.log.display()))?;
+    Ok(Shim {
+        args,
+        runtime,
+        pid,
+        io,
+        log,
+        listener,
+        signals,
+        clients: Vec::new(),
+        waiters: Vec::new(),
+        execs: Vec::new(),
+        exit: None,
+        started: false,
+    })
+}
+
+fn console_path(socket: &Path, what: &str) -> std::path::PathBuf {
+    let mut s = socket.as_os_str().to_owned();
+    s.push(format!(".{what}.console"));
+    s.into()
+}
+
+impl Shim<'_> {
+    fn serve(mut self) {
+        let mut set = PollSet::default();
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            if self.exit.is_some() && self.io.outputs.is_empty() {
+                break;
+            }
+            set.clear();
+            set.add(self.listener.as_raw_fd(), Token::Listener);
+            set.add(self.signals.as_raw_fd(), Token::Signals);
+            for (i, (f, _)) in self.io.outputs.iter().enumerate() {
+                set.add(f.as_raw_fd(), Token::Output(i));
+            }
+            for (i, c) in self.clients.iter().enumerate() {
+                if c.reading {
+                    set.add(c.stream.as_raw_fd(), Token::Client(i));
+                }
+            }
+            for (e, x) in self.execs.iter().enumerate() {
+                for (i, (f, _)) in x.io.outputs.iter().enumerate() {
+                    set.add(f.as_raw_fd(), Token::ExecOutput(e, i));
+                }
+                if let Some(c) = x.client.as_ref().filter(|c| c.reading) {
+                    set.add(c.stream.as_raw_fd(), Token::ExecClient(e));
+                }
+            }
+            let ready = match set.wait() {
+                Ok(r) => r,
+                Err(_) => break,
+            };
+            // Indexes stay valid while handling: removals happen after the batch.
+            let mut closed_outputs = Vec::new();
+            let mut closed_exec_outputs = Vec::new();
+            for token in ready {
+                match token {
+                    Token::Listener => self.accept(),
+                    Token::Signals => self.reap(),
+                    Token::Output(i) => {
+                        if !self.pump_output(i, &mut buf) {
+                            closed_outputs.push(i);
+                        }
+                    }
+                    Token::Client(i) => self.client_input(i, &mut buf),
+                    Token::ExecOutput(e, i) => {
+                        if !self.pump_exec_output(e, i, &mut buf) {
+                            closed_exec_outputs.push((e, i));
+                        }
+                    }
+                    Token::ExecClient(e) => self.exec_client_input(e, &mut buf),
+                }
+            }
+            for i in closed_outputs.into_iter().rev() {
+                self.io.outputs.remove(i);
+            }
+            closed_exec_outputs.sort();
+            for (e, i) in closed_exec_outputs.into_iter().rev() {
+                self.execs[e].io.outputs.remove(i);
+            }
+            self.clients.retain(|c| c.reading || c.stdin || true);
+            self.finish_execs();
+        }
+        self.finish();
+    }
+
+    /// Read once from the container's output `i`; false at EOF.
+    fn pump_output(&mut self, i: usize, buf: &mut [u8]) -> bool {
+        let (f, stream) = &mut self.io.outputs[i];
+        let stream = *stream;
+        let n = match read_some(f, buf) {
+            Some(n) if n > 0 => n,
+            _ => return false,
+        };
+        let data = &buf[..n];
+        self.log.write(stream, data);
+        let framed = frame::encode(stream, data);
+        self.clients
+            .retain_mut(|c| c.stream.write_all(&framed).is_ok());
+        true
+    }
+
+    fn pump_exec_output(&mut self, e: usize, i: usize, buf: &mut [u8]) -> bool {
+        let x = &mut self.execs[e];
+        let (f, stream) = &mut x.io.outputs[i];
+        let stream = *stream;
+        let n = match read_some(f, buf) {
+            Some(n) if n > 0 => n,
+            _ => return false,
+        };
+        if let Some(c) = &mut x.client {
+            if c.stream.write_all(&frame::encode(stream, &buf[..n])).is_err() {
+                x.client = None;
+            }
+        }
+        true
+    }
+
+    /// Bytes from an attached client go to the container's stdin; EOF may close it.
+    fn client_input(&mut self, i: usize, buf: &mut [u8]) {
+        let c = &mut self.clients[i];
+        let n = (&c.stream).read(buf).unwrap_or(0);
+        if n == 0 {
+            c.reading = false;
+            if c.stdin && self.args.stdin_once && !self.args.tty {
+                self.io.stdin = None;
+            }
+            return;
+        }
+        if c.stdin {
+            if let Some(w) = &mut self.io.stdin {
+                if w.write_all(&buf[..n]).is_err() {
+                    self.io.stdin = None;
+                }
+            }
+        }
+    }
+
+    fn exec_client_input(&mut self, e: usize, buf: &mut [u8]) {
+        let x = &mut self.execs[e];
+        let Some(c) = &mut x.client else { return };
+        let n = (&c.stream).read(buf).unwrap_or(0);
+        if n == 0 {
+            c.reading = false;
+            if x.io.master.is_none() {
+                x.io.stdin = None;
+            }
+            return;
+        }
+        if let Some(w) = &mut x.io.stdin {
+            if w.write_all(&buf[..n]).is_err() {
+                x.io.stdin = None;
+            }
+        }
+    }
+
+    /// Collect every exited child: the container's init, exec processes, reparented orphans.
+    fn reap(&mut self) {
+        while let Ok(Some(_)) = self.signals.read_signal() {}
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => {
+                    let Some(code) = berth_runtime::signals::exit_code(status) else {
+                        continue;
+                    };
+                    let pid = status.pid().map(|p| p.as_raw()).unwrap_or(0);
+                    if pid == self.pid && self.exit.is_none() {
+                        self.exit = Some(ExitStatus {
+                            code,
+                            finished_at: now(),
+                            oom_killed: false,
+                        });
+                    } else if let Some(x) = self.execs.iter_mut().find(|x| x.pid == pid) {
+                        x.code = Some(code);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Execs whose process exited and whose output is drained: last frame, then close.
+    fn finish_execs(&mut self) {
+        self.execs.retain_mut(|x| {
+            let (Some(code), true) = (x.code, x.io.outputs.is_empty()) else {
+                return true;
+            };
+            if let Some(c) = &mut x.client {
+                let _ = c
+                    .stream
+                    .write_all(&frame::encode(STREAM_EXIT, code.to_string().as_bytes()));
+            }
+            false
+        });
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
+            let req = match read_request(&stream) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = reply(&stream, &Reply::err(format!("bad request: {e}")));
+                    continue;
+                }
+            };
+            let _ = stream.set_read_timeout(None);
+            self.handle(stream, req);
+        }
+    }
+
+    fn handle(&mut self, stream: UnixStream, req: Request) {
+        match req {
+            Request::Start => {
+                let r = if self.started {
+                    Reply::err("already started")
+                } else {
+                    match self.runtime.start(&self.args.id) {
+                        Ok(()) => {
+                            self.started = true;
+                            Reply::ok()
+                        }
+                        Err(e) => Reply::err(format!("start: {e}")),
+                    }
+                };
+                let _ = reply(&stream, &r);
+            }
+            Request::State => {
+                let _ = reply(&stream, &self.state());
+            }
+            Request::Wait => match &self.exit {
+                // Output may still drain; the reply goes out in `finish`.
+                _ => self.waiters.push(stream),
+            },
+            Request::Kill { signal, all } => {
+                let r = self.kill(signal, all);
+                let _ = reply(&stream, &r);
+            }
+            Request::Attach { stdin } => {
+                if reply(&stream, &Reply::ok()).is_ok() {
+                    self.clients.push(Client {
+                        stream,
+                        stdin: stdin && self.io.stdin.is_some(),
+                        reading: true,
+                    });
+                }
+            }
+            Request::Resize {
+                height,
+                width,
+                exec_id,
+            } => {
+                let master = match &exec_id {
+                    None => self.io.master.as_ref(),
+                    Some(id) => self
+                        .execs
+                        .iter()
+                        .find(|x| &x.id == id)
+                        .and_then(|x| x.io.master.as_ref()),
+                };
+                let r = match master {
+                    None => Reply::err("no terminal to resize"),
+                    Some(m) => match stdio::resize(m, height, width) {
+                        Ok(()) => Reply::ok(),
+                        Err(e) => Reply::err(format!("resize: {e}")),
+                    },
+                };
+                let _ = reply(&stream, &r);
+            }
+            Request::Exec {
+                exec_id,
+                process,
+                stdin,
+            } => match self.exec(&exec_id, process, stdin) {
+                Ok(x) => {
+                    if reply(&stream, &Reply::ok()).is_ok() {
+                        let mut x = x;
+                        x.client = Some(Client {
+                            stream,
+                            stdin,
+                            reading: true,
+                        });
+                        self.execs.push(x);
+                    } else {
+                        self.execs.push(x);
+                    }
+                }
+                Err(e) => {
+                    let _ = reply(&stream, &Reply::err(e));
+                }
+            },
+        }
+    }
+
+    fn state(&self) -> Reply {
+        Reply {
+            ok: true,
+            error: None,
+            pid: self.pid,
+            running: self.exit.is_none() && self.started,
+            exit: self.exit.clone(),
+        }
+    }
+
+    fn kill(&self, signal: i32, all: bool) -> Reply {
+        if self.exit.is_some() {
+            return Reply::err("the container is not running");
+        }
+        let sig = match Signal::try_from(signal) {
+            Ok(s) => s,
+            Err(_) => return Reply::err(format!("invalid signal {signal}")),
+        };
+        let r = if all {
+            self.runtime.kill(&self.args.id, sig, true).map_err(|e| e.to_string())
+        } else {
+            nix::sys::signal::kill(Pid::from_raw(self.pid), sig).map_err(|e| e.to_string())
+        };
+        match r {
+            Ok(()) => Reply::ok(),
+            Err(e) => Reply::err(format!("kill: {e}")),
+        }
+    }
+
+    fn exec(
+        &mut self,
+        exec_id: &str,
+        process: serde_json::Value,
+        stdin: bool,
+    ) -> Result<ExecProc, String> {
+        if self.exit.is_some() || !self.started {
+            return Err("the container is not running".into());
+        }
+        let process: oci_spec::runtime::Process =
+            serde_json::from_value(process).map_err(|e| format!("exec process: {e}"))?;
+        let tty = process.terminal().unwrap_or(false);
+        let started = if tty {
+            let console = Console::listen(&console_path(&self.args.socket, exec_id))
+                .map_err(|e| format!("console socket: {e}"))?;
+            let opts = CreateOptions {
+                console_socket: Some(console.path.clone()),
+                ..CreateOptions::default()
+            };
+            let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
+            let r = stdio::with_stdio(&null, || {
+                self.runtime.exec(&self.args.id, &process, &opts, true)
+            })
+            .map_err(|e| format!("stdio: {e}"))?;
+            let pid = started_pid(r)?;
+            (pid, console.receive()?)
+        } else {
+            let (child, ours) = stdio::pipes(stdin).map_err(|e| format!("stdio pipes: {e}"))?;
+            let r = stdio::with_stdio(&child, || {
+                self.runtime
+                    .exec(&self.args.id, &process, &CreateOptions::default(), true)
+            })
+            .map_err(|e| format!("stdio: {e}"))?;
+            (started_pid(r)?, ours)
+        };
+        Ok(ExecProc {
+            id: exec_id.to_string(),
+            pid: started.0,
+            io: started.1,
+            client: None,
+            code: None,
+        })
+    }
+
+    /// The container is gone and its output drained.
+    fn finish(mut self) {
+        self.log.flush();
+        let exit = self.exit.clone().unwrap_or_else(|| ExitStatus {
+            code: 255,
+            finished_at: now(),
+            oom_killed: false,
+        });
+        let _ = write_atomic(
+            &self.args.exit_file,
+            &serde_json::to_vec(&exit).unwrap_or_default(),
+        );
+        let r = Reply {
+            ok: true,
+            error: None,
+            pid: self.pid,
+            running: false,
+            exit: Some(exit),
+        };
+        for w in self.waiters.drain(..) {
+            let _ = reply(&w, &r);
+        }
+        self.clients.clear();
+        self.execs.clear();
+        let _ = self.runtime.delete(&self.args.id, true);
+        let _ = std::fs::remove_file(&self.args.socket);
+    }
+}
+
+fn started_pid(r: berth_runtime::Result<ExecResult>) -> Result<i32, String> {
+    match r.map_err(|e| format!("exec: {e}"))? {
+        ExecResult::Started(pid) | ExecResult::Exited(pid) => Ok(pid),
+    }
+}
+
+/// One read; None on error. EIO from a pty master whose slave closed is EOF.
+fn read_some(f: &mut File, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        match f.read(buf) {
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// One JSON line, read byte by byte so stream bytes after it stay in the socket.
+fn read_request(stream: &UnixStream) -> Result<Request, String> {
+    let mut line = Vec::new();
+    let mut r = io::BufReader::with_capacity(1, stream);
+    r.read_until(b'\n', &mut line)
+        .map_err(|e| format!("read: {e}"))?;
+    serde_json::from_slice(&line).map_err(|e| e.to_string())
+}
+
+fn reply(mut stream: &UnixStream, r: &Reply) -> io::Result<()> {
+    let mut line = serde_json::to_vec(r).unwrap_or_default();
+    line.push(b'\n');
+    stream.write_all(&line)
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
