@@ -1,1 +1,196 @@
-//! stub
+//! Helpers for end-to-end tests: build the binaries, start a berthd on temporary roots with its
+//! own socket, run the stock `docker` CLI (or `berth`) against it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+
+/// target/debug (where cargo put this test's executable, one level up from deps/).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Build berthd, berth-shim and berth once per test process (cargo makes it a no-op when fresh).
+pub fn ensure_built() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "berth-daemon", "-p", "berth-shim", "-p", "berth-cli"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building berthd/berth-shim/berth failed");
+    });
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// Write the busybox test image as an archive `docker load` accepts, tagged `name`.
+pub fn busybox_tar(path: &Path, name: &str) {
+    berth_testsupport::oci_archive::write_busybox_oci_tar(path, name).expect("write busybox image");
+}
+
+/// A berthd on temporary roots; killed (SIGKILL) and its containers removed on drop.
+pub struct Daemon {
+    pub root: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        ensure_built();
+        let root = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir_in(std::env::var_os("BERTH_E2E_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir))
+            .expect("tempdir");
+        let socket = root.path().join("exec/berth.sock");
+        let mut d = Daemon {
+            root,
+            socket,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.root.path().join("exec")
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("berthd.log"))
+            .expect("log file");
+        let child = Command::new(bin("berthd"))
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--log-level")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start berthd");
+        self.child = Some(child);
+        // Ready when the socket answers.
+        for _ in 0..600 {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("berthd did not start; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL berthd (its shims and containers live on).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// A `docker` command pointed at this daemon.
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd(args).output().expect("run docker")
+    }
+
+    /// Run docker, assert success, return stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({:?}): {}\n--- berthd log tail:\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr),
+            tail(&self.log(), 40)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.args(args).env("BERTH_HOST", self.host()).stdin(Stdio::null());
+        c
+    }
+
+    /// Load the busybox test image as `name`.
+    pub fn load_busybox(&self, name: &str) {
+        let tar = self.root.path().join(format!("{}.tar", name.replace(['/', ':'], "_")));
+        busybox_tar(&tar, name);
+        let out = self.docker_ok(&["load", "-i", tar.to_str().expect("utf-8 path")]);
+        assert!(out.contains("Loaded image"), "docker load said: {out}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        // Remove every container so shims and mounts do not outlive the test.
+        if let Ok(o) = self.docker_cmd(&["ps", "-aq"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = self.docker_cmd(&["rm", "-f", id]).output();
+            }
+        }
+        self.kill9();
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+pub fn unique(prefix: &str) -> String {
+    berth_testsupport::unique_id(prefix)
+}

@@ -12,7 +12,7 @@ mod monitor;
 mod poll;
 mod stdio;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use berth_shim::Ready;
@@ -61,8 +61,9 @@ fn main() {
 
 /// Parent: copy the child's readiness line to stdout; exit 0 only when it created the container.
 fn relay_readiness(rd: OwnedFd) -> i32 {
+    // One line, not EOF: the container's process inherits the write end until it execs.
     let mut line = String::new();
-    let _ = std::fs::File::from(rd).read_to_string(&mut line);
+    let _ = std::io::BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
     let ready: Ready = serde_json::from_str(line.trim()).unwrap_or(Ready {
         pid: 0,
         error: Some("the shim died before the container was created".into()),
@@ -94,6 +95,7 @@ fn detach() -> Result<(), String> {
 
 /// Write the readiness line berthd waits for.
 pub(crate) fn report(wr: OwnedFd, pid: i32, error: Option<String>) {
-    let line = serde_json::to_string(&Ready { pid, error }).unwrap_or_default();
+    let mut line = serde_json::to_string(&Ready { pid, error }).unwrap_or_default();
+    line.push('\n');
     let _ = std::fs::File::from(wr).write_all(line.as_bytes());
 }

@@ -215,33 +215,42 @@ impl Engine {
         }
     }
 
-    /// Wait for `cond`; returns the exit code.
-    pub async fn wait_container(self: &Arc<Self>, key: &str, cond: WaitCondition) -> Result<i32> {
+    /// Register a wait for `cond` now (so no exit after this call is missed) and return the
+    /// future that resolves to the exit code.
+    pub fn wait_container(
+        self: &Arc<Self>,
+        key: &str,
+        cond: WaitCondition,
+    ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = i32> + Send>>> {
         let rec = self.container(key)?;
         let mut rx = self.containers.watcher(&rec.id);
         let start = *rx.borrow();
         // The record may have changed between the lookup and the subscription.
         let rec = match self.db().find_container(&rec.id)? {
             Some(r) => r,
-            None if cond == WaitCondition::Removed => return Ok(start.code),
+            None if cond == WaitCondition::Removed => {
+                return Ok(Box::pin(std::future::ready(start.code)))
+            }
             None => return Err(Error::no_such_container(key)),
         };
         if cond == WaitCondition::NotRunning && !rec.state.running() {
-            return Ok(rec.state.exit_code);
+            return Ok(Box::pin(std::future::ready(rec.state.exit_code)));
         }
-        loop {
-            let w: WaitState = *rx.borrow_and_update();
-            match cond {
-                WaitCondition::Removed if w.removed => return Ok(w.code),
-                WaitCondition::NotRunning | WaitCondition::NextExit if w.exits > start.exits => {
-                    return Ok(w.code)
+        Ok(Box::pin(async move {
+            loop {
+                let w: WaitState = *rx.borrow_and_update();
+                match cond {
+                    WaitCondition::Removed if w.removed => return w.code,
+                    WaitCondition::NotRunning | WaitCondition::NextExit if w.exits > start.exits => {
+                        return w.code
+                    }
+                    _ => {}
                 }
-                _ => {}
+                if rx.changed().await.is_err() {
+                    return w.code;
+                }
             }
-            if rx.changed().await.is_err() {
-                return Ok(w.code);
-            }
-        }
+        }))
     }
 
     pub async fn kill_container(self: &Arc<Self>, key: &str, signal: Option<&str>) -> Result<()> {

@@ -144,7 +144,6 @@ pub fn process(
         "capabilities": {
             "bounding": caps, "effective": caps, "permitted": caps,
         },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64}],
         "noNewPrivileges": no_new_privileges,
     });
     if !ids.additional_gids.is_empty() {

@@ -1,0 +1,239 @@
+//! /containers/…
+
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+
+use super::body::{self, Body};
+use super::{convert, error, hijack, json_body, Ctx};
+use crate::types::{CreateBody, CreateResponse, WaitError, WaitResponse};
+use berth_engine::containers::lifecycle::WaitCondition;
+use berth_engine::containers::logs::LogOptions;
+
+pub async fn create(ctx: Ctx) -> Response<Body> {
+    let name = ctx.query.get("name").map(str::to_string);
+    let b: CreateBody = match json_body(ctx.req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match ctx
+        .engine
+        .create_container(convert::create_request(name, b))
+        .await
+    {
+        Ok(c) => body::json(
+            StatusCode::CREATED,
+            &CreateResponse {
+                id: c.id,
+                warnings: c.warnings,
+            },
+        ),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub fn list(ctx: &Ctx) -> Response<Body> {
+    let all = ctx.query.flag("all", false);
+    match ctx.engine.list_containers(all) {
+        Ok(v) => {
+            let mut out: Vec<_> = v.iter().map(convert::summary).collect();
+            if let Some(n) = ctx.query.int("limit").filter(|n| *n > 0) {
+                out.truncate(n as usize);
+            }
+            body::json(StatusCode::OK, &out)
+        }
+        Err(e) => error::response(&e),
+    }
+}
+
+pub fn inspect(ctx: &Ctx, id: &str) -> Response<Body> {
+    match ctx.engine.container(id) {
+        Ok(rec) => body::json(
+            StatusCode::OK,
+            &convert::inspect(&rec, &ctx.engine.config().data_root.display().to_string()),
+        ),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub async fn start(ctx: &Ctx, id: &str) -> Response<Body> {
+    match ctx.engine.start_container(id).await {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub async fn stop(ctx: &Ctx, id: &str) -> Response<Body> {
+    let t = ctx.query.int("t").or_else(|| ctx.query.int("timeout"));
+    match ctx
+        .engine
+        .stop_container(id, t, ctx.query.get("signal").filter(|s| !s.is_empty()))
+        .await
+    {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub async fn restart(ctx: &Ctx, id: &str) -> Response<Body> {
+    let t = ctx.query.int("t");
+    match ctx.engine.stop_container(id, t, None).await {
+        Ok(()) | Err(berth_engine::Error::NotModified(_)) => {}
+        Err(e) => return error::response(&e),
+    }
+    match ctx.engine.start_container(id).await {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub async fn kill(ctx: &Ctx, id: &str) -> Response<Body> {
+    match ctx
+        .engine
+        .kill_container(id, ctx.query.get("signal").filter(|s| !s.is_empty()))
+        .await
+    {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+/// Headers go out at once (the client knows the wait is registered), the status when it ends.
+pub fn wait(ctx: &Ctx, id: &str) -> Response<Body> {
+    let cond = match WaitCondition::parse(ctx.query.get("condition").unwrap_or("")) {
+        Ok(c) => c,
+        Err(e) => return error::response(&e),
+    };
+    let fut = match ctx.engine.wait_container(id, cond) {
+        Ok(f) => f,
+        Err(e) => return error::response(&e),
+    };
+    let (tx, b) = body::channel();
+    tokio::spawn(async move {
+        let code = fut.await;
+        let r = WaitResponse {
+            status_code: code as i64,
+            error: None::<WaitError>,
+        };
+        let mut bytes = serde_json::to_vec(&r).unwrap_or_default();
+        bytes.push(b'\n');
+        let _ = tx.send(Bytes::from(bytes)).await;
+    });
+    let mut resp = Response::new(b);
+    resp.headers_mut().insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub async fn attach(ctx: &mut Ctx, id: &str) -> Response<Body> {
+    if !hijack::wants_upgrade(&ctx.req) {
+        return body::error(
+            StatusCode::BAD_REQUEST,
+            "attach needs a connection upgrade (Connection: Upgrade, Upgrade: tcp)",
+        );
+    }
+    let q = &ctx.query;
+    let (stdin, stdout, stderr) = (
+        q.flag("stdin", false),
+        q.flag("stdout", false),
+        q.flag("stderr", false),
+    );
+    match ctx.engine.attach_container(id, stdin, stdout, stderr).await {
+        Ok(a) => hijack::upgrade(hyper::upgrade::on(&mut ctx.req), a),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub async fn resize(ctx: &Ctx, id: &str) -> Response<Body> {
+    let h = ctx.query.int("h").unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    let w = ctx.query.int("w").unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+    match ctx.engine.resize_container(id, h, w).await {
+        Ok(()) => body::empty(StatusCode::OK),
+        Err(e) => error::response(&e),
+    }
+}
+
+/// since/until: unix seconds (possibly fractional) or RFC 3339.
+fn time_param(v: Option<&str>) -> f64 {
+    match v {
+        None | Some("") => 0.0,
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .or_else(|| convert::parse_rfc3339(s))
+            .unwrap_or(0.0),
+    }
+}
+
+pub fn logs(ctx: &Ctx, id: &str) -> Response<Body> {
+    let q = &ctx.query;
+    let opts = LogOptions {
+        follow: q.flag("follow", false),
+        stdout: q.flag("stdout", false),
+        stderr: q.flag("stderr", false),
+        since: time_param(q.get("since")),
+        until: time_param(q.get("until")),
+        tail: q.get("tail").and_then(|t| t.parse().ok()),
+    };
+    if !opts.stdout && !opts.stderr {
+        return body::error(
+            StatusCode::BAD_REQUEST,
+            "Bad parameters: you must choose at least one stream",
+        );
+    }
+    let timestamps = q.flag("timestamps", false);
+    let (tty, mut rx) = match ctx.engine.logs(id, opts) {
+        Ok(x) => x,
+        Err(e) => return error::response(&e),
+    };
+    let (tx, b) = body::channel();
+    tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let mut payload = Vec::with_capacity(line.text.len() + 40);
+            if timestamps {
+                payload.extend_from_slice(line.time.as_bytes());
+                payload.push(b' ');
+            }
+            payload.extend_from_slice(&line.text);
+            let chunk = if tty {
+                payload
+            } else {
+                berth_engine_frame(line.stream, &payload)
+            };
+            if tx.send(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Response::new(b);
+    resp.headers_mut().insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
+    );
+    resp
+}
+
+/// Docker's 8-byte header + payload.
+fn berth_engine_frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(payload.len() + 8);
+    let l = (payload.len() as u32).to_be_bytes();
+    v.extend_from_slice(&[stream, 0, 0, 0, l[0], l[1], l[2], l[3]]);
+    v.extend_from_slice(payload);
+    v
+}
+
+pub async fn remove(ctx: &Ctx, id: &str) -> Response<Body> {
+    match ctx
+        .engine
+        .remove_container(id, ctx.query.flag("force", false))
+        .await
+    {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
