@@ -194,3 +194,41 @@ pub fn tail(s: &str, n: usize) -> String {
 pub fn unique(prefix: &str) -> String {
     berth_testsupport::unique_id(prefix)
 }
+
+/// Root and the docker CLI, or skip (fail under CI).
+pub fn prerequisites() -> bool {
+    berth_testsupport::require_root!()
+        && berth_testsupport::require(berth_testsupport::which("docker").is_some(), "the docker CLI")
+}
+
+/// Poll `f` until it returns Some (a bounded number of rounds, not a timing assertion).
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..400 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// One raw HTTP/1.1 request over the daemon's socket; returns (status, body).
+pub fn raw_request(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write request");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read response");
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}

@@ -1,0 +1,62 @@
+//! berthd killed with SIGKILL and restarted: running containers keep running and stay manageable.
+
+use berth_e2e::{eventually, prerequisites, unique, Daemon};
+
+#[test]
+fn containers_survive_daemon_sigkill() {
+    if !prerequisites() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let ticker = unique("ticker");
+    let sleeper = unique("sleeper");
+    d.docker_ok(&[
+        "run", "-d", "--name", &ticker, "busybox", "sh", "-c",
+        "trap 'echo bye; exit 7' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    d.docker_ok(&["run", "-d", "--name", &sleeper, "busybox", "sleep", "1000"]);
+    let pids: Vec<String> = [&ticker, &sleeper]
+        .iter()
+        .map(|n| d.docker_ok(&["inspect", "--format", "{{.State.Pid}}", n]).trim().to_string())
+        .collect();
+    eventually("a tick", || d.docker_ok(&["logs", &ticker]).contains("tick 1").then_some(()));
+
+    let old = d.pid();
+    d.restart();
+    assert_ne!(d.pid(), old);
+
+    // Still listed as running, same processes.
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(ps.lines().any(|l| l == ticker) && ps.lines().any(|l| l == sleeper), "ps: {ps}");
+    for (n, pid) in [&ticker, &sleeper].iter().zip(&pids) {
+        let now = d.docker_ok(&["inspect", "--format", "{{.State.Pid}}", n]);
+        assert_eq!(&now.trim().to_string(), pid);
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+    // Logs continue: lines written after the restart show up.
+    let before = d.docker_ok(&["logs", &ticker]).lines().count();
+    eventually("new log lines after the restart", || {
+        (d.docker_ok(&["logs", &ticker]).lines().count() > before + 1).then_some(())
+    });
+    // exec works through the re-adopted shim.
+    let out = d.docker_ok(&["exec", &sleeper, "echo", "still here"]);
+    assert_eq!(out, "still here\n");
+    // stop reaches the container and its exit status is recorded.
+    d.docker_ok(&["stop", &ticker]);
+    let st = d.docker_ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &ticker]);
+    assert_eq!(st.trim(), "exited 7");
+    assert!(d.docker_ok(&["logs", "--tail", "1", &ticker]).contains("bye"));
+    // A container that exits while berthd is down gets its status from the shim's exit file.
+    d.kill9();
+    let sleeper_pid: i32 = pids[1].parse().expect("pid");
+    // SAFETY: kill(2) on a pid we own (the container's init).
+    unsafe { libc::kill(sleeper_pid, libc::SIGKILL) };
+    d.restart();
+    let st = eventually("the sleeper's exit status", || {
+        let s = d.docker_ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &sleeper]);
+        s.starts_with("exited").then_some(s)
+    });
+    assert_eq!(st.trim(), "exited 137");
+    d.docker_ok(&["rm", &ticker, &sleeper]);
+}
