@@ -219,7 +219,8 @@ mod tests {
     #[test]
     fn create_body_accepts_string_or_array_cmd() {
         let b: CreateBody =
-            serde_json::from_str(r#"{"Image":"x","Cmd":"echo","HostConfig":{"Memory":5}}"#).unwrap();
+            serde_json::from_str(r#"{"Image":"x","Cmd":"echo","HostConfig":{"Memory":5}}"#)
+                .unwrap();
         assert_eq!(b.config.cmd, Some(StrSlice(vec!["echo".into()])));
         assert_eq!(b.host_config.memory, 5);
         let b: CreateBody = serde_json::from_str(r#"{"Image":"x","Cmd":["a","b"]}"#).unwrap();

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "berthd", version, about = "The berth daemon (Docker Engine API on a unix socket)")]
+#[command(
+    name = "berthd",
+    version,
+    about = "The berth daemon (Docker Engine API on a unix socket)"
+)]
 struct Args {
     /// Persistent state: database, images, containers.
     #[arg(long, default_value = "/var/lib/berth")]

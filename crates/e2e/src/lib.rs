@@ -22,7 +22,15 @@ pub fn ensure_built() {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-p", "berth-daemon", "-p", "berth-shim", "-p", "berth-cli"])
+            .args([
+                "build",
+                "-p",
+                "berth-daemon",
+                "-p",
+                "berth-shim",
+                "-p",
+                "berth-cli",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo build");
@@ -51,7 +59,11 @@ impl Daemon {
         ensure_built();
         let root = tempfile::Builder::new()
             .prefix("berth-e2e-")
-            .tempdir_in(std::env::var_os("BERTH_E2E_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir))
+            .tempdir_in(
+                std::env::var_os("BERTH_E2E_TMP")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(std::env::temp_dir),
+            )
             .expect("tempdir");
         let socket = root.path().join("exec/berth.sock");
         let mut d = Daemon {
@@ -158,13 +170,18 @@ impl Daemon {
 
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin("berth"));
-        c.args(args).env("BERTH_HOST", self.host()).stdin(Stdio::null());
+        c.args(args)
+            .env("BERTH_HOST", self.host())
+            .stdin(Stdio::null());
         c
     }
 
     /// Load the busybox test image as `name`.
     pub fn load_busybox(&self, name: &str) {
-        let tar = self.root.path().join(format!("{}.tar", name.replace(['/', ':'], "_")));
+        let tar = self
+            .root
+            .path()
+            .join(format!("{}.tar", name.replace(['/', ':'], "_")));
         busybox_tar(&tar, name);
         let out = self.docker_ok(&["load", "-i", tar.to_str().expect("utf-8 path")]);
         assert!(out.contains("Loaded image"), "docker load said: {out}");
@@ -198,7 +215,10 @@ pub fn unique(prefix: &str) -> String {
 /// Root and the docker CLI, or skip (fail under CI).
 pub fn prerequisites() -> bool {
     berth_testsupport::require_root!()
-        && berth_testsupport::require(berth_testsupport::which("docker").is_some(), "the docker CLI")
+        && berth_testsupport::require(
+            berth_testsupport::which("docker").is_some(),
+            "the docker CLI",
+        )
 }
 
 /// Poll `f` until it returns Some (a bounded number of rounds, not a timing assertion).
@@ -229,6 +249,9 @@ pub fn raw_request(socket: &Path, method: &str, path: &str, body: &str) -> (u16,
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }

@@ -18,9 +18,17 @@ fn containers_survive_daemon_sigkill() {
     d.docker_ok(&["run", "-d", "--name", &sleeper, "busybox", "sleep", "1000"]);
     let pids: Vec<String> = [&ticker, &sleeper]
         .iter()
-        .map(|n| d.docker_ok(&["inspect", "--format", "{{.State.Pid}}", n]).trim().to_string())
+        .map(|n| {
+            d.docker_ok(&["inspect", "--format", "{{.State.Pid}}", n])
+                .trim()
+                .to_string()
+        })
         .collect();
-    eventually("a tick", || d.docker_ok(&["logs", &ticker]).contains("tick 1").then_some(()));
+    eventually("a tick", || {
+        d.docker_ok(&["logs", &ticker])
+            .contains("tick 1")
+            .then_some(())
+    });
 
     let old = d.pid();
     d.restart();
@@ -28,7 +36,10 @@ fn containers_survive_daemon_sigkill() {
 
     // Still listed as running, same processes.
     let ps = d.docker_ok(&["ps", "--format", "{{.Names}}"]);
-    assert!(ps.lines().any(|l| l == ticker) && ps.lines().any(|l| l == sleeper), "ps: {ps}");
+    assert!(
+        ps.lines().any(|l| l == ticker) && ps.lines().any(|l| l == sleeper),
+        "ps: {ps}"
+    );
     for (n, pid) in [&ticker, &sleeper].iter().zip(&pids) {
         let now = d.docker_ok(&["inspect", "--format", "{{.State.Pid}}", n]);
         assert_eq!(&now.trim().to_string(), pid);
@@ -44,9 +55,16 @@ fn containers_survive_daemon_sigkill() {
     assert_eq!(out, "still here\n");
     // stop reaches the container and its exit status is recorded.
     d.docker_ok(&["stop", &ticker]);
-    let st = d.docker_ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &ticker]);
+    let st = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &ticker,
+    ]);
     assert_eq!(st.trim(), "exited 7");
-    assert!(d.docker_ok(&["logs", "--tail", "1", &ticker]).contains("bye"));
+    assert!(d
+        .docker_ok(&["logs", "--tail", "1", &ticker])
+        .contains("bye"));
     // A container that exits while berthd is down gets its status from the shim's exit file.
     d.kill9();
     let sleeper_pid: i32 = pids[1].parse().expect("pid");
@@ -54,7 +72,12 @@ fn containers_survive_daemon_sigkill() {
     unsafe { libc::kill(sleeper_pid, libc::SIGKILL) };
     d.restart();
     let st = eventually("the sleeper's exit status", || {
-        let s = d.docker_ok(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", &sleeper]);
+        let s = d.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &sleeper,
+        ]);
         s.starts_with("exited").then_some(s)
     });
     assert_eq!(st.trim(), "exited 137");

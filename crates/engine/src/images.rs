@@ -75,7 +75,8 @@ impl Engine {
             .map_err(|e| Error::InvalidParameter(format!("load: {e}")))?;
         let mut lines = Vec::new();
         for img in loaded {
-            let resolved = resolve_image(&self.content, &img.manifest_digest, &PlatformSpec::host())?;
+            let resolved =
+                resolve_image(&self.content, &img.manifest_digest, &PlatformSpec::host())?;
             berth_image::extract::unpack_image(
                 &self.content,
                 &self.snapshots,
@@ -161,7 +162,11 @@ impl Engine {
 
     pub(crate) fn resolve_row(&self, row: &ImageRow) -> Result<ResolvedImage> {
         let digest = Digest::parse(&row.manifest)?;
-        Ok(resolve_image(&self.content, &digest, &PlatformSpec::host())?)
+        Ok(resolve_image(
+            &self.content,
+            &digest,
+            &PlatformSpec::host(),
+        )?)
     }
 
     /// By tag, full id ("sha256:…"), or a unique id prefix.

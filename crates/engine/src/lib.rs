@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use berth_image::snapshot::Snapshotter;
 use berth_image::ContentStore;
 
-pub use containers::model::{ContainerRecord, ContainerSpec, HostSpec, RestartPolicy, State, Status};
+pub use containers::model::{
+    ContainerRecord, ContainerSpec, HostSpec, RestartPolicy, State, Status,
+};
 pub use error::{Error, Result};
 
 /// Where the engine keeps things.
@@ -109,7 +111,10 @@ fn find_shim(configured: Option<&Path>) -> Result<PathBuf> {
     if let Ok(p) = std::env::var("BERTH_SHIM") {
         return Ok(PathBuf::from(p));
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         let p = dir.join("berth-shim");
         if p.exists() {
             return Ok(p);

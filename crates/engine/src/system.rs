@@ -20,7 +20,12 @@ pub struct Info {
 impl Engine {
     pub fn info(&self) -> Result<Info> {
         let containers = self.db().containers()?;
-        let count = |s: &[Status]| containers.iter().filter(|c| s.contains(&c.state.status)).count();
+        let count = |s: &[Status]| {
+            containers
+                .iter()
+                .filter(|c| s.contains(&c.state.status))
+                .count()
+        };
         Ok(Info {
             containers: containers.len(),
             running: count(&[Status::Running]),

@@ -87,7 +87,10 @@ fn detach() -> Result<(), String> {
     for fd in 0..3 {
         // SAFETY: dup2 onto the standard descriptors.
         if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
-            return Err(format!("dup2 /dev/null: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "dup2 /dev/null: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())

@@ -194,7 +194,6 @@ impl Shim<'_> {
             for (e, i) in closed_exec_outputs.into_iter().rev() {
                 self.execs[e].io.outputs.remove(i);
             }
-            self.clients.retain(|c| c.reading || c.stdin || true);
             self.finish_execs();
         }
         self.finish();
@@ -225,7 +224,10 @@ impl Shim<'_> {
             _ => return false,
         };
         if let Some(c) = &mut x.client {
-            if c.stream.write_all(&frame::encode(stream, &buf[..n])).is_err() {
+            if c.stream
+                .write_all(&frame::encode(stream, &buf[..n]))
+                .is_err()
+            {
                 x.client = None;
             }
         }
@@ -350,10 +352,8 @@ impl Shim<'_> {
             Request::State => {
                 let _ = reply(&stream, &self.state());
             }
-            Request::Wait => match &self.exit {
-                // Output may still drain; the reply goes out in `finish`.
-                _ => self.waiters.push(stream),
-            },
+            // Answered in `finish`, once the output is drained too.
+            Request::Wait => self.waiters.push(stream),
             Request::Kill { signal, all } => {
                 let r = self.kill(signal, all);
                 let _ = reply(&stream, &r);
@@ -433,7 +433,9 @@ impl Shim<'_> {
             Err(_) => return Reply::err(format!("invalid signal {signal}")),
         };
         let r = if all {
-            self.runtime.kill(&self.args.id, sig, true).map_err(|e| e.to_string())
+            self.runtime
+                .kill(&self.args.id, sig, true)
+                .map_err(|e| e.to_string())
         } else {
             nix::sys::signal::kill(Pid::from_raw(self.pid), sig).map_err(|e| e.to_string())
         };

@@ -37,7 +37,8 @@ impl PollSet {
     pub fn wait(&mut self) -> std::io::Result<Vec<Token>> {
         loop {
             // SAFETY: fds is a valid array of pollfd for its length.
-            let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, -1) };
+            let n =
+                unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, -1) };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() == std::io::ErrorKind::Interrupted {

@@ -25,8 +25,14 @@ pub fn upgrade(on_upgrade: hyper::upgrade::OnUpgrade, attachment: Attachment) ->
     });
     let mut r = body::empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
-    h.insert("Content-Type", hyper::header::HeaderValue::from_static(content_type));
-    h.insert("Connection", hyper::header::HeaderValue::from_static("Upgrade"));
+    h.insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        "Connection",
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
     h.insert("Upgrade", hyper::header::HeaderValue::from_static("tcp"));
     r
 }

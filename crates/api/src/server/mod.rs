@@ -130,7 +130,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
 
 fn with_common_headers(mut r: Response<Body>) -> Response<Body> {
     let h = r.headers_mut();
-    h.insert("Api-Version", hyper::header::HeaderValue::from_static(crate::API_VERSION));
+    h.insert(
+        "Api-Version",
+        hyper::header::HeaderValue::from_static(crate::API_VERSION),
+    );
     h.insert("Server", hyper::header::HeaderValue::from_static("berth"));
     h.insert("Ostype", hyper::header::HeaderValue::from_static("linux"));
     r

@@ -15,9 +15,20 @@ pub fn ping(m: &Method) -> Response<Body> {
         body::text(StatusCode::OK, "OK")
     };
     let h = r.headers_mut();
-    h.insert("Cache-Control", "no-cache, no-store, must-revalidate".parse().unwrap_or_else(|_| hyper::header::HeaderValue::from_static("no-cache")));
-    h.insert("Docker-Experimental", hyper::header::HeaderValue::from_static("false"));
-    h.insert("Builder-Version", hyper::header::HeaderValue::from_static("1"));
+    h.insert(
+        "Cache-Control",
+        "no-cache, no-store, must-revalidate"
+            .parse()
+            .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("no-cache")),
+    );
+    h.insert(
+        "Docker-Experimental",
+        hyper::header::HeaderValue::from_static("false"),
+    );
+    h.insert(
+        "Builder-Version",
+        hyper::header::HeaderValue::from_static("1"),
+    );
     r
 }
 
@@ -64,13 +75,19 @@ pub fn info(ctx: &Ctx) -> Response<Body> {
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
             m.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|k| k.parse::<u64>().ok())
+                })
         })
         .unwrap_or(0)
         * 1024;

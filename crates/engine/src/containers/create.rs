@@ -46,7 +46,9 @@ impl Engine {
     fn create_blocking(&self, req: CreateRequest) -> Result<Created> {
         let mut spec = req.spec;
         if spec.image.is_empty() {
-            return Err(Error::InvalidParameter("config.Image: no image given".into()));
+            return Err(Error::InvalidParameter(
+                "config.Image: no image given".into(),
+            ));
         }
         let row = self.find_image(&spec.image)?;
         let image = self.resolve_row(&row)?;
@@ -79,8 +81,12 @@ impl Engine {
         if spec.stop_signal.is_none() {
             spec.stop_signal = ic.stop_signal().clone();
         }
-        let mut labels: std::collections::BTreeMap<String, String> =
-            ic.labels().clone().unwrap_or_default().into_iter().collect();
+        let mut labels: std::collections::BTreeMap<String, String> = ic
+            .labels()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         labels.extend(std::mem::take(&mut spec.labels));
         spec.labels = labels;
         if spec.host.network_mode.is_empty() || spec.host.network_mode == "default" {
@@ -88,7 +94,9 @@ impl Engine {
         }
         let mut warnings = Vec::new();
         if spec.host.network_mode == "bridge" {
-            warnings.push("bridge networking is not available yet: the container gets --network none".into());
+            warnings.push(
+                "bridge networking is not available yet: the container gets --network none".into(),
+            );
         }
 
         let name = match req.name.filter(|n| !n.is_empty()) {

@@ -99,7 +99,10 @@ impl Engine {
     pub fn create_exec(&self, key: &str, spec: ExecSpec) -> Result<String> {
         let rec = self.container(key)?;
         if !rec.state.running() {
-            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
         }
         if spec.cmd.is_empty() {
             return Err(Error::InvalidParameter("No exec command specified".into()));
@@ -129,11 +132,16 @@ impl Engine {
     pub async fn start_exec(self: &Arc<Self>, exec_id: &str) -> Result<Attachment> {
         let x = self.inspect_exec(exec_id)?;
         if x.running || x.exit_code.is_some() {
-            return Err(Error::Conflict(format!("Exec {exec_id} has already been started")));
+            return Err(Error::Conflict(format!(
+                "Exec {exec_id} has already been started"
+            )));
         }
         let rec = self.container(&x.container_id)?;
         if !rec.state.running() {
-            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
         }
         let rootfs = self.container_dir(&rec.id).join("rootfs");
         let mut env = rec.spec.env.clone();
@@ -145,14 +153,29 @@ impl Engine {
         } else {
             spec::capabilities(&rec)
         };
-        let user = if x.spec.user.is_empty() { &rec.spec.user } else { &x.spec.user };
+        let user = if x.spec.user.is_empty() {
+            &rec.spec.user
+        } else {
+            &x.spec.user
+        };
         let cwd = if x.spec.working_dir.is_empty() {
             &rec.spec.working_dir
         } else {
             &x.spec.working_dir
         };
-        let process = spec::process(&rootfs, &x.spec.cmd, &env, cwd, user, x.spec.tty, &caps, false)
-            .map_err(Error::InvalidParameter)?;
+        let process = spec::process(
+            &rootfs,
+            &spec::ProcessParams {
+                args: &x.spec.cmd,
+                env: &env,
+                cwd,
+                user,
+                tty: x.spec.tty,
+                caps: &caps,
+                no_new_privileges: false,
+            },
+        )
+        .map_err(Error::InvalidParameter)?;
         let (_, stream) = shim::call(
             &self.shim_socket(&rec.id),
             &Request::Exec {
@@ -183,7 +206,12 @@ impl Engine {
         })
     }
 
-    pub async fn resize_exec(self: &Arc<Self>, exec_id: &str, height: u16, width: u16) -> Result<()> {
+    pub async fn resize_exec(
+        self: &Arc<Self>,
+        exec_id: &str,
+        height: u16,
+        width: u16,
+    ) -> Result<()> {
         let x = self.inspect_exec(exec_id)?;
         shim::call(
             &self.shim_socket(&x.container_id),

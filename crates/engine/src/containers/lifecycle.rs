@@ -42,7 +42,11 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
             .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {s}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     name.parse::<Signal>()
         .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {s}")))
 }
@@ -98,7 +102,8 @@ impl Engine {
         tokio::task::spawn_blocking(move || -> Result<()> {
             engine.mount_rootfs(&r.id)?;
             let cfg = spec::config(&r, &engine.rootfs(&r.id)).map_err(Error::InvalidParameter)?;
-            let bytes = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::internal("encode config.json", e))?;
+            let bytes = serde_json::to_vec_pretty(&cfg)
+                .map_err(|e| Error::internal("encode config.json", e))?;
             std::fs::write(bundle.join("config.json"), bytes)
                 .map_err(|e| Error::internal("write config.json", e))
         })
@@ -149,7 +154,14 @@ impl Engine {
         }
         self.ensure_task(&mut rec).await?;
         if let Err(e) = shim::call(&self.shim_socket(&id), &Request::Start).await {
-            let _ = shim::call(&self.shim_socket(&id), &Request::Kill { signal: 9, all: true }).await;
+            let _ = shim::call(
+                &self.shim_socket(&id),
+                &Request::Kill {
+                    signal: 9,
+                    all: true,
+                },
+            )
+            .await;
             return Err(e);
         }
         rec.state.status = Status::Running;
@@ -181,7 +193,9 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) {
-        let Ok(mut rec) = self.container(id) else { return };
+        let Ok(mut rec) = self.container(id) else {
+            return;
+        };
         let was_started = rec.state.running();
         rec.state.status = if was_started || rec.state.status != Status::Created {
             Status::Exited
@@ -241,7 +255,9 @@ impl Engine {
                 let w: WaitState = *rx.borrow_and_update();
                 match cond {
                     WaitCondition::Removed if w.removed => return w.code,
-                    WaitCondition::NotRunning | WaitCondition::NextExit if w.exits > start.exits => {
+                    WaitCondition::NotRunning | WaitCondition::NextExit
+                        if w.exits > start.exits =>
+                    {
                         return w.code
                     }
                     _ => {}
@@ -296,7 +312,12 @@ impl Engine {
         self.stop_task(&rec, sig, timeout).await
     }
 
-    async fn stop_task(self: &Arc<Self>, rec: &ContainerRecord, sig: Signal, timeout: i64) -> Result<()> {
+    async fn stop_task(
+        self: &Arc<Self>,
+        rec: &ContainerRecord,
+        sig: Signal,
+        timeout: i64,
+    ) -> Result<()> {
         let mut rx = self.containers.watcher(&rec.id);
         let before = rx.borrow_and_update().exits;
         let socket = self.shim_socket(&rec.id);
@@ -311,7 +332,14 @@ impl Engine {
             }
         };
         // The shim may already be gone (it exited between the lookup and now): that is fine.
-        let _ = shim::call(&socket, &Request::Kill { signal: sig as i32, all: false }).await;
+        let _ = shim::call(
+            &socket,
+            &Request::Kill {
+                signal: sig as i32,
+                all: false,
+            },
+        )
+        .await;
         if timeout >= 0 {
             let wait = exited(&mut rx);
             if tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
@@ -320,7 +348,14 @@ impl Engine {
             {
                 return Ok(());
             }
-            let _ = shim::call(&socket, &Request::Kill { signal: 9, all: true }).await;
+            let _ = shim::call(
+                &socket,
+                &Request::Kill {
+                    signal: 9,
+                    all: true,
+                },
+            )
+            .await;
         }
         exited(&mut rx).await;
         Ok(())
@@ -359,10 +394,18 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn resize_container(self: &Arc<Self>, key: &str, height: u16, width: u16) -> Result<()> {
+    pub async fn resize_container(
+        self: &Arc<Self>,
+        key: &str,
+        height: u16,
+        width: u16,
+    ) -> Result<()> {
         let rec = self.container(key)?;
         if !rec.state.running() && !rec.state.task {
-            return Err(Error::Conflict(format!("Container {} is not running", rec.id)));
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
         }
         shim::call(
             &self.shim_socket(&rec.id),
@@ -399,11 +442,14 @@ impl Engine {
                     self.spawn_monitor(rec.id.clone());
                 }
                 Err(_) => {
-                    let exit = shim::read_exit_file(&self.exit_file(&rec.id)).unwrap_or_else(|| ExitStatus {
-                        code: 255,
-                        finished_at: ids::now_rfc3339(),
-                        oom_killed: false,
-                    });
+                    let exit =
+                        shim::read_exit_file(&self.exit_file(&rec.id)).unwrap_or_else(|| {
+                            ExitStatus {
+                                code: 255,
+                                finished_at: ids::now_rfc3339(),
+                                oom_killed: false,
+                            }
+                        });
                     self.on_exit(&rec.id, exit).await;
                 }
             }
@@ -432,7 +478,10 @@ mod tests {
     #[test]
     fn wait_conditions() {
         assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
-        assert_eq!(WaitCondition::parse("removed").unwrap(), WaitCondition::Removed);
+        assert_eq!(
+            WaitCondition::parse("removed").unwrap(),
+            WaitCondition::Removed
+        );
         assert!(WaitCondition::parse("x").is_err());
     }
 }

@@ -68,7 +68,11 @@ fn parse(line: &str, opts: &LogOptions) -> Option<LogLine> {
 impl Engine {
     /// Log lines as they are (and, with `follow`, as they come until the container stops).
     /// Returns whether the container has a terminal (its output is then raw).
-    pub fn logs(self: &Arc<Self>, key: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<LogLine>)> {
+    pub fn logs(
+        self: &Arc<Self>,
+        key: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<LogLine>)> {
         let rec = self.container(key)?;
         let (tx, rx) = mpsc::channel(256);
         let path = std::path::PathBuf::from(&rec.log_path);
@@ -87,7 +91,11 @@ impl Engine {
                         if let Ok(f) = std::fs::File::open(&path) {
                             break f;
                         }
-                        if !engine.container(&id).map(|r| r.state.running()).unwrap_or(false) {
+                        if !engine
+                            .container(&id)
+                            .map(|r| r.state.running())
+                            .unwrap_or(false)
+                        {
                             return;
                         }
                     }
@@ -163,4 +171,3 @@ impl Engine {
         Ok((rec.spec.tty, rx))
     }
 }
-

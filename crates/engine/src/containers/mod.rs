@@ -57,10 +57,6 @@ impl Registry {
 
     /// Serialises start/stop/remove of one container.
     pub fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.locks)
-            .entry(id.to_string())
-            .or_default()
-            .clone()
+        lock(&self.locks).entry(id.to_string()).or_default().clone()
     }
 }
-

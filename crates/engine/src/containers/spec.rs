@@ -59,15 +59,47 @@ fn caps_list() -> Vec<String> {
         .and_then(|s| s.trim().parse::<u32>().ok())
         .unwrap_or(40);
     const NAMES: &[&str] = &[
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
     ];
     NAMES
         .iter()
@@ -113,17 +145,29 @@ pub fn capabilities(rec: &ContainerRecord) -> Vec<String> {
     caps
 }
 
+/// What a process runs as and with: the container's init or an exec.
+pub struct ProcessParams<'a> {
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a str,
+    /// Docker's User ("name", "uid:gid", …), resolved against the container's files.
+    pub user: &'a str,
+    pub tty: bool,
+    pub caps: &'a [String],
+    pub no_new_privileges: bool,
+}
+
 /// The `process` object for the container's init or an exec.
-pub fn process(
-    rootfs: &Path,
-    args: &[String],
-    env: &[String],
-    cwd: &str,
-    user_spec: &str,
-    tty: bool,
-    caps: &[String],
-    no_new_privileges: bool,
-) -> Result<Value, String> {
+pub fn process(rootfs: &Path, p: &ProcessParams) -> Result<Value, String> {
+    let ProcessParams {
+        args,
+        env,
+        cwd,
+        user: user_spec,
+        tty,
+        caps,
+        no_new_privileges,
+    } = *p;
     let ids = user::resolve(rootfs, user_spec)?;
     let mut env: Vec<String> = env.to_vec();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -157,12 +201,22 @@ pub fn config(rec: &ContainerRecord, rootfs: &Path) -> Result<Value, String> {
     let s = &rec.spec;
     let h = &s.host;
     let caps = capabilities(rec);
-    let no_new_privs = h
-        .security_opt
-        .iter()
-        .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true");
+    let no_new_privs = h.security_opt.iter().any(|o| {
+        o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
+    });
     let args = rec.argv();
-    let process = process(rootfs, &args, &s.env, &s.working_dir, &s.user, s.tty, &caps, no_new_privs)?;
+    let process = process(
+        rootfs,
+        &ProcessParams {
+            args: &args,
+            env: &s.env,
+            cwd: &s.working_dir,
+            user: &s.user,
+            tty: s.tty,
+            caps: &caps,
+            no_new_privileges: no_new_privs,
+        },
+    )?;
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -195,11 +249,17 @@ pub fn config(rec: &ContainerRecord, rootfs: &Path) -> Result<Value, String> {
     for b in &h.binds {
         let parts: Vec<&str> = b.split(':').collect();
         if parts.len() < 2 || !parts[0].starts_with('/') {
-            return Err(format!("invalid bind mount {b:?}: only host-path:container-path[:ro] binds are supported"));
+            return Err(format!(
+                "invalid bind mount {b:?}: only host-path:container-path[:ro] binds are supported"
+            ));
         }
-        let ro = parts.get(2).is_some_and(|o| o.split(',').any(|x| x == "ro"));
-        mounts.push(json!({"destination": parts[1], "type": "bind", "source": parts[0],
-            "options": ["rbind", if ro { "ro" } else { "rw" }]}));
+        let ro = parts
+            .get(2)
+            .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+        mounts.push(
+            json!({"destination": parts[1], "type": "bind", "source": parts[0],
+            "options": ["rbind", if ro { "ro" } else { "rw" }]}),
+        );
     }
 
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});

@@ -16,7 +16,12 @@ pub struct StreamOptions {
 }
 
 /// Pump until the shim ends the stream; returns the exit code when it sent one (exec).
-pub async fn pump<R, W>(shim: UnixStream, mut from_client: R, mut to_client: W, opts: StreamOptions) -> Option<i32>
+pub async fn pump<R, W>(
+    shim: UnixStream,
+    mut from_client: R,
+    mut to_client: W,
+    opts: StreamOptions,
+) -> Option<i32>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -44,7 +49,9 @@ where
                 STREAM_STDOUT => opts.stdout,
                 STREAM_STDERR => opts.stderr,
                 STREAM_EXIT => {
-                    code = std::str::from_utf8(&payload).ok().and_then(|s| s.parse().ok());
+                    code = std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(|s| s.parse().ok());
                     continue;
                 }
                 _ => false,

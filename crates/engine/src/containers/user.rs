@@ -67,7 +67,11 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<Ids, String> {
         }
         Err(_) => match lookup(&passwd, u) {
             Some((uid, gid)) => (uid, gid, Some(u.to_string())),
-            None => return Err(format!("unable to find user {u}: no matching entries in passwd file")),
+            None => {
+                return Err(format!(
+                    "unable to find user {u}: no matching entries in passwd file"
+                ))
+            }
         },
     };
     let gid = match g {
@@ -76,7 +80,11 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<Ids, String> {
             Ok(n) => n,
             Err(_) => match lookup(&rootfs.join("etc/group"), g) {
                 Some((gid, _)) => gid,
-                None => return Err(format!("unable to find group {g}: no matching entries in group file")),
+                None => {
+                    return Err(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                }
             },
         },
     };
@@ -100,11 +108,18 @@ mod tests {
             "root:x:0:0::/root:/bin/sh\nweb:x:1000:1001::/home/web:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\nweb:x:1001:\nextra:x:50:web\n")
-            .unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\nweb:x:1001:\nextra:x:50:web\n",
+        )
+        .unwrap();
         assert_eq!(
             resolve(d.path(), "web").unwrap(),
-            Ids { uid: 1000, gid: 1001, additional_gids: vec![50] }
+            Ids {
+                uid: 1000,
+                gid: 1001,
+                additional_gids: vec![50]
+            }
         );
         assert_eq!(resolve(d.path(), "1000:0").unwrap().gid, 0);
         assert_eq!(resolve(d.path(), "77").unwrap().uid, 77);
