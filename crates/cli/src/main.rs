@@ -1,1 +1,71 @@
-fn main() {}
+//! `berth`: Docker's command line over the Docker Engine API (through `berth_api::client` only).
+
+mod args;
+mod containers;
+mod format;
+mod images;
+mod run;
+mod stream;
+mod system;
+mod tty;
+
+use clap::Parser;
+
+use berth_api::client::{Client, ClientError};
+
+fn main() {
+    let cli = args::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(async {
+        let client = match Client::from_host(cli.host.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return 1;
+            }
+        };
+        match dispatch(&client, cli.command).await {
+            Ok(code) => code,
+            Err(e) => {
+                match &e {
+                    ClientError::Api { .. } | ClientError::Connect { .. } => eprintln!("{e}"),
+                    _ => eprintln!("berth: {e}"),
+                }
+                // Docker's CLI: 125 when the daemon refused a run/create, 1 elsewhere.
+                1
+            }
+        }
+    });
+    std::process::exit(code);
+}
+
+async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
+    use args::Command as C;
+    match cmd {
+        C::Version => system::version(c).await,
+        C::Info => system::info(c).await,
+        C::Images(a) => images::list(c, a).await,
+        C::Load(a) => images::load(c, a).await,
+        C::Run(a) => run::run(c, a).await,
+        C::Create(a) => run::create_only(c, a).await,
+        C::Start(a) => run::start(c, a).await,
+        C::Ps(a) => containers::ps(c, a).await,
+        C::Stop(a) => containers::stop(c, a).await,
+        C::Restart(a) => containers::restart(c, a).await,
+        C::Kill(a) => containers::kill(c, a).await,
+        C::Rm(a) => containers::rm(c, a).await,
+        C::Wait(a) => containers::wait(c, a).await,
+        C::Logs(a) => containers::logs(c, a).await,
+        C::Inspect(a) => containers::inspect(c, a).await,
+        C::Exec(a) => run::exec(c, a).await,
+    }
+}

@@ -1,0 +1,279 @@
+//! Docker's commands and flags (the ones berth serves so far).
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A container engine (Docker's commands, berth's daemon)"
+)]
+pub struct Cli {
+    /// Daemon socket to connect to (unix:///path); default $BERTH_HOST or unix:///run/berth/berth.sock.
+    #[arg(short = 'H', long = "host", global = true)]
+    pub host: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show the client and daemon versions.
+    Version,
+    /// Display system-wide information.
+    Info,
+    /// List images.
+    Images(ImagesArgs),
+    /// Load images from a tar archive (docker save or OCI layout).
+    Load(LoadArgs),
+    /// Create and run a new container from an image.
+    Run(RunArgs),
+    /// Create a new container.
+    Create(RunArgs),
+    /// Start one or more stopped containers.
+    Start(StartArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Stop one or more running containers.
+    Stop(StopArgs),
+    /// Restart one or more containers.
+    Restart(StopArgs),
+    /// Kill one or more running containers.
+    Kill(KillArgs),
+    /// Remove one or more containers.
+    Rm(RmArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+    /// Return low-level information on containers or images.
+    Inspect(InspectArgs),
+    /// Execute a command in a running container.
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a template ('{{json .}}', '{{.Repository}}:{{.Tag}}').
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN.
+    #[arg(short, long)]
+    pub input: Option<String>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Run container in background and print container ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Set metadata on a container.
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    /// Memory limit (e.g. 256m).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Tune container pids limit (-1 for unlimited).
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add Linux capabilities.
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Connect a container to a network (none, host).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Restart policy to apply when a container exits.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Bind mount a volume (host-path:container-path[:ro]).
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// Signal to stop the container.
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long)]
+    pub stop_timeout: Option<i64>,
+    /// Security options (no-new-privileges, seccomp=unconfined).
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    pub image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN.
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container.
+    #[arg(short = 't', long = "time")]
+    pub time: Option<i64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container.
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL).
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show timestamps.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Number of lines to show from the end of the logs.
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show logs since timestamp (unix seconds or RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp.
+    #[arg(long)]
+    pub until: Option<String>,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a template.
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Only inspect objects of the given type (container, image).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Username or UID.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Give extended privileges to the command.
+    #[arg(long)]
+    pub privileged: bool,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
