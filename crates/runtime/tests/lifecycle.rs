@@ -587,3 +587,99 @@ fn rootfs_is_owned_as_given() {
     let md = std::fs::metadata(b.rootfs().join("bin/busybox")).unwrap();
     assert_eq!(md.mode() & 0o111, 0o111);
 }
+
+#[test]
+fn masked_paths_are_empty_and_readonly_paths_refuse_writes() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    // /proc/timer_list exists on every kernel here and is never empty on the host.
+    assert!(!std::fs::read("/proc/timer_list").unwrap().is_empty());
+    let mut b = sh("echo kcore=$(wc -c < /proc/timer_list); echo fw=$(ls -A /sys/firmware | wc -l); \
+        (echo x > /proc/sys/kernel/domainname) 2>/dev/null && echo written || echo refused");
+    b.edit(|s| {
+        s["linux"]["maskedPaths"] = json!(["/proc/timer_list", "/sys/firmware"]);
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    assert!(out.contains("kcore=0"), "masked file reads empty: {out}{}", stderr(&o));
+    assert!(out.contains("fw=0"), "masked dir is empty: {out}");
+    assert!(out.contains("refused"), "/proc/sys is read-only: {out}");
+}
+
+/// The capability mask the kernel shows for a list of CAP_* names.
+fn cap_mask(names: &[&str]) -> u64 {
+    names.iter().fold(0, |m, n| {
+        let cap: caps::Capability = n.parse().unwrap();
+        m | (1u64 << cap.index())
+    })
+}
+
+#[test]
+fn capabilities_are_exactly_as_configured() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status");
+    let bounding = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL", "CAP_SETUID"];
+    let effective = ["CAP_CHOWN", "CAP_KILL"];
+    b.edit(|s| {
+        s["process"]["capabilities"] = json!({
+            "bounding": bounding, "effective": effective, "permitted": effective,
+            "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]
+        });
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    let field = |name: &str| -> u64 {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{out}{}", stderr(&o)));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(field("CapBnd"), cap_mask(&bounding));
+    // no_new_privileges (on in the default spec) keeps exec from raising root's sets beyond
+    // what was configured: permitted and effective stay exactly as given.
+    assert_eq!(field("CapPrm"), cap_mask(&effective));
+    assert_eq!(field("CapEff"), cap_mask(&effective));
+    assert_eq!(field("CapInh"), cap_mask(&["CAP_KILL"]));
+
+    // As a non-root user the configured sets survive exec only through ambient.
+    b.edit(|s| s["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    let o = rt.run(&b);
+    let out2 = stdout(&o);
+    let field2 = |name: &str| -> u64 {
+        let line = out2.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{out2}{}", stderr(&o)));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(field2("CapBnd"), cap_mask(&bounding));
+    assert_eq!(field2("CapAmb"), cap_mask(&["CAP_KILL"]));
+    assert_eq!(field2("CapEff"), cap_mask(&["CAP_KILL"]));
+    assert_eq!(field2("CapPrm"), cap_mask(&["CAP_KILL"]));
+}
+
+#[test]
+fn seccomp_denies_a_chosen_syscall_with_the_chosen_errno() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("mkdir /tmp/x 2>&1; echo rc=$?; ls -d /tmp/x 2>&1; echo alive");
+    b.edit(|s| {
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 122}]
+        });
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    // errno 122 is EDQUOT: "Disk quota exceeded" — an errno mkdir would never produce here.
+    assert!(out.contains("Disk quota exceeded") || out.contains("quota"), "{out}{}", stderr(&o));
+    assert!(out.contains("rc=1"));
+    assert!(out.contains("alive"));
+    assert!(!b.rootfs().join("tmp/x").exists());
+    // The compiled filter is cached by the profile's hash.
+    let cache = rt.root.path().join(".cache/seccomp");
+    assert_eq!(std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0), 1, "one cached filter");
+}
