@@ -596,14 +596,20 @@ fn masked_paths_are_empty_and_readonly_paths_refuse_writes() {
     let rt = Rt::new();
     // /proc/timer_list exists on every kernel here and is never empty on the host.
     assert!(!std::fs::read("/proc/timer_list").unwrap().is_empty());
-    let mut b = sh("echo kcore=$(wc -c < /proc/timer_list); echo fw=$(ls -A /sys/firmware | wc -l); \
-        (echo x > /proc/sys/kernel/domainname) 2>/dev/null && echo written || echo refused");
+    let mut b = sh(
+        "echo kcore=$(wc -c < /proc/timer_list); echo fw=$(ls -A /sys/firmware | wc -l); \
+        (echo x > /proc/sys/kernel/domainname) 2>/dev/null && echo written || echo refused",
+    );
     b.edit(|s| {
         s["linux"]["maskedPaths"] = json!(["/proc/timer_list", "/sys/firmware"]);
     });
     let o = rt.run(&b);
     let out = stdout(&o);
-    assert!(out.contains("kcore=0"), "masked file reads empty: {out}{}", stderr(&o));
+    assert!(
+        out.contains("kcore=0"),
+        "masked file reads empty: {out}{}",
+        stderr(&o)
+    );
     assert!(out.contains("fw=0"), "masked dir is empty: {out}");
     assert!(out.contains("refused"), "/proc/sys is read-only: {out}");
 }
@@ -634,7 +640,10 @@ fn capabilities_are_exactly_as_configured() {
     let o = rt.run(&b);
     let out = stdout(&o);
     let field = |name: &str| -> u64 {
-        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{out}{}", stderr(&o)));
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{out}{}", stderr(&o)));
         u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
     };
     assert_eq!(field("CapBnd"), cap_mask(&bounding));
@@ -649,7 +658,10 @@ fn capabilities_are_exactly_as_configured() {
     let o = rt.run(&b);
     let out2 = stdout(&o);
     let field2 = |name: &str| -> u64 {
-        let line = out2.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{out2}{}", stderr(&o)));
+        let line = out2
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{out2}{}", stderr(&o)));
         u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
     };
     assert_eq!(field2("CapBnd"), cap_mask(&bounding));
@@ -675,11 +687,78 @@ fn seccomp_denies_a_chosen_syscall_with_the_chosen_errno() {
     let o = rt.run(&b);
     let out = stdout(&o);
     // errno 122 is EDQUOT: "Disk quota exceeded" — an errno mkdir would never produce here.
-    assert!(out.contains("Disk quota exceeded") || out.contains("quota"), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("Disk quota exceeded") || out.contains("quota"),
+        "{out}{}",
+        stderr(&o)
+    );
     assert!(out.contains("rc=1"));
     assert!(out.contains("alive"));
     assert!(!b.rootfs().join("tmp/x").exists());
     // The compiled filter is cached by the profile's hash.
     let cache = rt.root.path().join(".cache/seccomp");
-    assert_eq!(std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0), 1, "one cached filter");
+    assert_eq!(
+        std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0),
+        1,
+        "one cached filter"
+    );
+}
+
+#[test]
+fn seccomp_notify_fd_reaches_the_agent_at_listener_path() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("mkdir /tmp/n 2>&1; echo rc=$?");
+    let sock = b.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    b.edit(|s| {
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock, "listenerMetadata": "from-lifecycle-test",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    // The agent: take the state and the fd, answer the first notification with EXDEV.
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 16384];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for c in msg.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: fds just received are ours.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+        }
+        let n = msg.bytes;
+        let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let fd = fd.expect("no seccomp fd");
+        let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
+        libseccomp::ScmpNotifResp::new(req.id, 0, -libc::EXDEV, 0)
+            .respond(fd.as_raw_fd())
+            .unwrap();
+        state
+    });
+    let o = rt.run(&b);
+    let state = agent.join().unwrap();
+    assert_eq!(state["metadata"], "from-lifecycle-test");
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert!(state["state"]["id"].as_str().unwrap().starts_with("run-"));
+    let out = stdout(&o);
+    assert!(
+        out.contains("cross-device"),
+        "the agent's answer reached the process: {out}{}",
+        stderr(&o)
+    );
 }

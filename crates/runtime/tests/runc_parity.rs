@@ -230,9 +230,14 @@ fn mount_list_shape_matches() {
     // read-only (as Docker shows it), names hierarchies by their source "cgroup", and also mounts the
     // hybrid host's unified cgroup2 hierarchy so v2-aware tools work. Everything else must match.
     let outside_cgroupfs = |v: Vec<String>| -> Vec<String> {
-        v.into_iter().filter(|m| !m.contains(" /sys/fs/cgroup")).collect()
+        v.into_iter()
+            .filter(|m| !m.contains(" /sys/fs/cgroup"))
+            .collect()
     };
-    let (r, t) = (outside_cgroupfs(mount_shape(&r.stdout)), outside_cgroupfs(mount_shape(&t.stdout)));
+    let (r, t) = (
+        outside_cgroupfs(mount_shape(&r.stdout)),
+        outside_cgroupfs(mount_shape(&t.stdout)),
+    );
     assert!(r.iter().any(|m| m.contains(" /proc ")), "{r:#?}");
     assert_eq!(
         t, r,
