@@ -47,8 +47,10 @@ pub fn run(cfg: &ChildConfig, chan: &Channel) -> ! {
         Err(e) => e,
         Ok(never) => match never {},
     };
-    let _ = chan.send(&Msg::Failed(err.to_string()));
-    eprintln!("berth-runtime: {err}");
+    // The parent reports errors it receives; only when it is gone (after create) say it ourselves.
+    if chan.send(&Msg::Failed(err.to_string())).is_err() {
+        eprintln!("berth-runtime: {err}");
+    }
     // SAFETY: _exit is always safe; we must not run the parent's atexit handlers or destructors.
     unsafe { libc::_exit(127) }
 }
