@@ -2,45 +2,14 @@
 //! calls `run_as_init` (the forked child is single-threaded, and the init only makes
 //! async-signal-safe calls), with `sh` as the program it supervises.
 
-use std::ffi::{c_char, CString};
+mod common;
+
 use std::fs;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use berth_runtime::init::run_as_init;
-
-/// argv for execv, built before the fork so the child allocates nothing.
-struct Argv {
-    _strings: Vec<CString>,
-    pointers: Vec<*const c_char>,
-}
-// SAFETY: the pointers point into `_strings`, which the struct owns and never mutates.
-unsafe impl Send for Argv {}
-unsafe impl Sync for Argv {}
-
-impl Argv {
-    /// execv this argv; _exit(127) if that fails. Async-signal-safe.
-    fn exec(&self) -> ! {
-        // SAFETY: null-terminated array of pointers to NUL-terminated strings owned by self.
-        unsafe {
-            libc::execv(self.pointers[0], self.pointers.as_ptr());
-            libc::_exit(127)
-        }
-    }
-}
-
-fn argv(args: &[&str]) -> Argv {
-    let strings: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
-    let mut pointers: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-    pointers.push(std::ptr::null());
-    Argv {
-        _strings: strings,
-        pointers,
-    }
-}
+use common::{wait_bounded, wait_for_file, Argv};
 
 /// Spawn an init (the returned child) supervising `sh -c script`.
 fn spawn_init(kill_group: bool, script: &str) -> Child {
@@ -49,7 +18,7 @@ fn spawn_init(kill_group: bool, script: &str) -> Child {
 
 /// Spawn an init supervising the program `args[0]` with argv `args`.
 fn spawn_init_argv(kill_group: bool, args: &[&str]) -> Child {
-    let argv = argv(args);
+    let argv = Argv::new(args);
     let mut command = Command::new("/bin/false"); // never exec'd: pre_exec doesn't return
                                                   // SAFETY: the hook only calls run_as_init, which makes async-signal-safe syscalls, and execv
                                                   // with pointers prepared before the fork.
@@ -57,29 +26,6 @@ fn spawn_init_argv(kill_group: bool, args: &[&str]) -> Child {
         command.pre_exec(move || run_as_init(kill_group, || argv.exec()));
     }
     command.spawn().unwrap()
-}
-
-/// Wait for `child`; the limit only turns a hang (a lost signal) into a failure.
-fn wait_bounded(child: &mut Child) -> ExitStatus {
-    let limit = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > limit {
-            let _ = child.kill();
-            panic!("init {} did not exit", child.id());
-        }
-        sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for_file(path: &Path) {
-    let limit = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
-        assert!(Instant::now() < limit, "{} never appeared", path.display());
-        sleep(Duration::from_millis(10));
-    }
 }
 
 fn signal(child: &Child, signal: libc::c_int) {
