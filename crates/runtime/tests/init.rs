@@ -5,11 +5,12 @@
 mod common;
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 use berth_runtime::init::run_as_init;
-use common::{wait_bounded, wait_for_file, Argv};
+use common::{cloexec_pty, read_terminal, wait_bounded, wait_for_file, Argv};
 
 /// Spawn an init (the returned child) supervising `sh -c script`.
 fn spawn_init(kill_group: bool, script: &str) -> Child {
@@ -162,4 +163,36 @@ fn child_runs_in_its_own_process_group() {
         r#"set -- $(cat /proc/$$/stat); [ "$5" = "$$" ] && [ "$5" != "$(cut -d' ' -f5 /proc/$PPID/stat)" ] || exit 1"#,
     );
     assert_eq!(wait_bounded(&mut init).code(), Some(0));
+}
+
+#[test]
+fn child_becomes_the_terminals_foreground_group() {
+    let (master, slave) = cloexec_pty();
+    let argv = Argv::new(&[
+        "/bin/sh",
+        "-c",
+        // Fields 5 and 8 of /proc/self/stat: process group and the terminal's foreground group.
+        r#"set -- $(cat /proc/$$/stat); [ "$5" = "$$" ] && [ "$8" = "$5" ] && echo fg-ok || echo "fg-bad pgrp=$5 tpgid=$8""#,
+    ]);
+    let mut command = Command::new("/bin/false");
+    command
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid/ioctl, then the async-signal-safe init and an execv prepared beforehand.
+    unsafe {
+        command.pre_exec(move || {
+            // The init leads a session with the pty as controlling terminal, as in a container.
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            run_as_init(false, || argv.exec())
+        });
+    }
+    let mut init = command.spawn().unwrap();
+    drop(command);
+
+    let output = read_terminal(master.as_fd(), None);
+    assert!(wait_bounded(&mut init).success(), "{output}");
+    assert_eq!(output.trim(), "fg-ok");
 }

@@ -17,7 +17,7 @@ use berth_runtime::tty::{
     connect_console_socket, proxy_terminal, recv_pty_master, set_window_size, setup_console,
     setup_exec_console, PTY_MASTER_NAME,
 };
-use common::{wait_bounded, Argv, HANG_LIMIT};
+use common::{cloexec_pty, read_terminal, wait_bounded, Argv, HANG_LIMIT};
 
 /// Spawn `sh -c script` whose pre_exec runs `setup_exec_console` (or `setup_console` in a private
 /// mount namespace when `mount_console`) against `socket`, with `size`.
@@ -62,45 +62,6 @@ fn private_mount_namespace() -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Read `fd` until EOF/EIO (the other side hung up) or until `until` shows up.
-fn read_terminal(fd: BorrowedFd, until: Option<&str>) -> String {
-    let limit = Instant::now() + HANG_LIMIT;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(needle) = until {
-            if String::from_utf8_lossy(&out).contains(needle) {
-                break;
-            }
-        }
-        let left = limit.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "terminal output so far: {:?}",
-            String::from_utf8_lossy(&out)
-        );
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: pfd is a valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match n {
-            0 => break,
-            n if n > 0 => out.extend_from_slice(&buf[..n as usize]),
-            _ => match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EIO) => break,
-                Some(libc::EAGAIN) | Some(libc::EINTR) => {}
-                _ => panic!("read terminal: {}", std::io::Error::last_os_error()),
-            },
-        }
-    }
-    String::from_utf8_lossy(&out).replace("\r\n", "\n")
 }
 
 #[test]
@@ -250,30 +211,6 @@ fn setup_console_bind_mounts_the_slave_onto_dev_console() {
         "/dev/console is not the pty slave: {output}"
     );
     assert_ne!(lines[0], "5:1", "still the host's console");
-}
-
-/// A pty pair whose fds are close-on-exec from the start, so no concurrently spawned test
-/// process inherits them.
-fn cloexec_pty() -> (OwnedFd, OwnedFd) {
-    // SAFETY: plain syscalls; each returned fd is checked and then owned.
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        assert!(master >= 0);
-        let master = OwnedFd::from_raw_fd(master);
-        assert_eq!(libc::grantpt(master.as_raw_fd()), 0);
-        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0);
-        let mut name = [0 as libc::c_char; 64];
-        assert_eq!(
-            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
-            0
-        );
-        let slave = libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        assert!(slave >= 0);
-        (master, OwnedFd::from_raw_fd(slave))
-    }
 }
 
 fn lflag(fd: BorrowedFd) -> libc::tcflag_t {

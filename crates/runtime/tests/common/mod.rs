@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::ffi::{c_char, CString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, ExitStatus};
 use std::thread::sleep;
@@ -61,4 +62,67 @@ pub fn wait_for_file(path: &Path) {
         assert!(Instant::now() < limit, "{} never appeared", path.display());
         sleep(Duration::from_millis(10));
     }
+}
+
+/// A pty pair whose fds are close-on-exec from the start, so no concurrently spawned test
+/// process inherits them.
+pub fn cloexec_pty() -> (OwnedFd, OwnedFd) {
+    // SAFETY: plain syscalls; each returned fd is checked and then owned.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(master >= 0);
+        let master = OwnedFd::from_raw_fd(master);
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0);
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0);
+        let mut name = [0 as libc::c_char; 64];
+        assert_eq!(
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0
+        );
+        let slave = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(slave >= 0);
+        (master, OwnedFd::from_raw_fd(slave))
+    }
+}
+
+/// Read `fd` until EOF/EIO (the other side hung up) or until `until` shows up.
+pub fn read_terminal(fd: BorrowedFd, until: Option<&str>) -> String {
+    let limit = Instant::now() + HANG_LIMIT;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(needle) = until {
+            if String::from_utf8_lossy(&out).contains(needle) {
+                break;
+            }
+        }
+        let left = limit.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "terminal output so far: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: pfd is a valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => break,
+            n if n > 0 => out.extend_from_slice(&buf[..n as usize]),
+            _ => match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EIO) => break,
+                Some(libc::EAGAIN) | Some(libc::EINTR) => {}
+                _ => panic!("read terminal: {}", std::io::Error::last_os_error()),
+            },
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
 }
