@@ -21,8 +21,10 @@ fn spawn_init(kill_group: bool, script: &str) -> Child {
 fn spawn_init_argv(kill_group: bool, args: &[&str]) -> Child {
     let argv = Argv::new(args);
     let mut command = Command::new("/bin/false"); // never exec'd: pre_exec doesn't return
-                                                  // SAFETY: the hook only calls run_as_init, which makes async-signal-safe syscalls, and execv
-                                                  // with pointers prepared before the fork.
+                                                  // Not the developer's terminal: the init would hand it to its child's process group.
+    command.stdin(Stdio::null());
+    // SAFETY: the hook only calls run_as_init, which makes async-signal-safe syscalls, and execv
+    // with pointers prepared before the fork.
     unsafe {
         command.pre_exec(move || run_as_init(kill_group, || argv.exec()));
     }

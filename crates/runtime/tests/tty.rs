@@ -17,7 +17,7 @@ use berth_runtime::tty::{
     connect_console_socket, proxy_terminal, recv_pty_master, set_window_size, setup_console,
     setup_exec_console, PTY_MASTER_NAME,
 };
-use common::{cloexec_pty, read_terminal, wait_bounded, Argv, HANG_LIMIT};
+use common::{bound_reads, cloexec_pty, read_terminal, wait_bounded, Argv, HANG_LIMIT};
 
 /// Spawn `sh -c script` whose pre_exec runs `setup_exec_console` (or `setup_console` in a private
 /// mount namespace when `mount_console`) against `socket`, with `size`.
@@ -67,6 +67,7 @@ fn private_mount_namespace() -> std::io::Result<()> {
 #[test]
 fn console_child_sends_its_master_and_runs_on_the_slave() {
     let (ours, theirs) = UnixStream::pair().unwrap();
+    bound_reads(ours.as_fd());
     let script = "tty; echo hi; : </dev/tty && echo ctty-ok; stty size";
     let mut child = spawn_console_child(&theirs, Some((31, 97)), false, script);
     drop(theirs);
@@ -83,6 +84,7 @@ fn console_child_sends_its_master_and_runs_on_the_slave() {
 #[test]
 fn window_size_set_on_the_master_is_seen_by_the_child() {
     let (ours, theirs) = UnixStream::pair().unwrap();
+    bound_reads(ours.as_fd());
     let mut child = spawn_console_child(&theirs, None, false, "read line; stty size");
     drop(theirs);
     let master = recv_pty_master(ours.as_fd()).unwrap();
@@ -102,6 +104,7 @@ fn window_size_set_on_the_master_is_seen_by_the_child() {
 #[test]
 fn wire_format_matches_runcs_recvfd() {
     let (ours, theirs) = UnixStream::pair().unwrap();
+    bound_reads(ours.as_fd());
     let mut child = spawn_console_child(&theirs, None, false, "exit 0");
     drop(theirs);
 
@@ -196,6 +199,7 @@ fn setup_console_bind_mounts_the_slave_onto_dev_console() {
         return;
     }
     let (ours, theirs) = UnixStream::pair().unwrap();
+    bound_reads(ours.as_fd());
     // Device numbers (major:minor in hex) of /dev/console and of our terminal must match.
     let script = "stat -c %t:%T /dev/console; stat -L -c %t:%T \"$(tty)\"";
     let mut child = spawn_console_child(&theirs, None, true, script);
@@ -232,7 +236,11 @@ fn proxy_relays_io_raw_mode_and_window_size_changes() {
 
     // The "container": sh on the pty slave, as session leader with it as controlling terminal.
     let mut sh = Command::new("/bin/sh");
-    sh.args(["-c", "stty size; read line; stty size; echo \"got:$line\""]);
+    // Each step waits for a line of input, so it runs after what the test did before typing it.
+    sh.args([
+        "-c",
+        "read first; stty size; read line; stty size; echo \"got:$line\"",
+    ]);
     sh.stdin(Stdio::from(container_slave.try_clone().unwrap()))
         .stdout(Stdio::from(container_slave.try_clone().unwrap()))
         .stderr(Stdio::from(container_slave));
@@ -272,6 +280,9 @@ fn proxy_relays_io_raw_mode_and_window_size_changes() {
     drop(proxy);
     drop(container_master);
 
+    fs::File::from(outer_master.try_clone().unwrap())
+        .write_all(b"first\n")
+        .unwrap();
     let first = read_terminal(outer_master.as_fd(), Some("33 101"));
     assert!(first.contains("33 101"), "{first}");
     let raw = lflag(outer_master.as_fd());
@@ -356,12 +367,13 @@ fn receives_the_master_from_runc() {
         }
     };
     connection.set_nonblocking(false).unwrap();
+    bound_reads(connection.as_fd());
     let master = recv_pty_master(connection.as_fd()).unwrap();
     assert!(wait_bounded(&mut create).success(), "runc create failed");
 
-    let started = runc(&["start", &id]).status().unwrap();
+    let started = wait_bounded(&mut runc(&["start", &id]).spawn().unwrap());
     let output = read_terminal(master.as_fd(), None);
-    let _ = runc(&["delete", "--force", &id]).status();
+    let _ = wait_bounded(&mut runc(&["delete", "--force", &id]).spawn().unwrap());
 
     assert!(started.success());
     assert!(output.lines().any(|l| l == "from-runc"), "{output}");

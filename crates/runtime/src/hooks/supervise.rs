@@ -30,32 +30,24 @@ pub(super) struct Supervised {
 /// Wait for `child` (spawned as its own process group leader, stdout and stderr piped). On
 /// timeout, SIGKILL its process group and reap it.
 pub(super) fn supervise(mut child: Child, timeout: Option<Duration>) -> io::Result<Supervised> {
-    let pid = child.id() as libc::pid_t;
-    let pidfd = pidfd_open(pid);
+    let pidfd = pidfd_open(child.id() as libc::pid_t);
     let mut stdout = OutputTail::new(child.stdout.take().map(OwnedFd::from))?;
     let mut stderr = OutputTail::new(child.stderr.take().map(OwnedFd::from))?;
     let deadline = timeout.map(|t| (Instant::now() + t, t));
 
-    let outcome = loop {
-        if let Some(status) = child.try_wait()? {
-            break Outcome::Exited(status);
+    let waited = wait_with_deadline(
+        &mut child,
+        pidfd.as_ref(),
+        [&mut stdout, &mut stderr],
+        deadline,
+    );
+    let outcome = match waited {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Never leave a hook running behind an error.
+            kill_group(&mut child);
+            return Err(e);
         }
-        let now = Instant::now();
-        if let Some((at, limit)) = deadline {
-            if now >= at {
-                // The whole group: a shell script's `sleep` must not outlive its hook.
-                // SAFETY: kill with a negative pid signals that process group; no memory involved.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-                let _ = child.kill();
-                child.wait()?;
-                break Outcome::TimedOut(limit);
-            }
-        }
-        let mut wait = deadline.map(|(at, _)| at - now);
-        if pidfd.is_none() {
-            wait = Some(wait.map_or(FALLBACK_TICK, |w| w.min(FALLBACK_TICK)));
-        }
-        wait_for_event(pidfd.as_ref(), [&mut stdout, &mut stderr], wait)?;
     };
     stdout.drain();
     stderr.drain();
@@ -64,6 +56,40 @@ pub(super) fn supervise(mut child: Child, timeout: Option<Duration>) -> io::Resu
         stdout: stdout.buf,
         stderr: stderr.buf,
     })
+}
+
+fn wait_with_deadline(
+    child: &mut Child,
+    pidfd: Option<&OwnedFd>,
+    [stdout, stderr]: [&mut OutputTail; 2],
+    deadline: Option<(Instant, Duration)>,
+) -> io::Result<Outcome> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Outcome::Exited(status));
+        }
+        let now = Instant::now();
+        if let Some((at, limit)) = deadline {
+            if now >= at {
+                kill_group(child);
+                return Ok(Outcome::TimedOut(limit));
+            }
+        }
+        let mut wait = deadline.map(|(at, _)| at - now);
+        if pidfd.is_none() {
+            wait = Some(wait.map_or(FALLBACK_TICK, |w| w.min(FALLBACK_TICK)));
+        }
+        wait_for_event(pidfd, [&mut *stdout, &mut *stderr], wait)?;
+    }
+}
+
+/// SIGKILL the hook's whole process group (a shell script's `sleep` must not outlive its hook)
+/// and reap the hook.
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill with a negative pid signals that process group; no memory involved.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Block until the hook exits, one of its pipes has data, or `wait` passes; read what arrived.

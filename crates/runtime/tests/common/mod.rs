@@ -111,7 +111,9 @@ pub fn read_terminal(fd: BorrowedFd, until: Option<&str>) -> String {
             revents: 0,
         };
         // SAFETY: pfd is a valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) } == 0 {
+            continue; // the limit check above fails the test
+        }
         // SAFETY: buf is writable for its length.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         match n {
@@ -125,4 +127,23 @@ pub fn read_terminal(fd: BorrowedFd, until: Option<&str>) -> String {
         }
     }
     String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
+/// Give up on reads from `sock` after [`HANG_LIMIT`] instead of blocking forever.
+pub fn bound_reads(sock: BorrowedFd) {
+    let limit = libc::timeval {
+        tv_sec: HANG_LIMIT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: SO_RCVTIMEO reads a timeval through a valid pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&limit as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
 }
