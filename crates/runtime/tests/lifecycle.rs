@@ -762,3 +762,181 @@ fn seccomp_notify_fd_reaches_the_agent_at_listener_path() {
         stderr(&o)
     );
 }
+
+#[test]
+fn foreground_run_with_a_terminal_proxies_the_pty() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("tty; [ -t 0 ] && echo stdin-is-a-tty; exit 4");
+    b.edit(|s| s["process"]["terminal"] = json!(true));
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    assert!(out.contains("/dev/pts/0"), "{out}{}", stderr(&o));
+    assert!(out.contains("stdin-is-a-tty"));
+    assert_eq!(o.status.code(), Some(4));
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("echo on-the-console; tty");
+    b.edit(|s| s["process"]["terminal"] = json!(true));
+    let sock = b.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        berth_runtime::tty::recv_pty_master(conn.as_fd()).unwrap()
+    });
+    let id = unique_id("console");
+    rt.ok(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    let master = receiver.join().unwrap();
+    rt.ok(&["start", &id]);
+    let mut f = std::fs::File::from(master);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 256];
+    // Read until the container hangs up (EIO once the last slave fd closes).
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("on-the-console"), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(wait_until(|| rt.state(&id)["status"] == "stopped"));
+    rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn init_mode_reaps_forwards_and_the_runtime_binary_cannot_be_overwritten() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("trap 'exit 9' TERM; (sleep 0.1 &); while true; do sleep 0.05; done");
+    b.edit(|s| s["annotations"] = json!({"io.berth.init": "true"}));
+    let id = unique_id("init");
+    rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    // PID 1 is the init (a fork of the runtime), the user's program is its child.
+    let comm1 = rt.ok(&["exec", &id, "cat", "/proc/1/comm"]);
+    assert_ne!(
+        comm1.trim(),
+        "sh",
+        "PID 1 should be the init, not the program"
+    );
+    // The orphaned `sleep 0.1` is reaped by the init: no zombie stays.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let zombies = rt.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l",
+    ]);
+    assert_eq!(zombies.trim(), "0", "zombies left: {zombies}");
+    // CVE-2019-5736 class: /proc/1/exe is the runtime binary, and it cannot be written from inside.
+    let o = rt.out(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo pwned >> /proc/1/exe && echo WROTE",
+    ]);
+    assert!(
+        !stdout(&o).contains("WROTE"),
+        "runtime binary writable from inside: {}",
+        stderr(&o)
+    );
+    // Refused because the file is on a read-only mount, not merely because it is running.
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    let host_bin = std::fs::read(BIN).unwrap();
+    assert!(!host_bin.ends_with(b"pwned\n"));
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let init_exe = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    assert_ne!(
+        init_exe.dev(),
+        std::fs::metadata(BIN).unwrap().dev(),
+        "init runs the host's binary file"
+    );
+    // SIGTERM to the init reaches the program, whose exit status becomes the container's.
+    let pid = pid as i32;
+    rt.ok(&["kill", &id, "TERM"]);
+    assert!(wait_until(|| rt.state(&id)["status"] == "stopped"));
+    assert!(berth_runtime::state::proc_stat(pid).is_none_or(|s| s.state == 'Z'));
+    rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state_on_stdin() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("echo program >> /tmp/inside.log");
+    let log = b.path().join("hooks.log");
+    let state_file = b.path().join("state.json");
+    let host_hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} >> {}", log.display())]});
+    b.edit(|s| {
+        s["hooks"] = json!({
+            "prestart": [host_hook("prestart")],
+            "createRuntime": [host_hook("createRuntime"),
+                {"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", state_file.display())]}],
+            "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo createContainer $(hostname) >> {}", log.display())]}],
+            // Runs inside the container, after pivot_root: its paths are the container's.
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo startContainer >> /tmp/inside.log"]}],
+            "poststart": [host_hook("poststart")],
+            "poststop": [host_hook("poststop")]
+        });
+    });
+    let o = rt.run(&b);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        vec![
+            "prestart",
+            "createRuntime",
+            "createContainer berth-test",
+            "poststart",
+            "poststop"
+        ]
+    );
+    let inside = std::fs::read_to_string(b.rootfs().join("tmp/inside.log")).unwrap();
+    assert_eq!(inside, "startContainer\nprogram\n");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(state["id"].as_str().unwrap().starts_with("run-"));
+    assert!(state["pid"].as_i64().unwrap() > 1);
+    assert_eq!(
+        state["bundle"].as_str().unwrap(),
+        b.path().canonicalize().unwrap().to_str().unwrap()
+    );
+
+    // A failing createRuntime hook fails the create and leaves nothing.
+    b.edit(|s| {
+        s["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]})
+    });
+    let o = rt.run(&b);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("createRuntime"), "{}", stderr(&o));
+    assert_eq!(rt.ok(&["list", "-q"]).trim(), "");
+}
