@@ -940,3 +940,127 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     assert!(stderr(&o).contains("createRuntime"), "{}", stderr(&o));
     assert_eq!(rt.ok(&["list", "-q"]).trim(), "");
 }
+
+#[test]
+fn joining_namespaces_by_path() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut first = TestBundle::busybox(&["sleep", "1000"]);
+    first.edit(|s| s["hostname"] = json!("first-one"));
+    let a = unique_id("join-a");
+    rt.ok(&["run", "-d", "--bundle", first.path().to_str().unwrap(), &a]);
+    let pid = rt.state(&a)["pid"].as_i64().unwrap();
+    // Bring loopback of the first container's netns up, so the second can tell it is the same one.
+    let mut second = sh("hostname; cat /proc/net/dev | grep -c lo; readlink /proc/self/ns/net");
+    second.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network" && n["type"] != "uts");
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+        ns.push(json!({"type": "uts", "path": format!("/proc/{pid}/ns/uts")}));
+        s.as_object_mut().unwrap().remove("hostname");
+    });
+    let o = rt.run(&second);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"first-one"), "{out}{}", stderr(&o));
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(lines.get(2).copied(), Some(theirs.to_str().unwrap()));
+    // A path that is not a namespace of the named type is refused, naming the field.
+    second.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/uts")}));
+    });
+    let o = rt.run(&second);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("linux.namespaces["), "{}", stderr(&o));
+    rt.ok(&["delete", "--force", &a]);
+}
+
+#[test]
+fn process_settings_user_groups_umask_cwd_env_rlimits_oom_score() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("id; umask; pwd; echo $GREETING; ulimit -n; cat /proc/self/oom_score_adj");
+    b.edit(|s| {
+        s["process"]["user"] =
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 65534], "umask": 63});
+        s["process"]["cwd"] = json!("/home/app");
+        s["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("GREETING=hello there"));
+        s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]);
+        s["process"]["oomScoreAdj"] = json!(500);
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}{}", stderr(&o));
+    assert!(
+        lines[0].starts_with("uid=1000(app) gid=1000(app) groups="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("10(wheel)") && lines[0].contains("65534(nogroup)"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1], "0077");
+    assert_eq!(lines[2], "/home/app");
+    assert_eq!(lines[3], "hello there");
+    assert_eq!(lines[4], "123");
+    assert_eq!(lines[5], "500");
+}
+
+#[test]
+fn stats_come_from_the_cgroup_and_impossible_mappings_are_refused() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = TestBundle::busybox(&["sh", "-c", "x=$(seq 1 20000); sleep 1000"]);
+    b.edit(|s| s["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024}));
+    let id = unique_id("stats");
+    rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ev: Value = serde_json::from_str(&rt.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    let mem = &ev["data"]["memory"];
+    assert_eq!(mem["usage"]["limit"], json!(64 * 1024 * 1024), "{ev:#}");
+    assert!(mem["usage"]["usage"].as_u64().unwrap_or(0) > 0, "{ev:#}");
+    assert!(
+        ev["data"]["pids"]["current"].as_u64().unwrap() >= 1,
+        "{ev:#}"
+    );
+    rt.ok(&["update", "--memory", "134217728", &id]);
+    let ev: Value = serde_json::from_str(&rt.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(
+        ev["data"]["memory"]["usage"]["limit"],
+        json!(128 * 1024 * 1024)
+    );
+    rt.ok(&["delete", "--force", &id]);
+
+    let mut bad = sh("true");
+    bad.edit(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 4294967290u64, "size": 100}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 10}]);
+    });
+    let o = rt.run(&bad);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("linux.uidMappings[0]"),
+        "{}",
+        stderr(&o)
+    );
+}
