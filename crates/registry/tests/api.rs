@@ -758,3 +758,82 @@ fn gc_removes_only_unreferenced_blobs() {
         .unwrap();
     assert_eq!(r.status(), 404, "the dangling link went with the blob");
 }
+
+#[test]
+fn sha512_blobs_and_manifests() {
+    use sha2::{Digest as _, Sha512};
+    let reg = TestRegistry::start();
+    let c = client();
+    let data = b"sha512 content".to_vec();
+    let d = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
+    let r = c.post(reg.url("/v2/s512/blobs/uploads/")).send().unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let r = c.patch(reg.url(&loc)).body(data.clone()).send().unwrap();
+    assert_eq!(r.status(), 202);
+    let r = c.put(reg.url(&format!("{loc}?digest={d}"))).send().unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .get(reg.url(&format!("/v2/s512/blobs/{d}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["docker-content-digest"], d.as_str());
+    assert_eq!(r.bytes().unwrap().as_ref(), &data[..]);
+    assert!(reg
+        .root
+        .path()
+        .join("content/blobs/sha512")
+        .join(&d["sha512:".len()..])
+        .is_file());
+}
+
+#[test]
+fn binary_serves_and_collects() {
+    use std::io::BufRead;
+    let root = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth-registry"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(root.path())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep reading the log (a closed pipe would fail the server's later writes).
+    let logger = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(i) = line.find("addr=") {
+                let _ = tx.send(line[i + 5..].split_whitespace().next().unwrap().to_string());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let addr = rx.recv().expect("the server logs its address");
+    let r = client().get(format!("http://{addr}/v2/")).send().unwrap();
+    let served = r.status();
+    // SIGTERM: a clean shutdown.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let status = child.wait().unwrap();
+    let log = logger.join().unwrap();
+    assert_eq!(served, 200);
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("shutting down"), "{log}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth-registry"))
+        .args(["gc", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 0 blobs"));
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

@@ -113,6 +113,47 @@ fn skopeo_copies_in_and_out() {
         .json()
         .unwrap();
     assert_eq!(tags["tags"], serde_json::json!(["1"]));
+
+    // Docker schema2 on the way in (skopeo converts), served with Docker's media type.
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    busybox_layout(&src);
+    let v2 = format!("docker://{}/x/busybox:v2s2", reg.host());
+    let out = run(Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+        ])
+        .env("REGISTRY_AUTH_FILE", "/nonexistent/auth.json")
+        .args([&oci_ref(&src), &v2]));
+    assert!(out.status.success(), "push as v2s2");
+    let r = c
+        .get(reg.url("/v2/x/busybox/manifests/v2s2"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let back = work.path().join("back");
+    let out = skopeo(None, &v2, &format!("dir:{}", back.display()), None);
+    assert!(out.status.success(), "pull v2s2");
+
+    // skopeo delete resolves the tag and deletes the manifest by digest.
+    let out = run(Command::new("skopeo")
+        .args(["delete", "--tls-verify=false", &v2])
+        .env("REGISTRY_AUTH_FILE", "/nonexistent/auth.json"));
+    assert!(out.status.success(), "skopeo delete");
+    let r = c
+        .get(reg.url("/v2/x/busybox/manifests/v2s2"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c.get(reg.url("/v2/x/busybox/manifests/1")).send().unwrap();
+    assert_eq!(r.status(), 200, "the other image is untouched");
 }
 
 #[test]
