@@ -31,6 +31,9 @@ pub enum Error {
     #[error("TLS: {0}")]
     Tls(String),
 
+    #[error("registry root {0} is in use (a server is running on it, or a gc); stop it first")]
+    Busy(PathBuf),
+
     #[error("corrupt registry state at {path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }

@@ -2,8 +2,9 @@
 //! what those reach (configs, layers, index children); remove every other blob from the
 //! content store, repository links to blobs that are gone, and stale upload sessions.
 //!
-//! Run it with the server stopped (like distribution's `garbage-collect`): a blob uploaded but
-//! not yet referenced by a pushed manifest is unreferenced, and would be removed.
+//! It runs with the server stopped (like distribution's `garbage-collect`), since a blob uploaded
+//! but not yet referenced by a pushed manifest looks unreferenced: servers hold `<root>/lock`
+//! shared and gc takes it exclusively, so it refuses to run under a live server.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use berth_image::Digest;
 
 use crate::error::Result;
+use crate::storage::fsutil::lock_root;
 use crate::storage::{uploads, Storage};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,6 +28,7 @@ pub struct GcReport {
 pub const STALE_UPLOAD: Duration = Duration::from_secs(24 * 3600);
 
 pub fn collect(root: &Path) -> Result<GcReport> {
+    let _lock = lock_root(root, true)?;
     let storage = Storage::open(root)?;
     let mut roots = Vec::new();
     for repo in storage.repositories()? {

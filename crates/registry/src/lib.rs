@@ -49,6 +49,7 @@ pub struct Config {
 /// A server started by [`start`]: where it listens; dropping it (or `stop`) stops accepting.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    _lock: std::fs::File,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -71,6 +72,7 @@ impl Drop for RunningServer {
 
 /// Open the storage, bind `config.addr` (port 0 picks one) and serve in a background task.
 pub async fn start(config: Config) -> Result<RunningServer> {
+    let lock = storage::fsutil::lock_root(&config.root, false)?;
     let storage = storage::Storage::open(&config.root)?;
     let uploads = storage::Uploads::new(storage.uploads_dir());
     let auth = auth::Auth::new(&config.auth, &config.root)?;
@@ -95,25 +97,51 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         source: e,
     })?;
     let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(prune_uploads(state.clone(), stop_rx.clone()));
     let task = tokio::spawn(server::accept_loop(listener, tls, state, stop_rx));
     Ok(RunningServer {
         addr,
+        _lock: lock,
         stop,
         task: Some(task),
     })
 }
 
+/// Upload sessions idle this long are discarded.
+pub const UPLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+async fn prune_uploads(state: Arc<http::State>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(UPLOAD_IDLE_TIMEOUT / 6);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let st = state.clone();
+        let pruned =
+            tokio::task::spawn_blocking(move || st.uploads.prune_idle(UPLOAD_IDLE_TIMEOUT)).await;
+        if let Ok(n @ 1..) = pruned {
+            tracing::info!("discarded {n} idle upload sessions");
+        }
+    }
+}
+
 /// Serve until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Handlers first: a signal right after "listening" must already mean a clean stop.
+    let handler = |kind: SignalKind| {
+        signal(kind).map_err(|e| Error::Io {
+            context: "install signal handler".into(),
+            source: e,
+        })
+    };
+    let mut term = handler(SignalKind::terminate())?;
+    let mut int = handler(SignalKind::interrupt())?;
     let server = start(config).await?;
     tracing::info!(addr = %server.addr, "registry listening");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Io {
-            context: "install SIGTERM handler".into(),
-            source: e,
-        })?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");

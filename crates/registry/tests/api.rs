@@ -719,6 +719,12 @@ fn gc_removes_only_unreferenced_blobs() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 202);
+    let busy = berth_registry::gc(reg.root.path());
+    assert!(
+        matches!(busy, Err(berth_registry::Error::Busy(_))),
+        "gc refuses to run under a live server: {busy:?}"
+    );
+    assert_eq!(reg.stored_blobs().len(), 7, "and removed nothing");
     let root = reg.stop();
 
     let report = berth_registry::gc(root.path()).unwrap();
@@ -836,4 +842,59 @@ fn binary_serves_and_collects() {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn concurrent_chunks_are_serialised() {
+    let reg = TestRegistry::start();
+    let c = client();
+    let r = c.post(reg.url("/v2/race/blobs/uploads/")).send().unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let data = vec![7u8; 1 << 20];
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    client()
+                        .patch(reg.url(&loc))
+                        .header("Content-Range", format!("0-{}", data.len() - 1))
+                        .body(data.clone())
+                        .send()
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![202, 416, 416, 416],
+        "one chunk wins: {statuses:?}"
+    );
+    let r = c.get(reg.url(&loc)).send().unwrap();
+    assert_eq!(
+        r.headers()["range"],
+        format!("0-{}", data.len() - 1).as_str()
+    );
+
+    // The same blob pushed to two repositories at once: both succeed, one copy stored.
+    let blob = b"pushed twice at once".to_vec();
+    std::thread::scope(|s| {
+        for repo in ["race/a", "race/b"] {
+            let (reg, blob) = (&reg, &blob);
+            s.spawn(move || push_blob(&client(), reg, repo, blob));
+        }
+    });
+    let d = sha256(&blob);
+    for repo in ["race/a", "race/b"] {
+        let r = c
+            .head(reg.url(&format!("/v2/{repo}/blobs/{d}")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
 }

@@ -70,3 +70,32 @@ pub fn list_names(dir: &Path) -> Result<Vec<String>> {
     out.sort();
     Ok(out)
 }
+
+/// An advisory lock on `<root>/lock`: servers hold it shared, `gc` exclusively, so a
+/// collection never runs under a live server. Held until the returned file is dropped.
+pub fn lock_root(root: &Path, exclusive: bool) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    fs::create_dir_all(root).at("create registry root", root)?;
+    let path = root.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .at("open lock file", &path)?;
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    // SAFETY: flock on a valid fd we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Err(crate::error::Error::Busy(root.to_path_buf()));
+        }
+        return Err(err).at("lock registry root", &path);
+    }
+    Ok(file)
+}

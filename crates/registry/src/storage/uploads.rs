@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_image::digest::{Algorithm, Hasher};
 use berth_image::{BlobInfo, ContentStore, Digest};
@@ -29,6 +29,7 @@ pub struct Upload {
     file: File,
     hasher: Hasher,
     offset: u64,
+    last_used: Instant,
 }
 
 /// What finishing an upload gave.
@@ -55,6 +56,7 @@ impl Upload {
             file,
             hasher: Algorithm::Sha256.hasher(),
             offset: 0,
+            last_used: Instant::now(),
         })
     }
 
@@ -90,6 +92,7 @@ impl Upload {
             file,
             hasher,
             offset,
+            last_used: Instant::now(),
         }))
     }
 
@@ -102,6 +105,7 @@ impl Upload {
         self.file.write_all(data)?;
         self.hasher.update(data);
         self.offset += data.len() as u64;
+        self.last_used = Instant::now();
         Ok(())
     }
 
@@ -211,6 +215,36 @@ impl Uploads {
     pub fn forget(&self, id: &str) {
         self.table().remove(id);
     }
+
+    /// Discard sessions no request has touched for `max_idle` (abandoned pushes would
+    /// otherwise hold a file descriptor and disk space forever). Sessions a request is using
+    /// are skipped. Returns how many were discarded.
+    pub fn prune_idle(&self, max_idle: Duration) -> usize {
+        let mut stale = Vec::new();
+        let mut table = self.table();
+        table.retain(|_, slot| {
+            let Ok(mut guard) = slot.clone().try_lock_owned() else {
+                return true; // in use
+            };
+            let idle = guard
+                .as_ref()
+                .map_or(true, |u| u.last_used.elapsed() >= max_idle);
+            if idle {
+                if let Some(u) = guard.take() {
+                    stale.push(u);
+                }
+            }
+            !idle
+        });
+        drop(table);
+        let n = stale.len();
+        for upload in stale {
+            if let Err(e) = upload.discard() {
+                tracing::warn!("discard idle upload: {e}");
+            }
+        }
+        n
+    }
 }
 
 /// Remove upload directories untouched for `older_than` (abandoned pushes). For offline use
@@ -236,4 +270,61 @@ pub fn prune_stale(root: &Path, older_than: Duration) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_sessions_are_pruned_but_busy_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = Uploads::new(dir.path());
+        let (idle, slot) = uploads.start("a").unwrap();
+        slot.try_lock()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .write(b"abc")
+            .unwrap();
+        let (busy, busy_slot) = uploads.start("a").unwrap();
+        let held = busy_slot.try_lock_owned().unwrap();
+        assert_eq!(uploads.prune_idle(Duration::from_secs(3600)), 0);
+        assert_eq!(uploads.prune_idle(Duration::ZERO), 1);
+        assert!(!dir.path().join(&idle).exists());
+        assert!(uploads.get(&idle).unwrap().is_none());
+        assert!(dir.path().join(&busy).exists());
+        drop(held);
+        assert!(uploads.get(&busy).unwrap().is_some());
+    }
+
+    #[test]
+    fn finish_verifies_then_moves_into_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path().join("content")).unwrap();
+        let uploads = Uploads::new(&dir.path().join("up"));
+        std::fs::create_dir_all(dir.path().join("up")).unwrap();
+        let (_, slot) = uploads.start("r").unwrap();
+        let mut u = slot.try_lock().unwrap().take().unwrap();
+        u.write(b"hello").unwrap();
+        let wrong = Digest::sha256_of(b"bye");
+        assert!(matches!(
+            u.finish(&wrong, &store).unwrap(),
+            Finished::Mismatch { .. }
+        ));
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(dir.path().join("up")).unwrap().count(), 0);
+
+        let (_, slot) = uploads.start("r").unwrap();
+        let mut u = slot.try_lock().unwrap().take().unwrap();
+        u.write(b"hel").unwrap();
+        u.write(b"lo").unwrap();
+        let right = Digest::sha256_of(b"hello");
+        assert!(matches!(
+            u.finish(&right, &store).unwrap(),
+            Finished::Stored(_)
+        ));
+        assert_eq!(std::fs::read(store.blob_path(&right)).unwrap(), b"hello");
+        assert_eq!(std::fs::read_dir(dir.path().join("up")).unwrap().count(), 0);
+    }
 }
