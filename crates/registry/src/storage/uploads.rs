@@ -226,9 +226,10 @@ impl Uploads {
             let Ok(mut guard) = slot.clone().try_lock_owned() else {
                 return true; // in use
             };
-            let idle = guard
-                .as_ref()
-                .map_or(true, |u| u.last_used.elapsed() >= max_idle);
+            let idle = match guard.as_ref() {
+                Some(u) => u.last_used.elapsed() >= max_idle,
+                None => true,
+            };
             if idle {
                 if let Some(u) = guard.take() {
                     stale.push(u);
