@@ -577,6 +577,17 @@ fn manifest_validation_errors() {
     let r = put_manifest(&c, &reg, "val/app", "big", OCI_MANIFEST, &huge);
     assert_eq!(r.status(), 413);
     assert_eq!(error_code(r), "MANIFEST_INVALID");
+    // The same without Content-Length (chunked): cut off at the limit while reading.
+    let r = c
+        .put(reg.url("/v2/val/app/manifests/big"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            huge.clone(),
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(error_code(r), "MANIFEST_INVALID");
 
     push_blob(&c, &reg, "val/app", layer);
     let wrong = sha256(b"not this manifest");

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
@@ -151,13 +151,32 @@ pub async fn receive(
     }
 }
 
+/// How much of an oversized body is read and dropped before answering, so a client that sends
+/// its whole body before reading the response sees the error instead of a reset connection.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
 /// A whole request body of at most `limit` bytes (manifests, token forms).
-pub async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, ReadError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
-        Err(e) => Err(ReadError::Io(e.to_string())),
+pub async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, ReadError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut drained = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReadError::Io(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if drained > 0 || buf.len() + data.len() > limit {
+            drained += data.len() as u64;
+            if drained > DRAIN_LIMIT {
+                break;
+            }
+            continue;
+        }
+        buf.extend_from_slice(&data);
     }
+    if drained > 0 {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(buf.freeze())
 }
 
 #[derive(Debug)]
