@@ -153,7 +153,12 @@ pub async fn receive(
 
 /// How much of an oversized body is read and dropped before answering, so a client that sends
 /// its whole body before reading the response sees the error instead of a reset connection.
-const DRAIN_LIMIT: u64 = 64 << 20;
+pub const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Read and drop a body we refuse (up to `DRAIN_LIMIT`), so the refusal reaches the client.
+pub async fn drain(body: Incoming) {
+    let _ = read_limited(body, 0).await;
+}
 
 /// A whole request body of at most `limit` bytes (manifests, token forms).
 pub async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, ReadError> {

@@ -101,7 +101,9 @@ pub(super) async fn put(
     let declared_len = ctx
         .header(CONTENT_LENGTH.as_str())
         .and_then(|l| l.parse::<u64>().ok());
-    if let Some(len) = declared_len.filter(|&l| l > MAX_MANIFEST_SIZE as u64) {
+    // Far too large: answer at once. Otherwise read (and past the limit, drop) the body first,
+    // so the client, still sending, gets the answer rather than a reset connection.
+    if let Some(len) = declared_len.filter(|&l| l > body::DRAIN_LIMIT) {
         return Err(manifest::too_large(len));
     }
     let bytes = match read_limited(body, MAX_MANIFEST_SIZE).await {

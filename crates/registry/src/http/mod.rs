@@ -12,7 +12,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{
+    HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING,
+};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 
 use crate::api_error::{ApiError, Code};
@@ -144,9 +146,23 @@ fn needs(route: &Route, method: &Method) -> Vec<Need> {
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let has_body = req.headers().contains_key(TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
     let mut resp = match dispatch(&state, req).await {
         Ok(r) => r,
-        Err(e) => error_response(&e, &method),
+        Err(e) => {
+            let mut resp = error_response(&e, &method);
+            // The body may be unread: this connection cannot carry another request.
+            if has_body {
+                resp.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     resp.headers_mut()

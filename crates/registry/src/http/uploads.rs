@@ -197,6 +197,8 @@ pub(super) async fn patch(
     let (mut guard, upload) = take(state, name, id).await?;
     if let Err(e) = check_chunk(ctx, name, &upload) {
         *guard = Some(upload);
+        drop(guard);
+        body::drain(body).await;
         return Err(e);
     }
     let (upload, received) = body::receive(upload, body).await;
@@ -230,6 +232,8 @@ pub(super) async fn put(
     };
     if let Err(e) = check_chunk(ctx, name, &upload) {
         *guard = Some(upload);
+        drop(guard);
+        body::drain(body).await;
         return Err(e);
     }
     let (upload, received) = body::receive(upload, body).await;
