@@ -68,9 +68,13 @@ pub(super) async fn start(
         }
         // Not mountable here: fall back to an ordinary upload session (202), as the spec allows.
     }
-    let digest = match ctx.query("digest") {
-        Some(d) => Some(parse_digest(d)?),
+    let digest = match ctx.query("digest").map(parse_digest) {
         None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            body::drain(body).await;
+            return Err(e);
+        }
     };
     let st = state.clone();
     let repo = name.to_string();
@@ -218,16 +222,14 @@ pub(super) async fn put(
     let (mut guard, upload) = take(state, name, id).await?;
     let digest = match ctx.query("digest").map(parse_digest) {
         Some(Ok(d)) => d,
-        Some(Err(e)) => {
+        refused => {
             *guard = Some(upload);
-            return Err(e);
-        }
-        None => {
-            *guard = Some(upload);
-            return Err(ApiError::new(
-                Code::DigestInvalid,
-                "digest parameter missing",
-            ));
+            drop(guard);
+            body::drain(body).await;
+            return Err(match refused {
+                Some(Err(e)) => e,
+                _ => ApiError::new(Code::DigestInvalid, "digest parameter missing"),
+            });
         }
     };
     if let Err(e) = check_chunk(ctx, name, &upload) {
