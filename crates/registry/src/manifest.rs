@@ -11,8 +11,6 @@ use crate::api_error::{ApiError, Code};
 /// Largest manifest accepted (the same bound the image crate applies to JSON documents).
 pub const MAX_MANIFEST_SIZE: usize = berth_image::content::MAX_JSON_BLOB as usize;
 
-pub const EMPTY_INDEX_MEDIA_TYPE: &str = media::OCI_INDEX;
-
 #[derive(Debug, Deserialize)]
 struct RawDescriptor {
     #[serde(rename = "mediaType")]

@@ -10,7 +10,7 @@ use super::blobs::parse_digest;
 use super::body::read_limited;
 use super::{blocking, body, json, query, Ctx, Response, State};
 use crate::api_error::{ApiError, Code};
-use crate::manifest::EMPTY_INDEX_MEDIA_TYPE;
+use berth_image::media::OCI_INDEX;
 
 /// The page of `items` (sorted) after `last`, at most `n` long; and whether more follow.
 fn paginate(
@@ -94,13 +94,13 @@ pub(super) async fn referrers(
     }
     let index = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": EMPTY_INDEX_MEDIA_TYPE,
+        "mediaType": OCI_INDEX,
         "manifests": list,
     });
     let bytes = serde_json::to_vec(&index).map_err(ApiError::internal)?;
     let mut b = hyper::Response::builder()
         .status(StatusCode::OK)
-        .header(CONTENT_TYPE, EMPTY_INDEX_MEDIA_TYPE)
+        .header(CONTENT_TYPE, OCI_INDEX)
         .header(CONTENT_LENGTH, bytes.len());
     if filter.is_some() {
         b = b.header("OCI-Filters-Applied", "artifactType");
@@ -119,9 +119,10 @@ pub(super) async fn token(
     match *method {
         Method::GET => {}
         Method::POST => {
-            let form = read_limited(body, 64 << 10)
-                .await
-                .map_err(|_| ApiError::new(Code::Unsupported, "bad token request body"))?;
+            let form = read_limited(body, 64 << 10).await.map_err(|_| {
+                ApiError::new(Code::Unsupported, "bad token request body")
+                    .with_status(StatusCode::BAD_REQUEST)
+            })?;
             params.extend(query::parse(&String::from_utf8_lossy(&form)));
         }
         _ => return Err(ApiError::new(Code::Unsupported, "use GET or POST")),

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use berth_image::digest::Algorithm;
-use berth_image::media::Kind;
 use berth_image::Digest;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
@@ -158,7 +157,6 @@ pub(super) async fn put(
                 ));
             }
         }
-        debug_assert!(matches!(parsed.kind, Kind::Manifest | Kind::Index));
         let size = bytes.len() as u64;
         storage.content().ingest(&bytes[..], Some(&d), Some(size))?;
         storage.link_manifest(
