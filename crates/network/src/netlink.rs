@@ -12,7 +12,7 @@ use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{Context, Error, Result};
 use crate::netns::{self, NetnsRef};
@@ -269,6 +269,14 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
             .execute()
             .await
             .ctx(|| format!("attach {} to {}", plan.host_name, plan.bridge))?;
+        // Hairpin: with br_netfilter loaded, a container reaching its own published port has
+        // its DNATed frame bridged back out of the port it came in on.
+        handle
+            .link()
+            .set_port(LinkBridgePort::new(host).hairpin(true).build())
+            .execute()
+            .await
+            .ctx(|| format!("set hairpin mode on {}", plan.host_name))?;
         let peer = index_of(&handle, plan.peer_temp_name).await?;
         handle
             .link()
