@@ -137,9 +137,13 @@ impl DnsServer {
             let tcp = TcpListener::bind(addr).ctx(|| format!("bind tcp {addr}"))?;
             Ok((udp, tcp))
         })
-        .map_err(|e| Error::Dns(format!("listen for {container} in {}: {e}", ns.path().display())))?;
-        let (stop_r, stop_w) =
-            nix::unistd::pipe().ctx(|| "create dns stop pipe".to_string())?;
+        .map_err(|e| {
+            Error::Dns(format!(
+                "listen for {container} in {}: {e}",
+                ns.path().display()
+            ))
+        })?;
+        let (stop_r, stop_w) = nix::unistd::pipe().ctx(|| "create dns stop pipe".to_string())?;
         let shared = Arc::clone(&self.shared);
         let owner = container.to_string();
         let thread = std::thread::Builder::new()
@@ -219,8 +223,8 @@ fn serve(shared: Arc<Shared>, container: String, udp: UdpSocket, tcp: TcpListene
                         if let Ok(sock) = udp.try_clone() {
                             let shared = Arc::clone(&shared);
                             std::thread::spawn(move || {
-                                let reply = forward(&shared, &query)
-                                    .unwrap_or_else(|| servfail(&query));
+                                let reply =
+                                    forward(&shared, &query).unwrap_or_else(|| servfail(&query));
                                 let _ = sock.send_to(&reply, peer);
                             });
                         }
@@ -303,7 +307,11 @@ fn servfail(query: &[u8]) -> Vec<u8> {
 }
 
 fn upstreams(shared: &Shared) -> Vec<SocketAddr> {
-    shared.upstreams.read().map(|u| u.clone()).unwrap_or_default()
+    shared
+        .upstreams
+        .read()
+        .map(|u| u.clone())
+        .unwrap_or_default()
 }
 
 /// Ask each upstream in turn over UDP; the first answer carrying the query's id wins.
@@ -378,7 +386,10 @@ mod tests {
                 entry("back", "c", &["db"], [10, 1, 0, 4]),
             ],
         };
-        assert_eq!(t.resolve("b", "WWW."), Some(vec![Ipv4Addr::new(10, 0, 0, 2)]));
+        assert_eq!(
+            t.resolve("b", "WWW."),
+            Some(vec![Ipv4Addr::new(10, 0, 0, 2)])
+        );
         assert_eq!(t.resolve("b", "db"), Some(vec![Ipv4Addr::new(10, 1, 0, 4)]));
         assert_eq!(t.resolve("a", "db"), None, "a is not on back");
         assert_eq!(t.resolve("c", "web"), None, "c is not on front");
@@ -387,6 +398,9 @@ mod tests {
             Some(vec![Ipv4Addr::new(10, 0, 0, 3)]),
             "only b's address on the shared network"
         );
-        assert_eq!(t.resolve("a", "web.front"), Some(vec![Ipv4Addr::new(10, 0, 0, 2)]));
+        assert_eq!(
+            t.resolve("a", "web.front"),
+            Some(vec![Ipv4Addr::new(10, 0, 0, 2)])
+        );
     }
 }

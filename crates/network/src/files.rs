@@ -162,13 +162,19 @@ mod tests {
     #[test]
     fn hosts_file_lists_own_names_and_extra_hosts() {
         let text = hosts(
-            &[(Ipv4Addr::new(10, 0, 0, 2), vec!["web".into(), "abc123".into()])],
+            &[(
+                Ipv4Addr::new(10, 0, 0, 2),
+                vec!["web".into(), "abc123".into()],
+            )],
             &[ExtraHost::parse("db:10.0.0.9").unwrap()],
         );
         assert!(text.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(text.contains("10.0.0.2\tweb abc123\n"));
         assert!(text.contains("10.0.0.9\tdb\n"));
-        assert_eq!(ExtraHost::parse("v6:::1").unwrap().ip, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            ExtraHost::parse("v6:::1").unwrap().ip,
+            "::1".parse::<IpAddr>().unwrap()
+        );
         assert!(ExtraHost::parse("nohost").is_none());
     }
 
@@ -179,7 +185,10 @@ mod tests {
         );
         assert_eq!(host.nameservers.len(), 2);
         let plain = resolv_conf(&host, &DnsSettings::default(), false);
-        assert_eq!(plain, "search example.com\nnameserver 192.0.2.1\noptions edns0\n");
+        assert_eq!(
+            plain,
+            "search example.com\nnameserver 192.0.2.1\noptions edns0\n"
+        );
         let user = resolv_conf(
             &host,
             &DnsSettings {

@@ -45,7 +45,9 @@ pub fn validate_subnet(subnet: &Ipv4Net) -> Result<()> {
     }
     let first = subnet.network().octets()[0];
     if first == 0 || first == 127 || first >= 224 {
-        return Err(bad("not a unicast network (0/8, 127/8, multicast and reserved are refused)"));
+        return Err(bad(
+            "not a unicast network (0/8, 127/8, multicast and reserved are refused)",
+        ));
     }
     Ok(())
 }
@@ -192,7 +194,10 @@ mod tests {
             seen.push(ip);
         }
         // /29 = 8 addresses - network - broadcast - gateway = 5.
-        assert!(matches!(ipam.allocate("x"), Err(Error::PoolExhausted { .. })));
+        assert!(matches!(
+            ipam.allocate("x"),
+            Err(Error::PoolExhausted { .. })
+        ));
         ipam.release(seen[2]);
         assert_eq!(ipam.allocate("y").unwrap(), seen[2]);
     }
@@ -211,7 +216,10 @@ mod tests {
         let mut ipam = Ipam::new(net("10.1.0.0/24"), None, None).unwrap();
         ipam.request("10.1.0.50".parse().unwrap(), "a").unwrap();
         let err = ipam.request("10.1.0.50".parse().unwrap(), "b").unwrap_err();
-        assert!(err.to_string().contains("already allocated (to a)"), "{err}");
+        assert!(
+            err.to_string().contains("already allocated (to a)"),
+            "{err}"
+        );
         assert!(ipam.request("10.1.0.1".parse().unwrap(), "b").is_err());
         assert!(ipam.request("10.2.0.5".parse().unwrap(), "b").is_err());
         assert!(ipam.request("10.1.0.255".parse().unwrap(), "b").is_err());
@@ -235,12 +243,22 @@ mod tests {
             let ip = again.allocate("c").unwrap();
             assert!(ip != a && ip != b);
         }
-        assert!(matches!(again.allocate("d"), Err(Error::PoolExhausted { .. })));
+        assert!(matches!(
+            again.allocate("d"),
+            Err(Error::PoolExhausted { .. })
+        ));
     }
 
     #[test]
     fn rejects_bad_subnets() {
-        for bad in ["10.1.0.1/24", "10.1.0.0/31", "127.0.0.0/8", "300.1.0.0/24", "x", "10.0.0.0/4"] {
+        for bad in [
+            "10.1.0.1/24",
+            "10.1.0.0/31",
+            "127.0.0.0/8",
+            "300.1.0.0/24",
+            "x",
+            "10.0.0.0/4",
+        ] {
             assert!(parse_subnet(bad).is_err(), "{bad} accepted");
         }
         assert!(overlaps(&net("10.0.0.0/8"), &net("10.1.0.0/24")));

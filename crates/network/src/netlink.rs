@@ -49,9 +49,9 @@ where
     Fut: Future<Output = Result<T>>,
 {
     std::thread::scope(|s| {
-        s.spawn(|| converse(f)).join().map_err(|_| {
-            Error::io("netlink", std::io::Error::other("netlink thread panicked"))
-        })?
+        s.spawn(|| converse(f))
+            .join()
+            .map_err(|_| Error::io("netlink", std::io::Error::other("netlink thread panicked")))?
     })
 }
 

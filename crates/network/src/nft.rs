@@ -68,16 +68,14 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
         "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
     );
 
-    out.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+    out.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
     for b in &rules.bridges {
         let br = quote(&b.bridge);
         if !b.internal {
             // Outbound: containers leave with the host's address.
-            let _ = writeln!(
-                out,
-                "    ip saddr {} oifname != {br} masquerade",
-                b.subnet
-            );
+            let _ = writeln!(out, "    ip saddr {} oifname != {br} masquerade", b.subnet);
         }
         // Localhost published ports: 127.0.0.1 cannot appear on the bridge (route_localnet lets
         // it out; masquerade gives the container a source it can answer).
@@ -155,7 +153,11 @@ pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
         "table ip {table}\ndelete table ip {table}\n{}",
         render(table, rules)
     );
-    run_nft(&["-f", "-"], Some(&script), &format!("apply table ip {table}"))?;
+    run_nft(
+        &["-f", "-"],
+        Some(&script),
+        &format!("apply table ip {table}"),
+    )?;
     Ok(())
 }
 
@@ -163,7 +165,11 @@ pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
 pub fn remove(table: &str) -> Result<()> {
     validate_table_name(table)?;
     let script = format!("table ip {table}\ndelete table ip {table}\n");
-    run_nft(&["-f", "-"], Some(&script), &format!("delete table ip {table}"))?;
+    run_nft(
+        &["-f", "-"],
+        Some(&script),
+        &format!("delete table ip {table}"),
+    )?;
     Ok(())
 }
 
@@ -185,7 +191,10 @@ fn validate_table_name(table: &str) -> Result<()> {
     let ok = !table.is_empty()
         && table.len() <= 64
         && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && table.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+        && table
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic());
     if ok {
         Ok(())
     } else {

@@ -158,8 +158,11 @@ pub fn pick_ephemeral(
 
 /// Linux's ephemeral port range (`net.ipv4.ip_local_port_range`), Docker's choice for `-P`.
 pub fn ephemeral_range() -> std::ops::RangeInclusive<u16> {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut it = text.split_whitespace().filter_map(|s| s.parse::<u16>().ok());
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|s| s.parse::<u16>().ok());
     match (it.next(), it.next()) {
         (Some(a), Some(b)) if a <= b => a..=b,
         _ => 32768..=60999,
@@ -174,14 +177,28 @@ mod tests {
     fn parses_docker_syntax() {
         let p = PortSpec::parse("127.0.0.1:8080:80/udp").unwrap();
         assert_eq!(p.host_ip, Some(Ipv4Addr::LOCALHOST));
-        assert_eq!((p.host_port, p.container_port, p.protocol), (8080, 80, Protocol::Udp));
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol),
+            (8080, 80, Protocol::Udp)
+        );
         let p = PortSpec::parse("8080:80").unwrap();
-        assert_eq!((p.host_ip, p.host_port, p.protocol), (None, 8080, Protocol::Tcp));
+        assert_eq!(
+            (p.host_ip, p.host_port, p.protocol),
+            (None, 8080, Protocol::Tcp)
+        );
         let p = PortSpec::parse("80").unwrap();
         assert_eq!((p.host_port, p.container_port), (0, 80));
         let p = PortSpec::parse("0.0.0.0::53/udp").unwrap();
         assert_eq!((p.host_ip, p.host_port, p.container_port), (None, 0, 53));
-        for bad in ["", "x:80", "1:2:3:4", "80/sctp", "70000:80", "8080:0", "a.b.c.d:1:2"] {
+        for bad in [
+            "",
+            "x:80",
+            "1:2:3:4",
+            "80/sctp",
+            "70000:80",
+            "8080:0",
+            "a.b.c.d:1:2",
+        ] {
             assert!(PortSpec::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -197,7 +214,13 @@ mod tests {
         }];
         assert!(conflicting(None, 8080, Protocol::Tcp, &existing).is_some());
         assert!(conflicting(Some(Ipv4Addr::LOCALHOST), 8080, Protocol::Tcp, &existing).is_some());
-        assert!(conflicting(Some(Ipv4Addr::new(10, 9, 9, 9)), 8080, Protocol::Tcp, &existing).is_none());
+        assert!(conflicting(
+            Some(Ipv4Addr::new(10, 9, 9, 9)),
+            8080,
+            Protocol::Tcp,
+            &existing
+        )
+        .is_none());
         assert!(conflicting(None, 8080, Protocol::Udp, &existing).is_none());
         assert!(conflicting(None, 8081, Protocol::Tcp, &existing).is_none());
     }

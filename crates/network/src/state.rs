@@ -43,8 +43,7 @@ impl Default for Settings {
             table: "berth".to_string(),
             default_network: "bridge".to_string(),
             default_bridge: "berth0".to_string(),
-            default_subnet: Ipv4Net::new(Ipv4Addr::new(172, 30, 0, 0), 16)
-                .unwrap_or_default(),
+            default_subnet: Ipv4Net::new(Ipv4Addr::new(172, 30, 0, 0), 16).unwrap_or_default(),
             pool: Ipv4Net::new(Ipv4Addr::new(172, 31, 0, 0), 16).unwrap_or_default(),
             pool_prefix: 24,
         }
@@ -115,7 +114,10 @@ pub struct NetworkState {
 fn valid_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
@@ -195,7 +197,8 @@ impl NetworkState {
     }
 
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|e| Error::io("serialise network state", e.into()))
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::io("serialise network state", e.into()))
     }
 
     pub fn from_json(text: &str) -> Result<NetworkState> {
@@ -209,7 +212,9 @@ impl NetworkState {
     }
 
     pub fn endpoints_of<'a>(&'a self, container: &'a str) -> impl Iterator<Item = &'a Endpoint> {
-        self.endpoints.iter().filter(move |e| e.container == container)
+        self.endpoints
+            .iter()
+            .filter(move |e| e.container == container)
     }
 
     pub fn endpoint(&self, container: &str, network: &str) -> Option<&Endpoint> {
@@ -279,7 +284,10 @@ impl NetworkState {
         let created = netlink::ensure_bridge(&bridge, network.ipam.gateway_net(), cfg.mtu)?;
         let mut next = self.clone();
         next.networks.insert(cfg.name.clone(), network);
-        if let Err(e) = next.apply_kernel_settings(&bridge).and_then(|_| next.apply_rules()) {
+        if let Err(e) = next
+            .apply_kernel_settings(&bridge)
+            .and_then(|_| next.apply_rules())
+        {
             if created {
                 let _ = netlink::delete_link(&bridge);
             }
@@ -316,12 +324,12 @@ impl NetworkState {
 
     fn pick_subnet(&self, host: &[(String, Ipv4Net)]) -> Result<Ipv4Net> {
         let pool = self.settings.pool;
-        let subnets = pool
-            .subnets(self.settings.pool_prefix)
-            .map_err(|_| Error::InvalidSubnet {
-                subnet: pool.to_string(),
-                reason: format!("cannot split into /{}", self.settings.pool_prefix),
-            })?;
+        let subnets =
+            pool.subnets(self.settings.pool_prefix)
+                .map_err(|_| Error::InvalidSubnet {
+                    subnet: pool.to_string(),
+                    reason: format!("cannot split into /{}", self.settings.pool_prefix),
+                })?;
         for s in subnets {
             if self.check_free(&s, host).is_ok() {
                 return Ok(s);
@@ -422,13 +430,13 @@ impl NetworkState {
     /// Detach `container` from `network`: delete its veth (if the container still exists) and
     /// release its address. Ports published to that address go too.
     pub fn disconnect(&mut self, container: &str, network: &str) -> Result<()> {
-        let endpoint = self
-            .endpoint(container, network)
-            .cloned()
-            .ok_or_else(|| Error::NotConnected {
-                container: container.to_string(),
-                network: network.to_string(),
-            })?;
+        let endpoint =
+            self.endpoint(container, network)
+                .cloned()
+                .ok_or_else(|| Error::NotConnected {
+                    container: container.to_string(),
+                    network: network.to_string(),
+                })?;
         let mut next = self.clone();
         if let Some(list) = next.ports.get_mut(container) {
             list.retain(|p| p.container_ip != endpoint.ip);
@@ -462,7 +470,12 @@ impl NetworkState {
         let mut added = Vec::new();
         for spec in specs {
             let host_port = if spec.host_port == 0 {
-                ports::pick_ephemeral(spec.host_ip, spec.protocol, ports::ephemeral_range(), &taken)?
+                ports::pick_ephemeral(
+                    spec.host_ip,
+                    spec.protocol,
+                    ports::ephemeral_range(),
+                    &taken,
+                )?
             } else {
                 if let Some(p) =
                     ports::conflicting(spec.host_ip, spec.host_port, spec.protocol, &taken)
@@ -537,7 +550,11 @@ impl NetworkState {
     pub fn dns_entries(&self) -> Vec<DnsEntry> {
         self.endpoints
             .iter()
-            .filter(|e| self.networks.get(&e.network).is_some_and(|n| n.embedded_dns))
+            .filter(|e| {
+                self.networks
+                    .get(&e.network)
+                    .is_some_and(|n| n.embedded_dns)
+            })
             .map(|e| DnsEntry {
                 network: e.network.clone(),
                 container: e.container.clone(),

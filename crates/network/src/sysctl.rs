@@ -5,7 +5,10 @@ use std::fs;
 use crate::error::{Context, Result};
 
 fn write_knob(path: &str, value: &str) -> Result<()> {
-    if fs::read_to_string(path).map(|v| v.trim() == value).unwrap_or(false) {
+    if fs::read_to_string(path)
+        .map(|v| v.trim() == value)
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     fs::write(path, value).ctx(|| format!("write {value} to {path}"))

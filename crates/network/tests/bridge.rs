@@ -26,11 +26,21 @@ fn two_containers_on_a_bridge_reach_each_other() {
         return;
     }
     let mut g = StateGuard::new();
-    let net = g.state.create_network(net_config("n1", "10.231.1.0/24")).unwrap().clone();
+    let net = g
+        .state
+        .create_network(net_config("n1", "10.231.1.0/24"))
+        .unwrap()
+        .clone();
     assert!(netlink::link_exists(&net.bridge).unwrap());
     let (a, b) = (Netns::new("bta"), Netns::new("btb"));
-    let ea = g.state.connect("a", &a.reference(), "n1", &ConnectOptions::default()).unwrap();
-    let eb = g.state.connect("b", &b.reference(), "n1", &ConnectOptions::default()).unwrap();
+    let ea = g
+        .state
+        .connect("a", &a.reference(), "n1", &ConnectOptions::default())
+        .unwrap();
+    let eb = g
+        .state
+        .connect("b", &b.reference(), "n1", &ConnectOptions::default())
+        .unwrap();
     assert_ne!(ea.ip, eb.ip);
     assert_eq!(ea.ifname, "eth0");
     // The container's end: renamed eth0, addressed, MAC set, up, default route via the gateway.
@@ -39,7 +49,10 @@ fn two_containers_on_a_bridge_reach_each_other() {
     let link = run_ok(&["ip", "-n", &a.name, "link", "show", "eth0"]);
     assert!(link.contains(&ea.mac) && link.contains("UP"), "{link}");
     let route = run_ok(&["ip", "-n", &a.name, "route", "show", "default"]);
-    assert!(route.contains(&format!("via {}", net.ipam.gateway)), "{route}");
+    assert!(
+        route.contains(&format!("via {}", net.ipam.gateway)),
+        "{route}"
+    );
     let before = g.state.stats("a").unwrap();
 
     let _server = Httpd::start(&b, 8080, "hello from b");
@@ -56,7 +69,13 @@ fn two_containers_on_a_bridge_reach_each_other() {
     g.state.disconnect("a", "n1").unwrap();
     assert!(!netlink::link_exists(&ea.host_veth).unwrap());
     assert_eq!(a.links(), vec!["lo".to_string()]);
-    assert!(!g.state.network("n1").unwrap().ipam.allocated.contains_key(&ea.ip));
+    assert!(!g
+        .state
+        .network("n1")
+        .unwrap()
+        .ipam
+        .allocated
+        .contains_key(&ea.ip));
 }
 
 #[test]
@@ -65,16 +84,34 @@ fn published_port_answers_locally_on_host_addresses_and_hairpin_then_stops() {
         return;
     }
     let mut g = StateGuard::new();
-    g.state.create_network(net_config("n2", "10.231.2.0/24")).unwrap();
+    g.state
+        .create_network(net_config("n2", "10.231.2.0/24"))
+        .unwrap();
     let (web, client, outside) = (Netns::new("btw"), Netns::new("btc"), Netns::new("bto"));
-    let link = OutsideLink::new(&outside, "10.241.2.1".parse().unwrap(), "10.241.2.2".parse().unwrap());
-    g.state.connect("web", &web.reference(), "n2", &ConnectOptions::default()).unwrap();
-    g.state.connect("client", &client.reference(), "n2", &ConnectOptions::default()).unwrap();
+    let link = OutsideLink::new(
+        &outside,
+        "10.241.2.1".parse().unwrap(),
+        "10.241.2.2".parse().unwrap(),
+    );
+    g.state
+        .connect("web", &web.reference(), "n2", &ConnectOptions::default())
+        .unwrap();
+    g.state
+        .connect(
+            "client",
+            &client.reference(),
+            "n2",
+            &ConnectOptions::default(),
+        )
+        .unwrap();
     let _server = Httpd::start(&web, 80, "published");
     let host_port = 18482;
     let published = g
         .state
-        .publish("web", &[PortSpec::parse(&format!("{host_port}:80")).unwrap()])
+        .publish(
+            "web",
+            &[PortSpec::parse(&format!("{host_port}:80")).unwrap()],
+        )
         .unwrap();
     assert_eq!(published[0].host_port, host_port);
 
@@ -92,7 +129,10 @@ fn published_port_answers_locally_on_host_addresses_and_hairpin_then_stops() {
 
     g.state.unpublish("web").unwrap();
     assert!(http_get(local).is_err(), "still answering on 127.0.0.1");
-    assert!(client.wget(&url).is_none(), "still answering for containers");
+    assert!(
+        client.wget(&url).is_none(),
+        "still answering for containers"
+    );
     assert!(outside.wget(&url).is_none(), "still answering from outside");
 }
 
@@ -102,9 +142,13 @@ fn ephemeral_and_udp_ports_and_removal_with_container() {
         return;
     }
     let mut g = StateGuard::new();
-    g.state.create_network(net_config("n3", "10.231.3.0/24")).unwrap();
+    g.state
+        .create_network(net_config("n3", "10.231.3.0/24"))
+        .unwrap();
     let c = Netns::new("bte");
-    g.state.connect("c", &c.reference(), "n3", &ConnectOptions::default()).unwrap();
+    g.state
+        .connect("c", &c.reference(), "n3", &ConnectOptions::default())
+        .unwrap();
     // Specific host address, no host port: one is picked.
     let p = g
         .state
@@ -123,10 +167,18 @@ fn outbound_nat_reaches_the_outside_host_with_the_hosts_address() {
         return;
     }
     let mut g = StateGuard::new();
-    g.state.create_network(net_config("n4", "10.231.4.0/24")).unwrap();
+    g.state
+        .create_network(net_config("n4", "10.231.4.0/24"))
+        .unwrap();
     let (c, outside) = (Netns::new("btn"), Netns::new("btx"));
-    let link = OutsideLink::new(&outside, "10.241.4.1".parse().unwrap(), "10.241.4.2".parse().unwrap());
-    g.state.connect("c", &c.reference(), "n4", &ConnectOptions::default()).unwrap();
+    let link = OutsideLink::new(
+        &outside,
+        "10.241.4.1".parse().unwrap(),
+        "10.241.4.2".parse().unwrap(),
+    );
+    g.state
+        .connect("c", &c.reference(), "n4", &ConnectOptions::default())
+        .unwrap();
 
     // An HTTP server in the outside namespace that records who connected. The outside has no
     // route back to the container subnet, so only a masqueraded request can be answered.
@@ -139,13 +191,18 @@ fn outbound_nat_reaches_the_outside_host_with_the_hosts_address() {
         let (mut s, peer) = listener.accept().unwrap();
         let mut buf = [0u8; 1024];
         let _ = s.read(&mut buf).unwrap();
-        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\noutside").unwrap();
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\noutside")
+            .unwrap();
         peer
     });
     let body = c.wget(&format!("http://{}:8090/", link.far_ip));
     assert_eq!(body.as_deref(), Some("outside"));
     let peer = server.join().unwrap();
-    assert_eq!(peer.ip(), std::net::IpAddr::V4(link.host_ip), "not masqueraded");
+    assert_eq!(
+        peer.ip(),
+        std::net::IpAddr::V4(link.host_ip),
+        "not masqueraded"
+    );
 }
 
 #[test]
@@ -154,12 +211,24 @@ fn reconcile_is_idempotent_and_survives_reload() {
         return;
     }
     let mut g = StateGuard::new();
-    g.state.create_network(net_config("n5", "10.231.5.0/24")).unwrap();
-    g.state.create_network(net_config("n5b", "10.231.6.0/24")).unwrap();
-    let c = Netns::new("btr");
-    g.state.connect("c", &c.reference(), "n5", &ConnectOptions::default()).unwrap();
     g.state
-        .publish("c", &[PortSpec::parse("18485:80").unwrap(), PortSpec::parse("127.0.0.1:18486:81/udp").unwrap()])
+        .create_network(net_config("n5", "10.231.5.0/24"))
+        .unwrap();
+    g.state
+        .create_network(net_config("n5b", "10.231.6.0/24"))
+        .unwrap();
+    let c = Netns::new("btr");
+    g.state
+        .connect("c", &c.reference(), "n5", &ConnectOptions::default())
+        .unwrap();
+    g.state
+        .publish(
+            "c",
+            &[
+                PortSpec::parse("18485:80").unwrap(),
+                PortSpec::parse("127.0.0.1:18486:81/udp").unwrap(),
+            ],
+        )
         .unwrap();
     let first = table_json(&g.table());
     g.state.reconcile().unwrap();
@@ -186,30 +255,58 @@ fn addresses_are_never_reused_while_allocated_even_after_reload() {
         return;
     }
     let mut g = StateGuard::new();
-    g.state.create_network(net_config("n7", "10.231.7.0/24")).unwrap();
+    g.state
+        .create_network(net_config("n7", "10.231.7.0/24"))
+        .unwrap();
     let nss: Vec<Netns> = (0..3).map(|_| Netns::new("bti")).collect();
     let mut ips = Vec::new();
     for (i, ns) in nss.iter().enumerate() {
-        let e = g.state.connect(&format!("c{i}"), &ns.reference(), "n7", &ConnectOptions::default()).unwrap();
+        let e = g
+            .state
+            .connect(
+                &format!("c{i}"),
+                &ns.reference(),
+                "n7",
+                &ConnectOptions::default(),
+            )
+            .unwrap();
         ips.push(e.ip);
     }
     // Free the middle one: it is not handed out again straight away.
     g.state.disconnect("c1", "n7").unwrap();
     let mut reloaded = berth_network::NetworkState::from_json(&g.state.to_json().unwrap()).unwrap();
     let extra = Netns::new("bti");
-    let e = reloaded.connect("c3", &extra.reference(), "n7", &ConnectOptions::default()).unwrap();
+    let e = reloaded
+        .connect("c3", &extra.reference(), "n7", &ConnectOptions::default())
+        .unwrap();
     assert!(!ips.contains(&e.ip), "{} reused", e.ip);
     // An explicit request for a held address fails and leaves nothing in the namespace.
     let again = Netns::new("bti");
     let err = reloaded
-        .connect("c4", &again.reference(), "n7", &ConnectOptions { ip: Some(ips[0]), ..Default::default() })
+        .connect(
+            "c4",
+            &again.reference(),
+            "n7",
+            &ConnectOptions {
+                ip: Some(ips[0]),
+                ..Default::default()
+            },
+        )
         .unwrap_err();
     assert!(matches!(err, Error::AddressInUse { .. }), "{err}");
     assert_eq!(again.links(), vec!["lo".to_string()]);
     // An explicit free address is honoured.
     let wanted: Ipv4Addr = "10.231.7.200".parse().unwrap();
     let e = reloaded
-        .connect("c4", &again.reference(), "n7", &ConnectOptions { ip: Some(wanted), ..Default::default() })
+        .connect(
+            "c4",
+            &again.reference(),
+            "n7",
+            &ConnectOptions {
+                ip: Some(wanted),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(e.ip, wanted);
     g.state = reloaded;
@@ -221,10 +318,16 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
         return;
     }
     let mut g = StateGuard::new();
-    g.state.create_network(net_config("n8", "10.231.8.0/24")).unwrap();
+    g.state
+        .create_network(net_config("n8", "10.231.8.0/24"))
+        .unwrap();
     let c = Netns::new("btz");
-    g.state.connect("c", &c.reference(), "n8", &ConnectOptions::default()).unwrap();
-    g.state.publish("c", &[PortSpec::parse("18488:80").unwrap()]).unwrap();
+    g.state
+        .connect("c", &c.reference(), "n8", &ConnectOptions::default())
+        .unwrap();
+    g.state
+        .publish("c", &[PortSpec::parse("18488:80").unwrap()])
+        .unwrap();
     let table_before = table_json(&g.table());
     let state_before = g.state.clone();
 
@@ -236,39 +339,68 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     assert!(err.to_string().contains("network n8"), "{err}");
     assert!(!netlink::link_exists(&bridge).unwrap());
     let outside = Netns::new("bty");
-    let _link = OutsideLink::new(&outside, "10.241.8.1".parse().unwrap(), "10.241.8.2".parse().unwrap());
-    let err = g.state.create_network(net_config("n8c", "10.241.8.0/24")).unwrap_err();
+    let _link = OutsideLink::new(
+        &outside,
+        "10.241.8.1".parse().unwrap(),
+        "10.241.8.2".parse().unwrap(),
+    );
+    let err = g
+        .state
+        .create_network(net_config("n8c", "10.241.8.0/24"))
+        .unwrap_err();
     assert!(err.to_string().contains("host interface"), "{err}");
     // Invalid subnet, duplicate name.
     let mut cfg = net_config("n8d", "10.231.9.0/24");
     cfg.gateway = Some("10.1.1.1".parse().unwrap());
-    assert!(matches!(g.state.create_network(cfg).unwrap_err(), Error::AddressOutOfRange { .. }));
     assert!(matches!(
-        g.state.create_network(net_config("n8", "10.231.10.0/24")).unwrap_err(),
+        g.state.create_network(cfg).unwrap_err(),
+        Error::AddressOutOfRange { .. }
+    ));
+    assert!(matches!(
+        g.state
+            .create_network(net_config("n8", "10.231.10.0/24"))
+            .unwrap_err(),
         Error::NetworkExists(_)
     ));
 
     // Unknown network: no veth in the container.
     let d = Netns::new("btz");
-    let err = g.state.connect("d", &d.reference(), "nope", &ConnectOptions::default()).unwrap_err();
+    let err = g
+        .state
+        .connect("d", &d.reference(), "nope", &ConnectOptions::default())
+        .unwrap_err();
     assert_eq!(err.to_string(), "network \"nope\" not found");
     assert_eq!(d.links(), vec!["lo".to_string()]);
     // A container namespace that does not exist: address released, no veth left.
     let gone = berth_network::NetnsRef::Path("/run/netns/berth-no-such-ns".into());
-    assert!(g.state.connect("e", &gone, "n8", &ConnectOptions::default()).is_err());
+    assert!(g
+        .state
+        .connect("e", &gone, "n8", &ConnectOptions::default())
+        .is_err());
 
     // Ports: already published, or held by a host process; all-or-nothing batches.
-    let err = g.state.publish("c", &[PortSpec::parse("18488:81").unwrap()]).unwrap_err();
+    let err = g
+        .state
+        .publish("c", &[PortSpec::parse("18488:81").unwrap()])
+        .unwrap_err();
     assert!(matches!(err, Error::PortTaken { .. }), "{err}");
     let holder = TcpListener::bind("0.0.0.0:0").unwrap();
     let held = holder.local_addr().unwrap().port();
     let err = g
         .state
-        .publish("c", &[PortSpec::parse("18489:82").unwrap(), PortSpec::parse(&format!("{held}:80")).unwrap()])
+        .publish(
+            "c",
+            &[
+                PortSpec::parse("18489:82").unwrap(),
+                PortSpec::parse(&format!("{held}:80")).unwrap(),
+            ],
+        )
         .unwrap_err();
     assert!(err.to_string().contains("host process"), "{err}");
     assert!(matches!(
-        g.state.publish("nobody", &[PortSpec::parse("18490:80").unwrap()]).unwrap_err(),
+        g.state
+            .publish("nobody", &[PortSpec::parse("18490:80").unwrap()])
+            .unwrap_err(),
         Error::NotConnected { .. }
     ));
 
@@ -277,7 +409,11 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     assert!(matches!(err, Error::NetworkInUse { .. }), "{err}");
 
     assert_eq!(g.state, state_before, "state changed by failed calls");
-    assert_eq!(table_json(&g.table()), table_before, "rules changed by failed calls");
+    assert_eq!(
+        table_json(&g.table()),
+        table_before,
+        "rules changed by failed calls"
+    );
 
     // Once empty, the network and its bridge go.
     let bridge = g.state.network("n8").unwrap().bridge.clone();

@@ -130,7 +130,9 @@ impl Httpd {
         // Readiness: the listener shows up in the namespace's socket table.
         let needle = format!(":{port} ");
         for _ in 0..200 {
-            let out = run(&["ip", "netns", "exec", &ns.name, "busybox", "netstat", "-ltn"]);
+            let out = run(&[
+                "ip", "netns", "exec", &ns.name, "busybox", "netstat", "-ltn",
+            ]);
             if String::from_utf8_lossy(&out.stdout).contains(&needle) {
                 break;
             }
@@ -197,11 +199,29 @@ impl OutsideLink {
         let t = token();
         let host_if = format!("bo{t}");
         let far_if = format!("bf{t}");
-        run_ok(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", &far_if]);
+        run_ok(&[
+            "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &far_if,
+        ]);
         run_ok(&["ip", "link", "set", &far_if, "netns", &outside.name]);
-        run_ok(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &host_if]);
+        run_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{host_ip}/24"),
+            "dev",
+            &host_if,
+        ]);
         run_ok(&["ip", "link", "set", &host_if, "up"]);
-        run_ok(&["ip", "-n", &outside.name, "addr", "add", &format!("{far_ip}/24"), "dev", &far_if]);
+        run_ok(&[
+            "ip",
+            "-n",
+            &outside.name,
+            "addr",
+            "add",
+            &format!("{far_ip}/24"),
+            "dev",
+            &far_if,
+        ]);
         run_ok(&["ip", "-n", &outside.name, "link", "set", &far_if, "up"]);
         run_ok(&["ip", "-n", &outside.name, "link", "set", "lo", "up"]);
         OutsideLink {
