@@ -78,6 +78,8 @@ struct Listener {
 struct Shared {
     table: RwLock<Table>,
     upstreams: RwLock<Vec<SocketAddr>>,
+    /// Per-container upstreams (`--dns`), instead of the daemon-wide ones.
+    overrides: RwLock<HashMap<String, Vec<SocketAddr>>>,
 }
 
 /// The daemon-wide DNS service: one record table, one listener per container.
@@ -93,6 +95,7 @@ impl DnsServer {
             shared: Arc::new(Shared {
                 table: RwLock::new(Table::default()),
                 upstreams: RwLock::new(upstreams),
+                overrides: RwLock::new(HashMap::new()),
             }),
             listeners: Mutex::new(HashMap::new()),
         }
@@ -124,6 +127,23 @@ impl DnsServer {
 
     /// Start answering on 127.0.0.11:53 inside `ns` for `container`. Idempotent.
     pub fn listen(&self, container: &str, ns: &NetnsRef) -> Result<()> {
+        self.listen_with_upstreams(container, ns, None)
+    }
+
+    /// As [`DnsServer::listen`], forwarding this container's other queries to `upstreams`
+    /// (its `--dns` servers) when given.
+    pub fn listen_with_upstreams(
+        &self,
+        container: &str,
+        ns: &NetnsRef,
+        upstreams: Option<Vec<SocketAddr>>,
+    ) -> Result<()> {
+        if let Ok(mut o) = self.shared.overrides.write() {
+            match upstreams {
+                Some(u) => o.insert(container.to_string(), u),
+                None => o.remove(container),
+            };
+        }
         let mut listeners = self
             .listeners
             .lock()
@@ -147,7 +167,10 @@ impl DnsServer {
         let shared = Arc::clone(&self.shared);
         let owner = container.to_string();
         let thread = std::thread::Builder::new()
-            .name(format!("dns-{}", &container[..container.len().min(8)]))
+            .name(format!(
+                "dns-{}",
+                container.chars().take(8).collect::<String>()
+            ))
             .spawn(move || serve(shared, owner, udp, tcp, stop_r))
             .ctx(|| "spawn dns thread".to_string())?;
         listeners.insert(
@@ -167,6 +190,9 @@ impl DnsServer {
             .lock()
             .ok()
             .and_then(|mut l| l.remove(container));
+        if let Ok(mut o) = self.shared.overrides.write() {
+            o.remove(container);
+        }
         if let Some(l) = listener {
             let _ = nix::unistd::write(&l.stop, b"x");
             let _ = l.thread.join();
@@ -222,9 +248,10 @@ fn serve(shared: Arc<Shared>, container: String, udp: UdpSocket, tcp: TcpListene
                         // container's other lookups.
                         if let Ok(sock) = udp.try_clone() {
                             let shared = Arc::clone(&shared);
+                            let container = container.clone();
                             std::thread::spawn(move || {
-                                let reply =
-                                    forward(&shared, &query).unwrap_or_else(|| servfail(&query));
+                                let reply = forward(&shared, &container, &query)
+                                    .unwrap_or_else(|| servfail(&query));
                                 let _ = sock.send_to(&reply, peer);
                             });
                         }
@@ -251,7 +278,7 @@ fn serve_tcp(shared: &Shared, container: &str, mut stream: TcpStream) {
             return;
         }
         let reply = answer_locally(shared, container, &query)
-            .or_else(|| forward_tcp(shared, &query))
+            .or_else(|| forward_tcp(shared, container, &query))
             .unwrap_or_else(|| servfail(&query));
         let Ok(n) = u16::try_from(reply.len()) else {
             return;
@@ -306,7 +333,15 @@ fn servfail(query: &[u8]) -> Vec<u8> {
     error_reply(query, ResponseCode::ServFail)
 }
 
-fn upstreams(shared: &Shared) -> Vec<SocketAddr> {
+fn upstreams(shared: &Shared, container: &str) -> Vec<SocketAddr> {
+    if let Some(u) = shared
+        .overrides
+        .read()
+        .ok()
+        .and_then(|o| o.get(container).cloned())
+    {
+        return u;
+    }
     shared
         .upstreams
         .read()
@@ -315,8 +350,8 @@ fn upstreams(shared: &Shared) -> Vec<SocketAddr> {
 }
 
 /// Ask each upstream in turn over UDP; the first answer carrying the query's id wins.
-fn forward(shared: &Shared, query: &[u8]) -> Option<Vec<u8>> {
-    for upstream in upstreams(shared) {
+fn forward(shared: &Shared, container: &str, query: &[u8]) -> Option<Vec<u8>> {
+    for upstream in upstreams(shared, container) {
         let bind: SocketAddr = if upstream.is_ipv4() {
             "0.0.0.0:0".parse().ok()?
         } else {
@@ -341,9 +376,9 @@ fn forward(shared: &Shared, query: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn forward_tcp(shared: &Shared, query: &[u8]) -> Option<Vec<u8>> {
+fn forward_tcp(shared: &Shared, container: &str, query: &[u8]) -> Option<Vec<u8>> {
     let len = u16::try_from(query.len()).ok()?;
-    for upstream in upstreams(shared) {
+    for upstream in upstreams(shared, container) {
         let Ok(mut s) = TcpStream::connect_timeout(&upstream, UPSTREAM_TIMEOUT) else {
             continue;
         };

@@ -155,8 +155,22 @@ pub fn link_name(link: &LinkMessage) -> Option<String> {
 /// Create the bridge `name` if missing, make sure it carries `address` (gateway/prefix) and is up.
 /// Returns true when the bridge was created by this call.
 pub fn ensure_bridge(name: &str, address: Ipv4Net, mtu: Option<u32>) -> Result<bool> {
+    let mut created = false;
+    let result = ensure_bridge_steps(name, address, mtu, &mut created);
+    if result.is_err() && created {
+        // Leave nothing half-configured behind.
+        let _ = delete_link(name);
+    }
+    result.map(|()| created)
+}
+
+fn ensure_bridge_steps(
+    name: &str,
+    address: Ipv4Net,
+    mtu: Option<u32>,
+    created: &mut bool,
+) -> Result<()> {
     in_host(|handle| async move {
-        let mut created = false;
         if link_by_name(&handle, name).await?.is_none() {
             let mut msg = LinkBridge::new(name);
             if let Some(mtu) = mtu {
@@ -168,7 +182,7 @@ pub fn ensure_bridge(name: &str, address: Ipv4Net, mtu: Option<u32>) -> Result<b
                 .execute()
                 .await
                 .ctx(|| format!("create bridge {name}"))?;
-            created = true;
+            *created = true;
         }
         let index = index_of(&handle, name).await?;
         if !addresses_of(&handle, index).await?.contains(&address) {
@@ -190,7 +204,7 @@ pub fn ensure_bridge(name: &str, address: Ipv4Net, mtu: Option<u32>) -> Result<b
             .execute()
             .await
             .ctx(|| format!("bring up bridge {name}"))?;
-        Ok(created)
+        Ok(())
     })
 }
 

@@ -444,7 +444,10 @@ impl NetworkState {
                 next.ports.remove(container);
             }
         }
-        next.apply_rules()?;
+        // The table only changes when ports go; skip the nft run otherwise (fast `rm`).
+        if next.ports != self.ports {
+            next.apply_rules()?;
+        }
         netlink::delete_link(&endpoint.host_veth)?;
         if let Some(net) = next.networks.get_mut(network) {
             net.ipam.release(endpoint.ip);
