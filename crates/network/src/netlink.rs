@@ -11,8 +11,11 @@ use std::os::fd::AsRawFd;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    RouteMessageBuilder,
+};
 
 use crate::error::{Context, Error, Result};
 use crate::netns::{self, NetnsRef};
@@ -234,8 +237,6 @@ pub fn link_exists(name: &str) -> Result<bool> {
 pub struct VethPlan<'a> {
     pub bridge: &'a str,
     pub host_name: &'a str,
-    /// Temporary name of the peer while it is still in the host namespace.
-    pub peer_temp_name: &'a str,
     pub netns: &'a NetnsRef,
     pub ifname: &'a str,
     pub address: Ipv4Net,
@@ -244,15 +245,16 @@ pub struct VethPlan<'a> {
     pub mtu: Option<u32>,
 }
 
-/// Create a veth pair, plug the host end into the bridge, move the peer into the container's
-/// namespace and configure it there (name, MAC, MTU, address, default route, loopback up).
-/// On any failure the pair is deleted again, so nothing is left behind.
+/// Create a veth pair whose peer is born inside the container's namespace with its final name
+/// and MAC (no move afterwards: moving a link between namespaces waits for an RCU grace
+/// period, ~20 ms), plug the host end into the bridge, then address the peer, bring it and
+/// loopback up and add the default route. On any failure the pair is deleted again, so
+/// nothing is left behind.
 pub fn create_veth(plan: &VethPlan<'_>) -> Result<()> {
     let result = create_veth_steps(plan);
     if result.is_err() {
-        // Deleting either end removes both; the peer may already be in the container.
+        // Deleting the host end removes both ends.
         let _ = delete_link(plan.host_name);
-        let _ = delete_link(plan.peer_temp_name);
     }
     result
 }
@@ -261,16 +263,24 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
     let ns_file = plan.netns.open()?;
     in_host(|handle| async move {
         let bridge = index_of(&handle, plan.bridge).await?;
-        let mut msg = LinkVeth::new(plan.host_name, plan.peer_temp_name);
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(plan.ifname)
+            .address(plan.mac.to_vec())
+            .setns_by_fd(ns_file.as_raw_fd());
+        let mut msg = LinkVeth::new(plan.host_name, plan.ifname);
         if let Some(mtu) = plan.mtu {
+            peer = peer.mtu(mtu);
             msg = msg.mtu(mtu);
         }
-        handle
-            .link()
-            .add(msg.build())
-            .execute()
-            .await
-            .ctx(|| format!("create veth {}", plan.host_name))?;
+        let msg = msg.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+        handle.link().add(msg.build()).execute().await.ctx(|| {
+            format!(
+                "create veth {} with peer {} in {}",
+                plan.host_name,
+                plan.ifname,
+                plan.netns.path().display()
+            )
+        })?;
         let host = index_of(&handle, plan.host_name).await?;
         handle
             .link()
@@ -291,23 +301,6 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
             .execute()
             .await
             .ctx(|| format!("set hairpin mode on {}", plan.host_name))?;
-        let peer = index_of(&handle, plan.peer_temp_name).await?;
-        handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(peer)
-                    .setns_by_fd(ns_file.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .ctx(|| {
-                format!(
-                    "move {} into {}",
-                    plan.peer_temp_name,
-                    plan.netns.path().display()
-                )
-            })?;
         Ok(())
     })?;
     in_netns(plan.netns, |handle| async move {
@@ -318,19 +311,7 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
             .execute()
             .await
             .ctx(|| "bring up lo".to_string())?;
-        let peer = index_of(&handle, plan.peer_temp_name).await?;
-        let mut msg = LinkUnspec::new_with_index(peer)
-            .name(plan.ifname)
-            .address(plan.mac.to_vec());
-        if let Some(mtu) = plan.mtu {
-            msg = msg.mtu(mtu);
-        }
-        handle
-            .link()
-            .set(msg.build())
-            .execute()
-            .await
-            .ctx(|| format!("rename {} to {}", plan.peer_temp_name, plan.ifname))?;
+        let peer = index_of(&handle, plan.ifname).await?;
         handle
             .address()
             .add(

@@ -394,7 +394,6 @@ impl NetworkState {
         let mac = opts.mac.unwrap_or_else(|| mac_for(ip));
         let suffix = random_hex(7);
         let host_veth = format!("veth{suffix}");
-        let peer = format!("vtmp{suffix}");
         let prefix_len = net.ipam.subnet.prefix_len();
         let address = Ipv4Net::new(ip, prefix_len).map_err(|_| Error::InvalidSubnet {
             subnet: format!("{ip}/{prefix_len}"),
@@ -403,7 +402,6 @@ impl NetworkState {
         netlink::create_veth(&VethPlan {
             bridge: &net.bridge,
             host_name: &host_veth,
-            peer_temp_name: &peer,
             netns: ns,
             ifname: &ifname,
             address,
@@ -539,6 +537,21 @@ impl NetworkState {
         for n in networks {
             self.disconnect(container, &n)?;
         }
+        Ok(())
+    }
+
+    /// Give back `container`'s addresses and ports without touching links: for a container
+    /// whose network namespace is already gone (it exited and nothing holds the namespace), the
+    /// kernel removes its veths itself. Deleting them here would only wait out an RCU grace
+    /// period (~20 ms per link) — this keeps `run --rm` on a bridge fast.
+    pub fn release_container(&mut self, container: &str) -> Result<()> {
+        self.unpublish(container)?;
+        for e in self.endpoints.iter().filter(|e| e.container == container) {
+            if let Some(net) = self.networks.get_mut(&e.network) {
+                net.ipam.release(e.ip);
+            }
+        }
+        self.endpoints.retain(|e| e.container != container);
         Ok(())
     }
 

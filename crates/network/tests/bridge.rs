@@ -421,3 +421,45 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     g.state.remove_network("n8").unwrap();
     assert!(!netlink::link_exists(&bridge).unwrap());
 }
+
+#[test]
+fn a_dead_containers_veth_goes_with_its_namespace_and_release_frees_the_rest() {
+    if !prerequisites() {
+        return;
+    }
+    let mut g = StateGuard::new();
+    g.state
+        .create_network(net_config("n9", "10.231.11.0/24"))
+        .unwrap();
+    let c = Netns::new("btd");
+    let e = g
+        .state
+        .connect("c", &c.reference(), "n9", &ConnectOptions::default())
+        .unwrap();
+    g.state
+        .publish("c", &[PortSpec::parse("18491:80").unwrap()])
+        .unwrap();
+    // The container's namespace goes; the kernel removes the veth with it (asynchronously,
+    // so poll for it).
+    drop(c);
+    let mut vanished = Vec::new();
+    for _ in 0..400 {
+        vanished = g.state.vanished_endpoints().unwrap();
+        if !vanished.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(vanished.len(), 1);
+    assert_eq!(vanished[0].host_veth, e.host_veth);
+    g.state.release_container("c").unwrap();
+    assert!(g.state.endpoints.is_empty() && g.state.ports.is_empty());
+    assert!(!g
+        .state
+        .network("n9")
+        .unwrap()
+        .ipam
+        .allocated
+        .contains_key(&e.ip));
+    assert_eq!(dnat_rules(&table_json(&g.table())), 0);
+}
