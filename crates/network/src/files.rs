@@ -1,9 +1,13 @@
 //! A container's /etc/hosts, /etc/hostname and /etc/resolv.conf.
 
 use std::fmt::Write as _;
+use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
 
 /// The address the embedded DNS server answers on inside a container (as Docker).
 pub const EMBEDDED_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -155,6 +159,56 @@ pub fn resolv_conf(host: &ResolvConf, user: &DnsSettings, embedded_dns: bool) ->
     .render()
 }
 
+/// Write hostname, hosts and resolv.conf into `dir` (the container's per-container directory,
+/// from where the engine bind-mounts them), each through a temporary file and a rename so a
+/// running container never reads half a file.
+pub fn write_all(
+    dir: &Path,
+    hostname_text: &str,
+    hosts_text: &str,
+    resolv_text: &str,
+) -> Result<()> {
+    for (name, text) in [
+        ("hostname", hostname_text),
+        ("hosts", hosts_text),
+        ("resolv.conf", resolv_text),
+    ] {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, &path)
+            .ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+    }
+    Ok(())
+}
+
+/// Parse `--mac-address` (`02:42:ac:11:00:02`); refuses multicast addresses.
+pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let bad = |reason: &str| Error::InvalidName {
+        name: text.to_string(),
+        reason: if reason.is_empty() {
+            "expected a MAC address like 02:42:ac:11:00:02"
+        } else {
+            "a multicast MAC cannot be an interface address"
+        },
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad(""));
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(bad(""));
+        }
+        mac[i] = u8::from_str_radix(p, 16).map_err(|_| bad(""))?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(bad("multicast"));
+    }
+    Ok(mac)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +258,36 @@ mod tests {
         let only_loopback = ResolvConf::parse("nameserver 127.0.0.53\n");
         assert!(resolv_conf(&only_loopback, &DnsSettings::default(), false).contains("8.8.8.8"));
         assert_eq!(hostname("web"), "web\n");
+    }
+
+    #[test]
+    fn writes_the_three_files_and_parses_macs() {
+        let dir = tempfile::tempdir().unwrap();
+        write_all(
+            dir.path(),
+            "web\n",
+            "127.0.0.1\tlocalhost\n",
+            "nameserver 1.1.1.1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("hostname")).unwrap(),
+            "web\n"
+        );
+        assert!(fs::read_to_string(dir.path().join("resolv.conf"))
+            .unwrap()
+            .contains("1.1.1.1"));
+        assert_eq!(
+            parse_mac("02:42:AC:11:00:02").unwrap(),
+            [2, 0x42, 0xac, 0x11, 0, 2]
+        );
+        for bad in [
+            "01:00:5e:00:00:01",
+            "02:42:ac:11:00",
+            "zz:42:ac:11:00:02",
+            "2:42:ac:11:00:02",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -105,6 +105,77 @@ impl PortSpec {
     }
 }
 
+/// Parse a `-p` value that may carry ranges (`8000-8002:80-82`, `127.0.0.1::80-81/udp`) into
+/// one spec per port. Host and container ranges must be the same length.
+pub fn parse_published(spec: &str) -> Result<Vec<PortSpec>> {
+    let bad = |reason: &str| Error::InvalidPort {
+        spec: spec.to_string(),
+        reason: reason.to_string(),
+    };
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((p, proto)) => (p, format!("/{proto}")),
+        None => (spec, String::new()),
+    };
+    let (head, container) = match ports.rsplit_once(':') {
+        Some((h, c)) => (Some(h), c),
+        None => (None, ports),
+    };
+    let range = |text: &str| -> Result<Option<(u16, u16)>> {
+        match text.split_once('-') {
+            None => Ok(None),
+            Some((a, b)) => {
+                let a: u16 = a.parse().map_err(|_| bad("bad range start"))?;
+                let b: u16 = b.parse().map_err(|_| bad("bad range end"))?;
+                if a == 0 || b < a {
+                    return Err(bad("range must be low-high within 1-65535"));
+                }
+                Ok(Some((a, b)))
+            }
+        }
+    };
+    let Some((c_lo, c_hi)) = range(container)? else {
+        if let Some(h) = head {
+            let host = h.rsplit_once(':').map_or(h, |(_, p)| p);
+            if range(host)?.is_some() {
+                return Err(bad(
+                    "a host port range needs a container port range of the same length",
+                ));
+            }
+        }
+        return Ok(vec![PortSpec::parse(spec)?]);
+    };
+    let (prefix, host) = match head {
+        None => (String::new(), ""),
+        Some(h) => match h.rsplit_once(':') {
+            Some((ip, p)) => (format!("{ip}:"), p),
+            None => (String::new(), h),
+        },
+    };
+    let host_range = range(host)?;
+    if let Some((h_lo, h_hi)) = host_range {
+        if h_hi - h_lo != c_hi - c_lo {
+            return Err(bad("host and container ranges differ in length"));
+        }
+    } else if !host.is_empty() {
+        return Err(bad(
+            "a container port range needs a host port range (or none)",
+        ));
+    }
+    (c_lo..=c_hi)
+        .enumerate()
+        .map(|(i, c)| {
+            let host = host_range
+                .map(|(h, _)| (h + i as u16).to_string())
+                .unwrap_or_default();
+            let text = match head {
+                None => format!("{c}{proto}"),
+                Some(_) => format!("{prefix}{host}:{c}{proto}"),
+            };
+            PortSpec::parse(&text).map_err(|_| bad("bad port in range"))
+        })
+        .collect()
+}
+
 fn same_binding(a_ip: Option<Ipv4Addr>, b_ip: Option<Ipv4Addr>) -> bool {
     // A wildcard mapping clashes with every address; two specific ones only with themselves.
     a_ip.is_none() || b_ip.is_none() || a_ip == b_ip
@@ -200,6 +271,28 @@ mod tests {
             "a.b.c.d:1:2",
         ] {
             assert!(PortSpec::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn expands_ranges() {
+        let v = parse_published("127.0.0.1:8000-8002:80-82/udp").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!((v[2].host_port, v[2].container_port), (8002, 82));
+        assert!(v
+            .iter()
+            .all(|p| p.protocol == Protocol::Udp && p.host_ip == Some(Ipv4Addr::LOCALHOST)));
+        let v = parse_published("80-81").unwrap();
+        assert_eq!((v[0].host_port, v[1].container_port), (0, 81));
+        assert_eq!(parse_published("8080:80").unwrap().len(), 1);
+        for bad in [
+            "8000-8001:80-82",
+            "8000-8001:80",
+            "8080:80-81",
+            "82-80",
+            "0-2",
+        ] {
+            assert!(parse_published(bad).is_err(), "{bad} accepted");
         }
     }
 

@@ -463,3 +463,59 @@ fn a_dead_containers_veth_goes_with_its_namespace_and_release_frees_the_rest() {
         .contains_key(&e.ip));
     assert_eq!(dnat_rules(&table_json(&g.table())), 0);
 }
+
+#[test]
+fn a_process_namespace_given_by_pid_is_wired_up() {
+    if !prerequisites() {
+        return;
+    }
+    let mut g = StateGuard::new();
+    g.state
+        .create_network(net_config("n10", "10.231.12.0/24"))
+        .unwrap();
+    // A "container": a process in its own network namespace (unshare execs sleep in place).
+    let mut child = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "600"])
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let _kill = Kill(&mut child);
+    // Wait until unshare has switched namespaces (its netns differs from ours).
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    for _ in 0..400 {
+        if std::fs::read_link(format!("/proc/{pid}/ns/net")).ok() != Some(ours.clone()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let e = g
+        .state
+        .connect(
+            "p",
+            &berth_network::NetnsRef::Pid(pid),
+            "n10",
+            &ConnectOptions::default(),
+        )
+        .unwrap();
+    let addr = run_ok(&[
+        "nsenter",
+        "-t",
+        &pid.to_string(),
+        "-n",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(addr.contains(&format!("{}/24", e.ip)), "{addr}");
+    g.state.remove_container("p").unwrap();
+}
