@@ -90,6 +90,18 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
     }
     out.push_str("  }\n");
 
+    // route_localnet (needed for published ports on 127.0.0.1) would also let a container
+    // reach the host's loopback-only services by routing 127.0.0.0/8 to its gateway: drop
+    // such packets before anything else sees them.
+    let bridges: Vec<String> = rules.bridges.iter().map(|b| quote(&b.bridge)).collect();
+    if !bridges.is_empty() {
+        let _ = writeln!(
+            out,
+            "  chain guard {{\n    type filter hook prerouting priority raw; policy accept;\n    iifname {{ {} }} ip daddr 127.0.0.0/8 drop\n  }}",
+            bridges.join(", ")
+        );
+    }
+
     // Isolation between berth networks; published ports stay reachable across them.
     out.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n    ct status dnat accept\n");
     for b in &rules.bridges {
@@ -239,6 +251,7 @@ mod tests {
         assert!(text.contains("ip daddr 127.0.0.1 tcp dport 8080 dnat to 172.30.0.2:80"));
         assert!(text.contains("iifname \"berth0\" oifname { \"br-a\" } drop"));
         assert!(text.contains("iifname \"br-a\" oifname { \"berth0\" } drop"));
+        assert!(text.contains("iifname { \"berth0\", \"br-a\" } ip daddr 127.0.0.0/8 drop"));
     }
 
     #[test]

@@ -519,3 +519,82 @@ fn a_process_namespace_given_by_pid_is_wired_up() {
     assert!(addr.contains(&format!("{}/24", e.ip)), "{addr}");
     g.state.remove_container("p").unwrap();
 }
+
+#[test]
+fn containers_cannot_reach_the_hosts_loopback_through_route_localnet() {
+    if !prerequisites() {
+        return;
+    }
+    let mut g = StateGuard::new();
+    let net = g
+        .state
+        .create_network(net_config("n11", "10.231.13.0/24"))
+        .unwrap()
+        .clone();
+    let c = Netns::new("btl");
+    g.state
+        .connect("c", &c.reference(), "n11", &ConnectOptions::default())
+        .unwrap();
+    // A host service on every address, answering HTTP.
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nhost");
+        }
+    });
+    // Reachable through the gateway, as any host service is.
+    let gw = net.ipam.gateway;
+    assert_eq!(
+        c.wget(&format!("http://{gw}:{port}/")).as_deref(),
+        Some("host")
+    );
+    // A hostile container routes 127.1.2.3 to its gateway (it has NET_ADMIN in its namespace).
+    for cmd in [
+        vec![
+            "ip",
+            "route",
+            "del",
+            "local",
+            "127.0.0.0/8",
+            "dev",
+            "lo",
+            "table",
+            "local",
+        ],
+        vec![
+            "busybox",
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet",
+        ],
+    ] {
+        let out = c.exec(&cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let gw_s = gw.to_string();
+    let out = c.exec(&[
+        "ip",
+        "route",
+        "add",
+        "127.1.2.3/32",
+        "via",
+        &gw_s,
+        "dev",
+        "eth0",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.wget(&format!("http://127.1.2.3:{port}/")), None);
+}
