@@ -65,6 +65,18 @@ pub struct NetworkConfig {
     pub mtu: Option<u32>,
 }
 
+impl NetworkConfig {
+    /// A user-defined bridge network as `network create NAME` makes it: derived bridge name,
+    /// subnet from the pool, embedded DNS on.
+    pub fn user(name: &str) -> NetworkConfig {
+        NetworkConfig {
+            name: name.to_string(),
+            embedded_dns: true,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
     pub name: String,
@@ -249,14 +261,10 @@ impl NetworkState {
             .clone()
             .unwrap_or_else(|| derived_bridge_name(&cfg.name));
         valid_ifname(&bridge)?;
-        if let Some(other) = self.networks.values().find(|n| n.bridge == bridge) {
+        if self.networks.values().any(|n| n.bridge == bridge) {
             return Err(Error::InvalidName {
                 name: bridge,
-                reason: if other.name.is_empty() {
-                    "bridge already used"
-                } else {
-                    "bridge name already used by another berth network"
-                },
+                reason: "bridge name already used by another berth network",
             });
         }
         let host = netlink::host_addresses()?;

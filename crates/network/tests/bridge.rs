@@ -598,3 +598,51 @@ fn containers_cannot_reach_the_hosts_loopback_through_route_localnet() {
     );
     assert_eq!(c.wget(&format!("http://127.1.2.3:{port}/")), None);
 }
+
+#[test]
+fn user_networks_get_distinct_subnets_from_the_pool() {
+    if !prerequisites() {
+        return;
+    }
+    let mut g = StateGuard::new();
+    g.state.settings.pool = "10.233.0.0/22".parse().unwrap();
+    g.state.settings.pool_prefix = 24;
+    let names: Vec<String> = (0..3).map(|i| format!("u{i}-{}", token())).collect();
+    let mut subnets = Vec::new();
+    for n in &names {
+        let net = g
+            .state
+            .create_network(berth_network::NetworkConfig::user(n))
+            .unwrap()
+            .clone();
+        assert!(net.embedded_dns);
+        assert!(net.bridge.starts_with("br-") && netlink::link_exists(&net.bridge).unwrap());
+        subnets.push(net.ipam.subnet);
+    }
+    for (i, a) in subnets.iter().enumerate() {
+        assert!(g.state.settings.pool.contains(a));
+        for b in &subnets[i + 1..] {
+            assert!(!berth_network::ipam::overlaps(a, b), "{a} and {b} overlap");
+        }
+    }
+    // The pool holds four /24s: one more fits, then it is exhausted with a clear error.
+    g.state
+        .create_network(berth_network::NetworkConfig::user(&format!(
+            "u3-{}",
+            token()
+        )))
+        .unwrap();
+    let err = g
+        .state
+        .create_network(berth_network::NetworkConfig::user(&format!(
+            "u4-{}",
+            token()
+        )))
+        .unwrap_err();
+    assert!(err.to_string().contains("pool exhausted"), "{err}");
+    for n in &names {
+        let bridge = g.state.network(n).unwrap().bridge.clone();
+        g.state.remove_network(n).unwrap();
+        assert!(!netlink::link_exists(&bridge).unwrap());
+    }
+}
