@@ -201,9 +201,18 @@ pub fn host_port_free(host_ip: Option<Ipv4Addr>, port: u16, protocol: Protocol) 
         Protocol::Tcp => TcpListener::bind(addr).map(drop),
         Protocol::Udp => UdpSocket::bind(addr).map(drop),
     };
-    r.map_err(|e| Error::PortTaken {
-        port: format!("{addr}/{protocol}"),
-        reason: format!("a host process holds it ({e})"),
+    r.map_err(|e| {
+        if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+            Error::InvalidPort {
+                spec: format!("{addr}/{protocol}"),
+                reason: format!("{} is not an address of this host", addr.ip()),
+            }
+        } else {
+            Error::PortTaken {
+                port: format!("{addr}/{protocol}"),
+                reason: format!("a host process holds it ({e})"),
+            }
+        }
     })
 }
 
@@ -326,5 +335,11 @@ mod tests {
         assert!(err.to_string().contains("already taken"), "{err}");
         drop(l);
         host_port_free(Some(Ipv4Addr::LOCALHOST), port, Protocol::Tcp).unwrap();
+        let err =
+            host_port_free(Some(Ipv4Addr::new(192, 0, 2, 77)), port, Protocol::Tcp).unwrap_err();
+        assert!(
+            err.to_string().contains("not an address of this host"),
+            "{err}"
+        );
     }
 }
