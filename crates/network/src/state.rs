@@ -395,8 +395,15 @@ impl NetworkState {
             }
             None => net.ipam.allocate(container)?,
         };
-        let existing = self.endpoints_of(container).count();
-        let ifname = format!("eth{existing}");
+        // The lowest ethN the container does not use yet (a disconnect can leave a gap).
+        let used: Vec<&str> = self
+            .endpoints_of(container)
+            .map(|e| e.ifname.as_str())
+            .collect();
+        let ifname = (0..)
+            .map(|n| format!("eth{n}"))
+            .find(|n| !used.contains(&n.as_str()))
+            .unwrap_or_default();
         let has_default_route = self.endpoints_of(container).any(|e| e.gateway.is_some());
         let gateway = (!net.internal && !has_default_route).then_some(net.ipam.gateway);
         let mac = opts.mac.unwrap_or_else(|| mac_for(ip));
@@ -563,7 +570,8 @@ impl NetworkState {
         Ok(())
     }
 
-    /// Interface counters of `container`'s endpoint on `network` (container's view).
+    /// Interface counters of each of `container`'s interfaces (the container's view), by
+    /// interface name.
     pub fn stats(&self, container: &str) -> Result<Vec<(String, InterfaceStats)>> {
         self.endpoints_of(container)
             .map(|e| Ok((e.ifname.clone(), stats::container_stats(&e.host_veth)?)))

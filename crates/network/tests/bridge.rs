@@ -65,6 +65,25 @@ fn two_containers_on_a_bridge_reach_each_other() {
     assert!(after[0].1.tx_bytes > before[0].1.tx_bytes);
     assert!(after[0].1.rx_packets > before[0].1.rx_packets);
 
+    // A second network becomes eth1 (no second default route); after eth0's network goes,
+    // a new connection reuses the free name eth0.
+    g.state
+        .create_network(net_config("n1b", "10.231.14.0/24"))
+        .unwrap();
+    let e1 = g
+        .state
+        .connect("a", &a.reference(), "n1b", &ConnectOptions::default())
+        .unwrap();
+    assert_eq!((e1.ifname.as_str(), e1.gateway), ("eth1", None));
+    g.state.disconnect("a", "n1").unwrap();
+    let e0 = g
+        .state
+        .connect("a", &a.reference(), "n1", &ConnectOptions::default())
+        .unwrap();
+    assert_eq!(e0.ifname, "eth0");
+    g.state.disconnect("a", "n1b").unwrap();
+    let ea = e0;
+
     // Disconnect removes the veth and releases the address.
     g.state.disconnect("a", "n1").unwrap();
     assert!(!netlink::link_exists(&ea.host_veth).unwrap());
