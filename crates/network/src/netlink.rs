@@ -11,7 +11,9 @@ use std::os::fd::AsRawFd;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
+};
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
     RouteMessageBuilder,
@@ -148,6 +150,15 @@ pub fn host_addresses() -> Result<Vec<(String, Ipv4Net)>> {
     })
 }
 
+fn is_bridge(link: &LinkMessage) -> bool {
+    link.attributes.iter().any(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos
+            .iter()
+            .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))),
+        _ => false,
+    })
+}
+
 pub fn link_name(link: &LinkMessage) -> Option<String> {
     link.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(n) => Some(n.clone()),
@@ -174,7 +185,16 @@ fn ensure_bridge_steps(
     created: &mut bool,
 ) -> Result<()> {
     in_host(|handle| async move {
-        if link_by_name(&handle, name).await?.is_none() {
+        let existing = link_by_name(&handle, name).await?;
+        if let Some(link) = &existing {
+            if !is_bridge(link) {
+                return Err(Error::InvalidName {
+                    name: name.to_string(),
+                    reason: "a host link of that name exists and is not a bridge",
+                });
+            }
+        }
+        if existing.is_none() {
             let mut msg = LinkBridge::new(name);
             if let Some(mtu) = mtu {
                 msg = msg.mtu(mtu);

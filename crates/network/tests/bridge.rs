@@ -358,7 +358,7 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     assert!(err.to_string().contains("network n8"), "{err}");
     assert!(!netlink::link_exists(&bridge).unwrap());
     let outside = Netns::new("bty");
-    let _link = OutsideLink::new(
+    let link = OutsideLink::new(
         &outside,
         "10.241.8.1".parse().unwrap(),
         "10.241.8.2".parse().unwrap(),
@@ -368,6 +368,13 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
         .create_network(net_config("n8c", "10.241.8.0/24"))
         .unwrap_err();
     assert!(err.to_string().contains("host interface"), "{err}");
+    // A bridge name that is an existing non-bridge host link is refused, the link untouched.
+    let mut cfg = net_config("n8e", "10.231.15.0/24");
+    cfg.bridge = Some(link.host_if.clone());
+    let err = g.state.create_network(cfg).unwrap_err();
+    assert!(err.to_string().contains("not a bridge"), "{err}");
+    let addrs = run_ok(&["ip", "-o", "-4", "addr", "show", &link.host_if]);
+    assert!(!addrs.contains("10.231.15."), "{addrs}");
     // Invalid subnet, duplicate name.
     let mut cfg = net_config("n8d", "10.231.9.0/24");
     cfg.gateway = Some("10.1.1.1".parse().unwrap());
