@@ -266,6 +266,17 @@ fn reconcile_is_idempotent_and_survives_reload() {
     assert!(netlink::link_exists(&bridge).unwrap());
     assert_eq!(table_json(&g.table()), first);
     assert!(reloaded.vanished_endpoints().unwrap().is_empty());
+
+    // The running container keeps working through all this: its published port answers, and
+    // it does again after someone wipes berth's table and the daemon reconciles.
+    let _server = Httpd::start(&c, 80, "still here");
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 18485));
+    assert!(http_get(local).unwrap().ends_with("still here"));
+    berth_network::nft::remove(&g.table()).unwrap();
+    assert!(http_get(local).is_err());
+    reloaded.reconcile().unwrap();
+    assert_eq!(table_json(&g.table()), first);
+    assert!(http_get(local).unwrap().ends_with("still here"));
 }
 
 #[test]
