@@ -83,6 +83,10 @@ fn setup(args: &Args) -> Result<Shim<'_>, String> {
     let signals = SignalFd::with_flags(&sigchld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("signalfd: {e}"))?;
 
+    // Console sockets are made here under short relative names.
+    if let Some(dir) = args.socket.parent() {
+        std::env::set_current_dir(dir).map_err(|e| format!("chdir {}: {e}", dir.display()))?;
+    }
     let _ = std::fs::remove_file(&args.socket);
     let listener = UnixListener::bind(&args.socket)
         .map_err(|e| format!("listen on {}: {e}", args.socket.display()))?;
@@ -129,10 +133,18 @@ fn setup(args: &Args) -> Result<Shim<'_>, String> {
     })
 }
 
-fn console_path(socket: &Path, what: &str) -> std::path::PathBuf {
-    let mut s = socket.as_os_str().to_owned();
-    s.push(format!(".{what}.console"));
-    s.into()
+/// A console socket name relative to the shim's directory (the shim runs there): unix socket
+/// paths are limited to 108 bytes and a full path with a 64-hex id may not fit.
+fn console_path(_socket: &Path, what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let _ = what;
+    format!(
+        "c{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+    .into()
 }
 
 impl Shim<'_> {

@@ -214,6 +214,8 @@ impl Engine {
         }
         self.unmount_rootfs(id);
         let _ = std::fs::remove_file(self.exit_file(id));
+        // The shim removes its socket; one killed outright leaves it behind.
+        let _ = std::fs::remove_file(self.shim_socket(id));
         self.containers.notify(id, |w| {
             w.exits += 1;
             w.code = exit.code;
