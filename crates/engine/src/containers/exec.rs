@@ -35,10 +35,13 @@ pub struct ExecRecord {
     pub exit_code: Option<i32>,
 }
 
-/// A connected shim stream, ready to be pumped to a client.
+/// A shim stream to pump to a client: connected already (attach), or connected when the
+/// client is ready (exec: the process starts only once the client's connection is hijacked, so
+/// none of its output can arrive before the client is reading the raw stream).
 pub struct Attachment {
     engine: Arc<Engine>,
-    stream: UnixStream,
+    stream: Option<UnixStream>,
+    pending: Option<(std::path::PathBuf, Request)>,
     opts: StreamOptions,
     exec_id: Option<String>,
 }
@@ -54,12 +57,51 @@ impl Attachment {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let code = pump(self.stream, from_client, to_client, self.opts).await;
-        if let Some(id) = self.exec_id {
-            if let Some(x) = lock(&self.engine.containers.execs).get_mut(&id) {
-                x.running = false;
-                x.exit_code = Some(code.unwrap_or(126));
-            }
+        let mut to_client = to_client;
+        let Attachment {
+            engine,
+            stream,
+            pending,
+            opts,
+            exec_id,
+        } = self;
+        let record = |code: Option<i32>| record_exec(&engine, exec_id.as_deref(), code);
+        let stream = match (stream, pending) {
+            (Some(s), _) => s,
+            (None, Some((socket, req))) => match shim::call(&socket, &req).await {
+                Ok((_, s)) => s,
+                Err(e) => {
+                    // Docker writes a failed exec's error into the stream; the code says why.
+                    let msg = format!("{e}\r\n");
+                    let code = if msg.contains("not found") || msg.contains("No such file") {
+                        127
+                    } else {
+                        126
+                    };
+                    let bytes = if opts.tty {
+                        msg.into_bytes()
+                    } else {
+                        berth_shim::frame::encode(berth_shim::STREAM_STDERR, msg.as_bytes())
+                    };
+                    record(Some(code));
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut to_client, &bytes).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut to_client).await;
+                    return;
+                }
+            },
+            (None, None) => return,
+        };
+        let code = pump(stream, from_client, &mut to_client, opts).await;
+        record(code);
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut to_client).await;
+    }
+}
+
+fn record_exec(engine: &Engine, exec_id: Option<&str>, code: Option<i32>) {
+    if let Some(id) = exec_id {
+        if let Some(x) = lock(&engine.containers.execs).get_mut(id) {
+            x.running = false;
+            x.exit_code = Some(code.unwrap_or(126));
         }
     }
 }
@@ -85,7 +127,8 @@ impl Engine {
         let (_, stream) = shim::call(&self.shim_socket(&id), &Request::Attach { stdin }).await?;
         Ok(Attachment {
             engine: self.clone(),
-            stream,
+            stream: Some(stream),
+            pending: None,
             opts: StreamOptions {
                 tty: rec.spec.tty,
                 stdin,
@@ -176,26 +219,18 @@ impl Engine {
             },
         )
         .map_err(Error::InvalidParameter)?;
-        let (_, stream) = shim::call(
-            &self.shim_socket(&rec.id),
-            &Request::Exec {
-                exec_id: exec_id.to_string(),
-                process,
-                stdin: x.spec.attach_stdin,
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            // The runtime's message names the missing executable: a bad request, like Docker's.
-            Error::Internal(m) if m.contains("exec") => Error::InvalidParameter(m),
-            e => e,
-        })?;
+        let request = Request::Exec {
+            exec_id: exec_id.to_string(),
+            process,
+            stdin: x.spec.attach_stdin,
+        };
         if let Some(x) = lock(&self.containers.execs).get_mut(exec_id) {
             x.running = true;
         }
         Ok(Attachment {
             engine: self.clone(),
-            stream,
+            stream: None,
+            pending: Some((self.shim_socket(&rec.id), request)),
             opts: StreamOptions {
                 tty: x.spec.tty,
                 stdin: x.spec.attach_stdin,

@@ -16,10 +16,12 @@ pub struct StreamOptions {
 }
 
 /// Pump until the shim ends the stream; returns the exit code when it sent one (exec).
+/// The caller closes `to_client` (after recording the exit code, which clients ask for as soon
+/// as the stream ends).
 pub async fn pump<R, W>(
     shim: UnixStream,
     mut from_client: R,
-    mut to_client: W,
+    to_client: &mut W,
     opts: StreamOptions,
 ) -> Option<i32>
 where
@@ -71,7 +73,6 @@ where
                 break;
             }
         }
-        let _ = to_client.shutdown().await;
         code
     };
     tokio::select! {
