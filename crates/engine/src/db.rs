@@ -102,6 +102,30 @@ impl Db {
             .optional()?)
     }
 
+    pub fn set_tag(&mut self, name: &str, image_id: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
+            params![name, image_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_tag(&mut self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM tags WHERE name = ?1", params![name])?
+            > 0)
+    }
+
+    /// Remove an image and its tags in one transaction.
+    pub fn delete_image(&mut self, id: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM tags WHERE image_id = ?1", params![id])?;
+        tx.execute("DELETE FROM images WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn tag_target(&self, name: &str) -> Result<Option<String>> {
         Ok(self
             .conn

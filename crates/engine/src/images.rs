@@ -71,6 +71,7 @@ impl Engine {
     }
 
     fn load_images_blocking(&self, input: Box<dyn Read + Send>) -> Result<Vec<String>> {
+        let _store = crate::lock(&self.store_lock);
         let loaded = archive::load(&self.content, input)
             .map_err(|e| Error::InvalidParameter(format!("load: {e}")))?;
         let mut lines = Vec::new();
@@ -192,6 +193,95 @@ impl Engine {
         Err(Error::no_such_image(name))
     }
 
+    /// `docker tag SOURCE TARGET`.
+    pub fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        let row = self.find_image(source)?;
+        let target = normalize(target);
+        if target.contains('@') {
+            return Err(Error::InvalidParameter(format!(
+                "refusing to create a tag with a digest reference: {target}"
+            )));
+        }
+        self.db().set_tag(&target, &row.id)
+    }
+
+    /// `docker rmi`: untag, and delete the image when nothing names or uses it any more.
+    /// Returns Docker's report lines: ("Untagged", name) and ("Deleted", id).
+    pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<(String, String)>> {
+        let row = self.find_image(name)?;
+        let tags = self.db().tags_of(&row.id)?;
+        let by_tag = tags.contains(&normalize(name));
+        let users: Vec<_> = self
+            .db()
+            .containers()?
+            .into_iter()
+            .filter(|c| c.image_id == row.id)
+            .collect();
+        let mut report = Vec::new();
+        if by_tag && tags.len() > 1 {
+            // Other names keep the image.
+            self.db().remove_tag(&normalize(name))?;
+            report.push(("Untagged".into(), normalize(name)));
+            return Ok(report);
+        }
+        if !by_tag && tags.len() > 1 && !force {
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                short(&row.id)
+            )));
+        }
+        if let Some(c) = users.first() {
+            if c.state.running() {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    short(&row.id),
+                    short(&c.id)
+                )));
+            }
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                    short(&c.id),
+                    short(&row.id)
+                )));
+            }
+        }
+        for t in &tags {
+            report.push(("Untagged".into(), t.clone()));
+        }
+        if users.is_empty() {
+            self.db().delete_image(&row.id)?;
+            report.push(("Deleted".into(), row.id.clone()));
+            if let Err(e) = self.collect_garbage() {
+                tracing::warn!("image garbage collection: {e}");
+            }
+        } else {
+            for t in &tags {
+                self.db().remove_tag(t)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Remove blobs and snapshots no image or container reaches.
+    pub fn collect_garbage(&self) -> Result<berth_image::gc::GcReport> {
+        let _store = crate::lock(&self.store_lock);
+        let roots: Vec<Digest> = self
+            .db()
+            .images()?
+            .iter()
+            .filter_map(|r| Digest::parse(&r.manifest).ok())
+            .collect();
+        let live: std::collections::BTreeSet<String> =
+            self.db().containers()?.into_iter().map(|c| c.id).collect();
+        Ok(berth_image::gc::collect(
+            &self.content,
+            Some(&self.snapshots),
+            roots.iter(),
+            &live,
+        )?)
+    }
+
     /// The top snapshot (chain id) of an image, unpacking what is missing.
     pub(crate) fn image_top_snapshot(&self, resolved: &ResolvedImage) -> Result<Option<Digest>> {
         let diff_ids = resolved.diff_ids()?;
@@ -208,6 +298,10 @@ impl Engine {
         }
         Ok(top)
     }
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
 }
 
 #[cfg(test)]

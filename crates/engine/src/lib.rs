@@ -45,6 +45,9 @@ pub struct Engine {
     content: ContentStore,
     snapshots: Snapshotter,
     containers: containers::Registry,
+    /// Held by image loads, container creation and garbage collection: a collection must not
+    /// see blobs or snapshots that are written but not yet recorded.
+    store_lock: Mutex<()>,
     started: std::time::Instant,
 }
 
@@ -72,6 +75,7 @@ impl Engine {
             content,
             snapshots,
             containers: containers::Registry::default(),
+            store_lock: Mutex::new(()),
             started: std::time::Instant::now(),
         });
         engine.recover().await?;

@@ -504,11 +504,17 @@ impl Shim<'_> {
     /// The container is gone and its output drained.
     fn finish(mut self) {
         self.log.flush();
-        let exit = self.exit.clone().unwrap_or_else(|| ExitStatus {
+        let mut exit = self.exit.clone().unwrap_or_else(|| ExitStatus {
             code: 255,
             finished_at: now(),
             oom_killed: false,
         });
+        // Read before delete destroys the cgroup: did the kernel's OOM killer act in it?
+        exit.oom_killed = self
+            .runtime
+            .stats(&self.args.id)
+            .map(|s| s.memory.oom_kill > 0)
+            .unwrap_or(false);
         let _ = write_atomic(
             &self.args.exit_file,
             &serde_json::to_vec(&exit).unwrap_or_default(),

@@ -33,9 +33,19 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
 
 pub fn list(ctx: &Ctx) -> Response<Body> {
     let all = ctx.query.flag("all", false);
+    let filters = match Filters::parse(ctx.query.get("filters")) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // A status filter looks at stopped containers too, as Docker's does.
+    let all = all || filters.0.contains_key("status");
     match ctx.engine.list_containers(all) {
         Ok(v) => {
-            let mut out: Vec<_> = v.iter().map(convert::summary).collect();
+            let mut out: Vec<_> = v
+                .iter()
+                .filter(|c| filters.matches(c))
+                .map(convert::summary)
+                .collect();
             if let Some(n) = ctx.query.int("limit").filter(|n| *n > 0) {
                 out.truncate(n as usize);
             }
@@ -234,6 +244,92 @@ pub async fn remove(ctx: &Ctx, id: &str) -> Response<Body> {
         .await
     {
         Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+/// Docker's list filters: {"name":["x"],"status":["running"],"label":["k=v"],"id":["abc"]}.
+/// Values of one key are OR'ed, keys are AND'ed.
+pub struct Filters(std::collections::BTreeMap<String, Vec<String>>);
+
+impl Filters {
+    pub fn parse(raw: Option<&str>) -> Result<Filters, Response<Body>> {
+        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+            return Ok(Filters(Default::default()));
+        };
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| body::error(StatusCode::BAD_REQUEST, format!("invalid filters: {e}")))?;
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(m) = v.as_object() {
+            for (k, vals) in m {
+                // Either ["a","b"] or the older {"a":true}.
+                let list: Vec<String> = match vals {
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
+                    serde_json::Value::Object(o) => o.keys().cloned().collect(),
+                    _ => Vec::new(),
+                };
+                if !["name", "status", "label", "id", "ancestor"].contains(&k.as_str()) {
+                    return Err(body::error(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid filter '{k}'"),
+                    ));
+                }
+                out.insert(k.clone(), list);
+            }
+        }
+        Ok(Filters(out))
+    }
+
+    pub fn matches(&self, c: &berth_engine::ContainerRecord) -> bool {
+        self.0.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "name" => c.name.contains(v.trim_start_matches('/')),
+                "status" => c.state.status.as_str() == v,
+                "id" => c.id.starts_with(v.as_str()),
+                "ancestor" => &c.spec.image == v || c.image_id == *v,
+                "label" => match v.split_once('=') {
+                    Some((key, val)) => c.spec.labels.get(key).is_some_and(|x| x == val),
+                    None => c.spec.labels.contains_key(v.as_str()),
+                },
+                _ => false,
+            })
+        })
+    }
+}
+
+pub async fn pause(ctx: &Ctx, id: &str) -> Response<Body> {
+    match ctx.engine.pause_container(id).await {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub async fn unpause(ctx: &Ctx, id: &str) -> Response<Body> {
+    match ctx.engine.unpause_container(id).await {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub fn rename(ctx: &Ctx, id: &str) -> Response<Body> {
+    let Some(name) = ctx.query.get("name").filter(|n| !n.is_empty()) else {
+        return body::error(StatusCode::BAD_REQUEST, "name is required");
+    };
+    match ctx.engine.rename_container(id, name) {
+        Ok(()) => body::empty(StatusCode::NO_CONTENT),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub fn top(ctx: &Ctx, id: &str) -> Response<Body> {
+    match ctx.engine.top_container(id) {
+        Ok(t) => body::json(
+            StatusCode::OK,
+            &serde_json::json!({"Titles": t.titles, "Processes": t.processes}),
+        ),
         Err(e) => error::response(&e),
     }
 }

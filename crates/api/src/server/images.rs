@@ -140,3 +140,31 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Response<Body> {
         }),
     )
 }
+
+pub fn tag(ctx: &Ctx, name: &str) -> Response<Body> {
+    let Some(repo) = ctx.query.get("repo").filter(|r| !r.is_empty()) else {
+        return body::error(StatusCode::BAD_REQUEST, "repo is required");
+    };
+    let target = match ctx.query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    match ctx.engine.tag_image(name, &target) {
+        Ok(()) => body::empty(StatusCode::CREATED),
+        Err(e) => error::response(&e),
+    }
+}
+
+pub fn remove(ctx: &Ctx, name: &str) -> Response<Body> {
+    match ctx
+        .engine
+        .remove_image(name, ctx.query.flag("force", false))
+    {
+        Ok(report) => {
+            let out: Vec<serde_json::Value> =
+                report.into_iter().map(|(k, v)| json!({ k: v })).collect();
+            body::json(StatusCode::OK, &out)
+        }
+        Err(e) => error::response(&e),
+    }
+}

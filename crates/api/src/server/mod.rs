@@ -7,6 +7,7 @@ mod error;
 mod exec;
 mod hijack;
 mod images;
+mod stats;
 mod system;
 
 use std::convert::Infallible;
@@ -101,6 +102,12 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&ctx, &name.join("/"))
         }
+        (&Method::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
+            images::tag(&ctx, &name.join("/"))
+        }
+        (&Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
+            images::remove(&ctx, &name.join("/"))
+        }
 
         (&Method::POST, ["containers", "create"]) => containers::create(ctx).await,
         (&Method::GET, ["containers", "json"]) => containers::list(&ctx),
@@ -115,6 +122,11 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(&ctx, id),
         (&Method::DELETE, ["containers", id]) => containers::remove(&ctx, id).await,
         (&Method::POST, ["containers", id, "exec"]) => exec::create(ctx, id).await,
+        (&Method::POST, ["containers", id, "pause"]) => containers::pause(&ctx, id).await,
+        (&Method::POST, ["containers", id, "unpause"]) => containers::unpause(&ctx, id).await,
+        (&Method::POST, ["containers", id, "rename"]) => containers::rename(&ctx, id),
+        (&Method::GET, ["containers", id, "top"]) => containers::top(&ctx, id),
+        (&Method::GET, ["containers", id, "stats"]) => stats::stats(&ctx, id).await,
 
         (&Method::POST, ["exec", id, "start"]) => exec::start(ctx, id).await,
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&ctx, id).await,

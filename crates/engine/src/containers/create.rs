@@ -89,6 +89,15 @@ impl Engine {
             .collect();
         labels.extend(std::mem::take(&mut spec.labels));
         spec.labels = labels;
+        spec.host
+            .restart_policy
+            .validate()
+            .map_err(Error::InvalidParameter)?;
+        if spec.host.auto_remove && !spec.host.restart_policy.is_none() {
+            return Err(Error::InvalidParameter(
+                "can't create 'AutoRemove' container with restart policy".into(),
+            ));
+        }
         if spec.host.network_mode.is_empty() || spec.host.network_mode == "default" {
             spec.host.network_mode = "none".into();
         }
@@ -112,6 +121,7 @@ impl Engine {
             None => ids::random_name(),
         };
         let id = ids::new_id();
+        let _store = crate::lock(&self.store_lock);
         let top = self.image_top_snapshot(&image)?;
         self.snapshots.prepare(&id, top.as_ref())?;
         let dir = self.container_dir(&id);

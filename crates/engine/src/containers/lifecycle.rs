@@ -165,6 +165,7 @@ impl Engine {
             return Err(e);
         }
         rec.state.status = Status::Running;
+        rec.state.manually_stopped = false;
         rec.state.started_at = ids::now_rfc3339();
         rec.state.finished_at.clear();
         rec.state.exit_code = 0;
@@ -220,6 +221,13 @@ impl Engine {
             w.exits += 1;
             w.code = exit.code;
         });
+        let policy = &rec.spec.host.restart_policy;
+        if was_started
+            && policy.restarts_after(exit.code, rec.restart_count, rec.state.manually_stopped)
+        {
+            self.schedule_restart(rec.id.clone(), rec.restart_count);
+            return;
+        }
         if rec.spec.host.auto_remove && was_started {
             let engine = self.clone();
             let id = id.to_string();
@@ -229,6 +237,35 @@ impl Engine {
                 }
             });
         }
+    }
+
+    /// Start again after Docker's backoff (100 ms, doubling, at most 10 s here).
+    fn schedule_restart(self: &Arc<Self>, id: String, count: i64) {
+        let engine = self.clone();
+        let delay = Duration::from_millis(100u64.saturating_mul(1 << count.clamp(0, 7) as u64))
+            .min(Duration::from_secs(10));
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            // Stopped or removed meanwhile: leave it.
+            match engine.container(&id) {
+                Ok(r) if !r.state.manually_stopped && !r.state.running() => {}
+                _ => return,
+            }
+            if let Ok(mut r) = engine.container(&id) {
+                r.restart_count += 1;
+                let _ = engine.save(&r);
+            }
+            if let Err(e) = engine.start_container(&id).await {
+                tracing::warn!("restart {id}: {e}");
+            }
+        });
+    }
+
+    /// Mark a user's stop or kill, so restart policies hold off.
+    fn mark_manually_stopped(&self, id: &str) -> Result<()> {
+        let mut rec = self.container(id)?;
+        rec.state.manually_stopped = true;
+        self.save(&rec)
     }
 
     /// Register a wait for `cond` now (so no exit after this call is missed) and return the
@@ -280,6 +317,9 @@ impl Engine {
             )));
         }
         let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
+        if matches!(sig, Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT) {
+            self.mark_manually_stopped(&rec.id)?;
+        }
         shim::call(
             &self.shim_socket(&rec.id),
             &Request::Kill {
@@ -311,6 +351,7 @@ impl Engine {
                 .unwrap_or("SIGTERM"),
         )?;
         let timeout = timeout.or(rec.spec.stop_timeout).unwrap_or(10);
+        self.mark_manually_stopped(&rec.id)?;
         self.stop_task(&rec, sig, timeout).await
     }
 
@@ -427,6 +468,20 @@ impl Engine {
         let recs = self.db().containers()?;
         for mut rec in recs {
             if !rec.state.running() && !rec.state.task {
+                if rec
+                    .spec
+                    .host
+                    .restart_policy
+                    .starts_with_daemon(rec.state.manually_stopped)
+                {
+                    let engine = self.clone();
+                    let id = rec.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = engine.start_container(&id).await {
+                            tracing::warn!("start {id} (restart policy): {e}");
+                        }
+                    });
+                }
                 continue;
             }
             let socket = self.shim_socket(&rec.id);

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod model;
+pub mod ops;
 pub mod shim;
 pub mod spec;
 pub mod stream;

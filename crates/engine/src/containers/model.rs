@@ -67,6 +67,48 @@ pub struct RestartPolicy {
     pub maximum_retry_count: i64,
 }
 
+impl RestartPolicy {
+    pub fn is_none(&self) -> bool {
+        matches!(self.name.as_str(), "" | "no")
+    }
+
+    /// Restart after an exit with `code`, the container having restarted `count` times?
+    pub fn restarts_after(&self, code: i32, count: i64, manually_stopped: bool) -> bool {
+        if manually_stopped {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0 && (self.maximum_retry_count <= 0 || count < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
+
+    /// Start it when the daemon starts (it was not running then)?
+    pub fn starts_with_daemon(&self, manually_stopped: bool) -> bool {
+        match self.name.as_str() {
+            "always" => true,
+            "unless-stopped" => !manually_stopped,
+            _ => false,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self.name.as_str() {
+            "" | "no" | "always" | "unless-stopped" if self.maximum_retry_count == 0 => Ok(()),
+            "on-failure" if self.maximum_retry_count >= 0 => Ok(()),
+            "" | "no" | "always" | "unless-stopped" => Err(format!(
+                "maximum retry count cannot be used with restart policy '{}'",
+                self.name
+            )),
+            "on-failure" => Err("maximum retry count cannot be negative".into()),
+            other => Err(format!("invalid restart policy '{other}'")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -107,6 +149,9 @@ pub struct State {
     pub finished_at: String,
     /// A shim holds a created-but-not-started process for this container.
     pub task: bool,
+    /// Stopped or killed by a user: restart policies leave it alone (Docker's
+    /// HasBeenManuallyStopped).
+    pub manually_stopped: bool,
 }
 
 impl State {
@@ -141,5 +186,32 @@ impl ContainerRecord {
             .chain(self.spec.cmd.iter())
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RestartPolicy;
+
+    fn p(name: &str, max: i64) -> RestartPolicy {
+        RestartPolicy {
+            name: name.into(),
+            maximum_retry_count: max,
+        }
+    }
+
+    #[test]
+    fn restart_decisions_follow_docker() {
+        assert!(p("always", 0).restarts_after(0, 5, false));
+        assert!(!p("always", 0).restarts_after(1, 0, true));
+        assert!(p("on-failure", 2).restarts_after(1, 1, false));
+        assert!(!p("on-failure", 2).restarts_after(1, 2, false));
+        assert!(!p("on-failure", 0).restarts_after(0, 0, false));
+        assert!(!p("no", 0).restarts_after(1, 0, false));
+        assert!(p("unless-stopped", 0).starts_with_daemon(false));
+        assert!(!p("unless-stopped", 0).starts_with_daemon(true));
+        assert!(p("always", 0).starts_with_daemon(true));
+        assert!(p("bogus", 0).validate().is_err());
+        assert!(p("always", 3).validate().is_err());
     }
 }
