@@ -83,3 +83,68 @@ fn containers_survive_daemon_sigkill() {
     assert_eq!(st.trim(), "exited 137");
     d.docker_ok(&["rm", &ticker, &sleeper]);
 }
+
+#[test]
+fn restart_policy_holds_across_daemon_restart() {
+    if !prerequisites() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let always = unique("always");
+    let plain = unique("plain");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &always,
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    d.docker_ok(&["run", "-d", "--name", &plain, "busybox", "sleep", "1000"]);
+    let pid_of = |d: &Daemon, n: &str| -> i32 {
+        d.docker_ok(&["inspect", "--format", "{{.State.Pid}}", n])
+            .trim()
+            .parse()
+            .expect("pid")
+    };
+    let (p1, p2) = (pid_of(&d, &always), pid_of(&d, &plain));
+    // Both die while no daemon watches.
+    d.kill9();
+    // SAFETY: kill(2) on the containers' init processes.
+    unsafe {
+        libc::kill(p1, libc::SIGKILL);
+        libc::kill(p2, libc::SIGKILL);
+    }
+    d.restart();
+    // The policy brings one back; the other stays down with the status its shim recorded.
+    let st = eventually("the always container restarted", || {
+        let s = d.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.RestartCount}}",
+            &always,
+        ]);
+        (s.trim() == "running 1").then_some(s)
+    });
+    assert_eq!(st.trim(), "running 1");
+    assert_ne!(pid_of(&d, &always), p1);
+    let st = eventually("the plain container's exit", || {
+        let s = d.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &plain,
+        ]);
+        s.starts_with("exited").then_some(s)
+    });
+    assert_eq!(st.trim(), "exited 137");
+    // A user's stop is respected: it stays stopped.
+    d.docker_ok(&["stop", "-t", "1", &always]);
+    let st = d.docker_ok(&["inspect", "--format", "{{.State.Status}}", &always]);
+    assert_eq!(st.trim(), "exited");
+    d.docker_ok(&["rm", &always, &plain]);
+}

@@ -210,6 +210,16 @@ impl Engine {
             rec.state.finished_at = exit.finished_at.clone();
             rec.state.oom_killed = exit.oom_killed;
         }
+        let restart = was_started
+            && rec.spec.host.restart_policy.restarts_after(
+                exit.code,
+                rec.restart_count,
+                rec.state.manually_stopped,
+            );
+        if restart {
+            rec.state.status = Status::Restarting;
+            rec.restart_count += 1;
+        }
         if let Err(e) = self.save(&rec) {
             tracing::error!("record the exit of {id}: {e}");
         }
@@ -221,11 +231,8 @@ impl Engine {
             w.exits += 1;
             w.code = exit.code;
         });
-        let policy = &rec.spec.host.restart_policy;
-        if was_started
-            && policy.restarts_after(exit.code, rec.restart_count, rec.state.manually_stopped)
-        {
-            self.schedule_restart(rec.id.clone(), rec.restart_count);
+        if restart {
+            self.schedule_restart(rec.id.clone(), rec.restart_count - 1);
             return;
         }
         if rec.spec.host.auto_remove && was_started {
@@ -248,12 +255,8 @@ impl Engine {
             tokio::time::sleep(delay).await;
             // Stopped or removed meanwhile: leave it.
             match engine.container(&id) {
-                Ok(r) if !r.state.manually_stopped && !r.state.running() => {}
+                Ok(r) if r.state.status == Status::Restarting && !r.state.manually_stopped => {}
                 _ => return,
-            }
-            if let Ok(mut r) = engine.container(&id) {
-                r.restart_count += 1;
-                let _ = engine.save(&r);
             }
             if let Err(e) = engine.start_container(&id).await {
                 tracing::warn!("restart {id}: {e}");
@@ -341,7 +344,13 @@ impl Engine {
         let id = self.container(key)?.id;
         let lock = self.containers.op_lock(&id);
         let _g = lock.lock().await;
-        let rec = self.container(&id)?;
+        let mut rec = self.container(&id)?;
+        if rec.state.status == Status::Restarting {
+            // Waiting for its next start: cancel that.
+            rec.state.manually_stopped = true;
+            rec.state.status = Status::Exited;
+            return self.save(&rec);
+        }
         if !rec.state.running() {
             return Err(Error::NotModified("container already stopped".into()));
         }
@@ -468,11 +477,14 @@ impl Engine {
         let recs = self.db().containers()?;
         for mut rec in recs {
             if !rec.state.running() && !rec.state.task {
-                if rec
-                    .spec
-                    .host
-                    .restart_policy
-                    .starts_with_daemon(rec.state.manually_stopped)
+                // A restart the previous daemon had scheduled, or a policy that starts with it.
+                let pending = rec.state.status == Status::Restarting && !rec.state.manually_stopped;
+                if pending
+                    || rec
+                        .spec
+                        .host
+                        .restart_policy
+                        .starts_with_daemon(rec.state.manually_stopped)
                 {
                     let engine = self.clone();
                     let id = rec.id.clone();

@@ -1,0 +1,192 @@
+//! Managing containers and images with the stock docker CLI: stats, top, pause, rename, ps
+//! filters, tag/rmi, restart policies, memory limits (OOM → 137).
+
+use berth_e2e::{eventually, prerequisites, unique, Daemon};
+
+#[test]
+fn stats_top_pause_rename_filters() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let name = unique("busy");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-m",
+        "64m",
+        "--label",
+        "role=worker",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+
+    let stats = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        &name,
+    ]);
+    let fields: Vec<&str> = stats.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&name.as_str()), "stats: {stats}");
+    assert!(stats.contains("/ 64MiB"), "memory limit in stats: {stats}");
+    assert_eq!(fields.last(), Some(&"1"), "pids: {stats}");
+
+    let top = d.docker_ok(&["top", &name]);
+    assert!(top.lines().any(|l| l.ends_with("sleep 1000")), "top: {top}");
+
+    d.docker_ok(&["pause", &name]);
+    let st = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Paused}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), "paused true");
+    let frozen = d.docker(&["exec", &name, "true"]);
+    assert!(!frozen.status.success() || st.contains("paused"));
+    d.docker_ok(&["unpause", &name]);
+    assert_eq!(d.docker_ok(&["exec", &name, "echo", "thawed"]), "thawed\n");
+
+    let renamed = unique("renamed");
+    d.docker_ok(&["rename", &name, &renamed]);
+    let ps = d.docker_ok(&[
+        "ps",
+        "--filter",
+        "label=role=worker",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(ps.trim(), renamed);
+    let ps = d.docker_ok(&[
+        "ps",
+        "--filter",
+        "label=role=other",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(ps.trim().is_empty(), "{ps}");
+    let gone = d.docker(&["inspect", &name]);
+    assert!(!gone.status.success());
+
+    d.docker_ok(&["rm", "-f", &renamed]);
+    let ps = d.docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={renamed}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(ps.trim().is_empty(), "{ps}");
+}
+
+#[test]
+fn tag_and_rmi() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    d.docker_ok(&["tag", "busybox", "mybox:v1"]);
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let ids: Vec<&str> = images
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(ids.len(), 2, "{images}");
+    assert_eq!(ids[0], ids[1], "a tag names the same image: {images}");
+
+    // In use by a container: refused without force.
+    let name = unique("user");
+    d.docker_ok(&["create", "--name", &name, "busybox", "true"]);
+    let out = d.docker_ok(&["rmi", "mybox:v1"]);
+    assert!(out.contains("Untagged: mybox:v1"), "{out}");
+    let refused = d.docker(&["rmi", "busybox"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("conflict"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    d.docker_ok(&["rm", &name]);
+    let out = d.docker_ok(&["rmi", "busybox"]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    // Blobs went with it: only empty blob directories are left.
+    let blobs = std::fs::read_dir(d.data_root().join("blobs/sha256"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "blobs left after rmi");
+    let o = d.docker(&["run", "--rm", "busybox", "true"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn restart_policy_on_failure_and_oom() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let name = unique("flaky");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    // One run plus two restarts, then it stays down.
+    let logs = eventually("three runs", || {
+        let st = d.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            &name,
+        ]);
+        (st.trim() == "2 exited").then(|| d.docker_ok(&["logs", &name]))
+    });
+    assert_eq!(logs, "run\nrun\nrun\n");
+    d.docker_ok(&["rm", &name]);
+
+    // A memory limit the program exceeds: the kernel kills it, Docker's way of saying so.
+    let name = unique("oom");
+    let o = d.docker(&[
+        "run",
+        "--name",
+        &name,
+        "-m",
+        "16m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let st = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.OOMKilled}} {{.State.ExitCode}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), "true 137");
+    d.docker_ok(&["rm", &name]);
+}
