@@ -50,6 +50,57 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Execute a command in a running container.
     Exec(ExecArgs),
+    /// Pause all processes within one or more containers.
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(NamesArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(StatsArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Disable streaming stats and only pull the first result.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image.
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
 }
 
 #[derive(Args, Debug)]

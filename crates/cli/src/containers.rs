@@ -3,7 +3,10 @@
 use berth_api::client::{Client, ClientError};
 use berth_api::query::percent_encode;
 
-use crate::args::{InspectArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RmArgs, StopArgs};
+use crate::args::{
+    InspectArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs,
+    TopArgs,
+};
 use crate::{format, stream};
 
 pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
@@ -201,4 +204,134 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32, ClientError> {
         ),
     }
     Ok(code)
+}
+
+pub async fn pause(c: &Client, a: NamesArgs, pause: bool) -> Result<i32, ClientError> {
+    let verb = if pause { "pause" } else { "unpause" };
+    each(&a.containers, |n| async move {
+        c.post_empty(&format!("/containers/{}/{verb}", percent_encode(&n)))
+            .await
+    })
+    .await
+}
+
+pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32, ClientError> {
+    c.post_empty(&format!(
+        "/containers/{}/rename?name={}",
+        percent_encode(&a.container),
+        percent_encode(&a.new_name)
+    ))
+    .await?;
+    Ok(0)
+}
+
+pub async fn top(c: &Client, a: TopArgs) -> Result<i32, ClientError> {
+    let t: serde_json::Value = c
+        .get(&format!("/containers/{}/top", percent_encode(&a.container)))
+        .await?;
+    let titles: Vec<&str> = t["Titles"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = t["Processes"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    p.as_array()
+                        .map(|cells| {
+                            cells
+                                .iter()
+                                .map(|c| c.as_str().unwrap_or("").to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format::table(&titles, &rows);
+    Ok(0)
+}
+
+fn stats_row(name: &str, s: &serde_json::Value) -> Vec<String> {
+    let cpu = s["cpu_stats"]["cpu_usage"]["total_usage"]
+        .as_f64()
+        .unwrap_or(0.0)
+        - s["precpu_stats"]["cpu_usage"]["total_usage"]
+            .as_f64()
+            .unwrap_or(0.0);
+    let sys = s["cpu_stats"]["system_cpu_usage"].as_f64().unwrap_or(0.0)
+        - s["precpu_stats"]["system_cpu_usage"]
+            .as_f64()
+            .unwrap_or(0.0);
+    let ncpu = s["cpu_stats"]["online_cpus"].as_f64().unwrap_or(1.0);
+    let cpu_pct = if sys > 0.0 && cpu > 0.0 {
+        cpu / sys * ncpu * 100.0
+    } else {
+        0.0
+    };
+    let usage = s["memory_stats"]["usage"].as_i64().unwrap_or(0)
+        - s["memory_stats"]["stats"]["total_inactive_file"]
+            .as_i64()
+            .unwrap_or(0);
+    let limit = s["memory_stats"]["limit"].as_i64().unwrap_or(0);
+    vec![
+        format::short_id(s["id"].as_str().unwrap_or("")),
+        name.to_string(),
+        format!("{cpu_pct:.2}%"),
+        format!(
+            "{} / {}",
+            format::human_binary(usage),
+            format::human_binary(limit)
+        ),
+        format!(
+            "{:.2}%",
+            if limit > 0 {
+                usage as f64 / limit as f64 * 100.0
+            } else {
+                0.0
+            }
+        ),
+        s["pids_stats"]["current"].to_string(),
+    ]
+}
+
+pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32, ClientError> {
+    let names: Vec<String> = if a.containers.is_empty() {
+        c.containers(a.all)
+            .await?
+            .into_iter()
+            .filter_map(|x| {
+                x.names
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            })
+            .collect()
+    } else {
+        a.containers.clone()
+    };
+    loop {
+        let mut rows = Vec::new();
+        for n in &names {
+            let s: serde_json::Value = c
+                .get(&format!("/containers/{}/stats?stream=0", percent_encode(n)))
+                .await?;
+            rows.push(stats_row(n, &s));
+        }
+        format::table(
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "PIDS",
+            ],
+            &rows,
+        );
+        if a.no_stream {
+            return Ok(0);
+        }
+    }
 }

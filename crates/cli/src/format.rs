@@ -137,6 +137,20 @@ pub fn human_size(bytes: i64) -> String {
     format!("{s}{}", UNITS[unit])
 }
 
+/// Binary units like docker stats' memory column ("627KiB / 23.54GiB").
+pub fn human_binary(bytes: i64) -> String {
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}{}", UNITS[unit])
+}
+
 /// "5 seconds ago", like docker's CREATED column.
 pub fn ago(unix: i64) -> String {
     let now = std::time::SystemTime::now()

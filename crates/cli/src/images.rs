@@ -2,7 +2,7 @@
 
 use berth_api::client::{Client, ClientError};
 
-use crate::args::{ImagesArgs, LoadArgs};
+use crate::args::{ImagesArgs, LoadArgs, RmiArgs, TagArgs};
 use crate::format;
 
 fn split_tag(t: &str) -> (String, String) {
@@ -87,4 +87,46 @@ pub async fn load(c: &Client, a: LoadArgs) -> Result<i32, ClientError> {
         }
     }
     Ok(i32::from(failed))
+}
+
+pub async fn tag(c: &Client, a: TagArgs) -> Result<i32, ClientError> {
+    let (repo, tag) = split_tag(&a.target);
+    c.post_empty(&format!(
+        "/images/{}/tag?repo={}&tag={}",
+        a.source,
+        berth_api::query::percent_encode(&repo),
+        berth_api::query::percent_encode(&tag)
+    ))
+    .await?;
+    Ok(0)
+}
+
+pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32, ClientError> {
+    let mut code = 0;
+    for i in &a.images {
+        let r = c
+            .call_bytes(
+                berth_api::client::Method::DELETE,
+                &format!("/images/{i}?force={}", u8::from(a.force)),
+                None,
+            )
+            .await;
+        match r {
+            Ok(bytes) => {
+                let lines: Vec<std::collections::BTreeMap<String, String>> =
+                    serde_json::from_slice(&bytes).unwrap_or_default();
+                for l in lines {
+                    for (k, v) in l {
+                        println!("{k}: {v}");
+                    }
+                }
+            }
+            Err(e @ ClientError::Connect { .. }) => return Err(e),
+            Err(e) => {
+                eprintln!("{e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }

@@ -67,5 +67,12 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Logs(a) => containers::logs(c, a).await,
         C::Inspect(a) => containers::inspect(c, a).await,
         C::Exec(a) => run::exec(c, a).await,
+        C::Pause(a) => containers::pause(c, a, true).await,
+        C::Unpause(a) => containers::pause(c, a, false).await,
+        C::Rename(a) => containers::rename(c, a).await,
+        C::Top(a) => containers::top(c, a).await,
+        C::Stats(a) => containers::stats(c, a).await,
+        C::Tag(a) => images::tag(c, a).await,
+        C::Rmi(a) => images::rmi(c, a).await,
     }
 }

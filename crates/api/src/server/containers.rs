@@ -35,7 +35,7 @@ pub fn list(ctx: &Ctx) -> Response<Body> {
     let all = ctx.query.flag("all", false);
     let filters = match Filters::parse(ctx.query.get("filters")) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(m) => return body::error(StatusCode::BAD_REQUEST, m),
     };
     // A status filter looks at stopped containers too, as Docker's does.
     let all = all || filters.0.contains_key("status");
@@ -253,12 +253,12 @@ pub async fn remove(ctx: &Ctx, id: &str) -> Response<Body> {
 pub struct Filters(std::collections::BTreeMap<String, Vec<String>>);
 
 impl Filters {
-    pub fn parse(raw: Option<&str>) -> Result<Filters, Response<Body>> {
+    pub fn parse(raw: Option<&str>) -> Result<Filters, String> {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             return Ok(Filters(Default::default()));
         };
-        let v: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| body::error(StatusCode::BAD_REQUEST, format!("invalid filters: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| format!("invalid filters: {e}"))?;
         let mut out = std::collections::BTreeMap::new();
         if let Some(m) = v.as_object() {
             for (k, vals) in m {
@@ -272,10 +272,7 @@ impl Filters {
                     _ => Vec::new(),
                 };
                 if !["name", "status", "label", "id", "ancestor"].contains(&k.as_str()) {
-                    return Err(body::error(
-                        StatusCode::BAD_REQUEST,
-                        format!("invalid filter '{k}'"),
-                    ));
+                    return Err(format!("invalid filter '{k}'"));
                 }
                 out.insert(k.clone(), list);
             }
