@@ -190,3 +190,60 @@ fn restart_policy_on_failure_and_oom() {
     assert_eq!(st.trim(), "true 137");
     d.docker_ok(&["rm", &name]);
 }
+
+#[test]
+fn json_file_logs_rotate() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let name = unique("chatty");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "i=1; while [ $i -le 300 ]; do echo line $i; i=$((i+1)); done",
+    ]);
+    d.docker_ok(&["wait", &name]);
+    let logs = d.docker_ok(&["logs", &name]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.last(), Some(&"line 300"));
+    assert!(
+        !lines.contains(&"line 1"),
+        "the oldest lines were rotated away"
+    );
+    // What is kept is contiguous: rotation drops whole old files only.
+    let first: usize = lines[0]
+        .trim_start_matches("line ")
+        .parse()
+        .expect("number");
+    assert_eq!(lines.len(), 300 - first + 1);
+    let log_path = d.docker_ok(&["inspect", "--format", "{{.LogPath}}", &name]);
+    let log_path = std::path::Path::new(log_path.trim());
+    let dir = log_path.parent().expect("log dir");
+    let files = std::fs::read_dir(dir)
+        .expect("container dir")
+        .filter(|e| {
+            e.as_ref()
+                .map(|e| e.file_name().to_string_lossy().contains("-json.log"))
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(files, 2);
+    assert!(std::fs::metadata(log_path).expect("log").len() <= 2048);
+    // --tail reads across the rotated file too.
+    assert_eq!(
+        d.docker_ok(&["logs", "--tail", "2", &name]),
+        "line 299\nline 300\n"
+    );
+    d.docker_ok(&["rm", &name]);
+}

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 pub const USAGE: &str = "usage: berth-shim --id ID --bundle DIR --runtime-root DIR --socket PATH \
---log PATH --exit-file PATH [--tty] [--stdin] [--stdin-once]";
+--log PATH --exit-file PATH [--tty] [--stdin] [--stdin-once] [--log-max-size BYTES] \
+[--log-max-files N]";
 
 #[derive(Debug, Default)]
 pub struct Args {
@@ -18,6 +19,9 @@ pub struct Args {
     pub stdin: bool,
     /// Close the container's stdin when the first attached client ends it (StdinOnce).
     pub stdin_once: bool,
+    /// Log rotation: bytes per file (0: never rotate) and files kept.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
 }
 
 impl Args {
@@ -35,6 +39,16 @@ impl Args {
                 "--tty" => a.tty = true,
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
+                "--log-max-size" => {
+                    a.log_max_size = value("--log-max-size")?
+                        .parse()
+                        .map_err(|_| "--log-max-size: not a number".to_string())?
+                }
+                "--log-max-files" => {
+                    a.log_max_files = value("--log-max-files")?
+                        .parse()
+                        .map_err(|_| "--log-max-files: not a number".to_string())?
+                }
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }

@@ -116,7 +116,8 @@ fn setup(args: &Args) -> Result<Shim<'_>, String> {
         .map_err(|e| format!("create container: {e}"))?;
         (pid, ours)
     };
-    let log = LogFile::open(&args.log).map_err(|e| format!("open {}: {e}", args.log.display()))?;
+    let log = LogFile::open(&args.log, args.log_max_size, args.log_max_files)
+        .map_err(|e| format!("open {}: {e}", args.log.display()))?;
     Ok(Shim {
         args,
         runtime,

@@ -57,9 +57,22 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
                 security_opt: h.security_opt.unwrap_or_default(),
                 sysctls: h.sysctls.unwrap_or_default(),
                 shm_size: h.shm_size,
+                log_opts: log_opts(h.log_config.as_ref()),
             },
         },
     }
+}
+
+/// LogConfig {"Type": "json-file", "Config": {"max-size": "10m"}} → its options.
+fn log_opts(c: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    c.and_then(|c| c.get("Config"))
+        .and_then(|c| c.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn exec_spec(c: ExecConfig) -> ExecSpec {
@@ -244,7 +257,7 @@ pub fn inspect(rec: &ContainerRecord, data_root: &str) -> Value {
             "PidsLimit": h.pids_limit,
             "Sysctls": h.sysctls,
             "ShmSize": if h.shm_size > 0 { h.shm_size } else { 64 << 20 },
-            "LogConfig": {"Type": "json-file", "Config": {}},
+            "LogConfig": {"Type": "json-file", "Config": h.log_opts},
         },
         "GraphDriver": {
             "Name": "overlay2",

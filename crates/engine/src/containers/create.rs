@@ -93,6 +93,7 @@ impl Engine {
             .restart_policy
             .validate()
             .map_err(Error::InvalidParameter)?;
+        spec.host.log_rotation().map_err(Error::InvalidParameter)?;
         if spec.host.auto_remove && !spec.host.restart_policy.is_none() {
             return Err(Error::InvalidParameter(
                 "can't create 'AutoRemove' container with restart policy".into(),

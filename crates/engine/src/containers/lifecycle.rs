@@ -117,6 +117,11 @@ impl Engine {
         let log = std::path::PathBuf::from(&rec.log_path);
         let runtime_root = self.runtime_root();
         let bundle = self.container_dir(&id);
+        let (log_max_size, log_max_files) = rec
+            .spec
+            .host
+            .log_rotation()
+            .map_err(Error::InvalidParameter)?;
         let launched = shim::launch(&Launch {
             binary: &self.shim_binary,
             id: &id,
@@ -128,6 +133,8 @@ impl Engine {
             tty: rec.spec.tty,
             stdin: rec.spec.open_stdin,
             stdin_once: rec.spec.stdin_once,
+            log_max_size,
+            log_max_files,
         })
         .await;
         let pid = match launched {

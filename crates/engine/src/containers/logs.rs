@@ -65,6 +65,31 @@ fn parse(line: &str, opts: &LogOptions) -> Option<LogLine> {
     })
 }
 
+/// `log.N`, …, `log.1` that exist: the oldest first.
+fn rotated(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for k in 1..100 {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{k}"));
+        let p = std::path::PathBuf::from(p);
+        if !p.exists() {
+            break;
+        }
+        v.push(p);
+    }
+    v.reverse();
+    v
+}
+
+/// The live log path names another file than the one we read.
+fn was_rotated(path: &std::path::Path, open: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), open.metadata()) {
+        (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev(),
+        _ => false,
+    }
+}
+
 impl Engine {
     /// Log lines as they are (and, with `follow`, as they come until the container stops).
     /// Returns whether the container has a terminal (its output is then raw).
@@ -102,9 +127,25 @@ impl Engine {
                 }
                 Err(_) => return,
             };
-            let mut reader = BufReader::new(file);
             let mut first: VecDeque<LogLine> = VecDeque::new();
             let mut line = String::new();
+            // Rotated files first, oldest first.
+            for old in rotated(&path) {
+                let Ok(f) = std::fs::File::open(&old) else {
+                    continue;
+                };
+                for l in BufReader::new(f).lines().map_while(|l| l.ok()) {
+                    if let Some(l) = parse(&l, &opts) {
+                        first.push_back(l);
+                        if let Some(n) = opts.tail {
+                            while first.len() > n {
+                                first.pop_front();
+                            }
+                        }
+                    }
+                }
+            }
+            let mut reader = BufReader::new(file);
             while reader.read_line(&mut line).unwrap_or(0) > 0 {
                 if line.ends_with('\n') {
                     if let Some(l) = parse(&line, &opts) {
@@ -152,6 +193,13 @@ impl Engine {
                 }
                 if done {
                     return;
+                }
+                if !got && was_rotated(&path, reader.get_ref()) {
+                    // The shim rotated: what was left of the old file is read; go on in the new.
+                    if let Ok(f) = std::fs::File::open(&path) {
+                        reader = BufReader::new(f);
+                        continue;
+                    }
                 }
                 if !got {
                     let exited = watch.borrow().exits > exits_at_start || watch.borrow().removed;

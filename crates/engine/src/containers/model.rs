@@ -57,6 +57,45 @@ pub struct HostSpec {
     pub security_opt: Vec<String>,
     pub sysctls: BTreeMap<String, String>,
     pub shm_size: i64,
+    /// json-file options ("max-size": "10m", "max-file": "3").
+    pub log_opts: BTreeMap<String, String>,
+}
+
+/// Log rotation by default: 10 MB per file, three files.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 10 << 20;
+pub const DEFAULT_LOG_MAX_FILES: u32 = 3;
+
+impl HostSpec {
+    /// (bytes per file, files kept) from the json-file options.
+    pub fn log_rotation(&self) -> Result<(u64, u32), String> {
+        let size = match self.log_opts.get("max-size") {
+            None => DEFAULT_LOG_MAX_SIZE,
+            Some(s) if s == "-1" => 0,
+            Some(s) => parse_size(s).ok_or_else(|| format!("invalid log opt max-size: {s:?}"))?,
+        };
+        let files = match self.log_opts.get("max-file") {
+            None => DEFAULT_LOG_MAX_FILES,
+            Some(f) => f
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("invalid log opt max-file: {f:?}"))?,
+        };
+        Ok((size, files))
+    }
+}
+
+/// "10m", "512k", "1g", "100" (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let l = s.trim().to_ascii_lowercase();
+    let l = l.strip_suffix('b').unwrap_or(&l);
+    let (num, mult) = match l.chars().last()? {
+        'k' => (&l[..l.len() - 1], 1u64 << 10),
+        'm' => (&l[..l.len() - 1], 1 << 20),
+        'g' => (&l[..l.len() - 1], 1 << 30),
+        _ => (l, 1),
+    };
+    num.parse::<f64>().ok().map(|n| (n * mult as f64) as u64)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -213,5 +252,16 @@ mod tests {
         assert!(p("always", 0).starts_with_daemon(true));
         assert!(p("bogus", 0).validate().is_err());
         assert!(p("always", 3).validate().is_err());
+    }
+
+    #[test]
+    fn log_rotation_options() {
+        let mut h = super::HostSpec::default();
+        assert_eq!(h.log_rotation().unwrap(), (10 << 20, 3));
+        h.log_opts.insert("max-size".into(), "1k".into());
+        h.log_opts.insert("max-file".into(), "2".into());
+        assert_eq!(h.log_rotation().unwrap(), (1024, 2));
+        h.log_opts.insert("max-file".into(), "0".into());
+        assert!(h.log_rotation().is_err());
     }
 }

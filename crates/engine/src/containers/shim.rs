@@ -20,6 +20,8 @@ pub struct Launch<'a> {
     pub tty: bool,
     pub stdin: bool,
     pub stdin_once: bool,
+    pub log_max_size: u64,
+    pub log_max_files: u32,
 }
 
 /// Run the shim; it returns once the container is created (its init waits for `start`).
@@ -46,6 +48,10 @@ pub async fn launch(l: &Launch<'_>) -> Result<i32> {
     if l.stdin_once {
         cmd.arg("--stdin-once");
     }
+    cmd.arg("--log-max-size")
+        .arg(l.log_max_size.to_string())
+        .arg("--log-max-files")
+        .arg(l.log_max_files.to_string());
     cmd.stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());
