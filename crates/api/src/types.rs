@@ -90,6 +90,53 @@ pub struct HostConfig {
     pub sysctls: Option<BTreeMap<String, String>>,
     pub shm_size: i64,
     pub log_config: Option<serde_json::Value>,
+    pub mounts: Option<Vec<Mount>>,
+}
+
+/// HostConfig.Mounts (`--mount`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    pub size_bytes: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeCreateBody {
+    pub name: String,
+    pub driver: String,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub driver_opts: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Volume {
+    pub name: String,
+    pub driver: String,
+    pub mountpoint: String,
+    pub created_at: String,
+    pub labels: BTreeMap<String, String>,
+    pub scope: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeList {
+    pub volumes: Vec<Volume>,
+    pub warnings: Vec<String>,
 }
 
 /// POST /containers/create body: Config at the top level, plus HostConfig.

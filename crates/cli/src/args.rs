@@ -64,6 +64,50 @@ pub enum Command {
     Tag(TagArgs),
     /// Remove one or more images.
     Rmi(RmiArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        /// Set metadata for a volume.
+        #[arg(short, long = "label")]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        /// Only display volume names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Display detailed information on one or more volumes.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove one or more volumes.
+    #[command(alias = "remove")]
+    Rm {
+        /// Force the removal of one or more volumes.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused volumes.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Remove all unused volumes (berth has no other kind).
+        #[arg(short, long)]
+        all: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +247,12 @@ pub struct RunArgs {
     /// Security options (no-new-privileges, seccomp=unconfined).
     #[arg(long)]
     pub security_opt: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=…,target=…[,readonly]).
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Log driver options (max-size=10m, max-file=3).
+    #[arg(long)]
+    pub log_opt: Vec<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

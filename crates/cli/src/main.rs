@@ -8,6 +8,7 @@ mod run;
 mod stream;
 mod system;
 mod tty;
+mod volumes;
 
 use clap::Parser;
 
@@ -74,5 +75,6 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Stats(a) => containers::stats(c, a).await,
         C::Tag(a) => images::tag(c, a).await,
         C::Rmi(a) => images::rmi(c, a).await,
+        C::Volume(v) => volumes::run(c, v).await,
     }
 }

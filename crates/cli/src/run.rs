@@ -2,7 +2,8 @@
 
 use berth_api::client::{Client, ClientError};
 use berth_api::types::{
-    ContainerConfig, CreateBody, ExecConfig, HostConfig, RestartPolicy, StrSlice,
+    ContainerConfig, CreateBody, ExecConfig, HostConfig, Mount, RestartPolicy, StrSlice,
+    TmpfsOptions,
 };
 
 use crate::args::{ExecArgs, RunArgs, StartArgs};
@@ -51,7 +52,51 @@ fn labels(l: &[String]) -> Option<std::collections::BTreeMap<String, String>> {
     })
 }
 
+/// `--mount type=volume,source=v,target=/data,readonly`.
+pub fn parse_mount(spec: &str) -> Result<Mount, ClientError> {
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Mount::default()
+    };
+    for part in spec.split(',') {
+        let (k, v) = part.split_once('=').unwrap_or((part, "true"));
+        match k {
+            "type" => m.kind = v.into(),
+            "source" | "src" => m.source = v.into(),
+            "target" | "destination" | "dst" => m.target = v.into(),
+            "readonly" | "ro" => m.read_only = v != "false" && v != "0",
+            "tmpfs-size" => {
+                m.tmpfs_options = Some(TmpfsOptions {
+                    size_bytes: parse_bytes(v)?,
+                })
+            }
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "invalid field '{other}' in --mount {spec}"
+                )))
+            }
+        }
+    }
+    if m.target.is_empty() {
+        return Err(ClientError::Protocol(format!(
+            "--mount {spec}: target is required"
+        )));
+    }
+    Ok(m)
+}
+
 pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
+    let mounts = a
+        .mount
+        .iter()
+        .map(|m| parse_mount(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let log_opts: serde_json::Map<String, serde_json::Value> = a
+        .log_opt
+        .iter()
+        .filter_map(|o| o.split_once('='))
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
     let attach = !a.detach;
     Ok(CreateBody {
         config: ContainerConfig {
@@ -98,6 +143,9 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
                 .unwrap_or(0),
             nano_cpus: a.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
             pids_limit: a.pids_limit,
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            log_config: (!log_opts.is_empty())
+                .then(|| serde_json::json!({"Type": "json-file", "Config": log_opts})),
             ..HostConfig::default()
         },
         networking_config: None,
@@ -225,6 +273,21 @@ mod tests {
         assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
         assert_eq!(parse_bytes("1024").unwrap(), 1024);
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn mounts_parse() {
+        let m = parse_mount("type=bind,source=/a,target=/b,readonly").unwrap();
+        assert_eq!(
+            (
+                m.kind.as_str(),
+                m.source.as_str(),
+                m.target.as_str(),
+                m.read_only
+            ),
+            ("bind", "/a", "/b", true)
+        );
+        assert!(parse_mount("type=volume,source=v").is_err());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct ImageRow {
     pub added: String,
 }
 
+/// name, created, labels.
+pub type VolumeRow = (String, String, std::collections::BTreeMap<String, String>);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,
@@ -30,6 +33,11 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE TABLE IF NOT EXISTS tags (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    labels TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
@@ -152,6 +160,59 @@ impl Db {
             .prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
         let rows = st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // --- volumes ---
+
+    pub fn put_volume(
+        &mut self,
+        name: &str,
+        created: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        let labels = serde_json::to_string(labels).ctx(|| "serialize labels".into())?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO volumes (name, created, labels) VALUES (?1, ?2, ?3)",
+            params![name, created, labels],
+        )?;
+        Ok(())
+    }
+
+    pub fn volume(&self, name: &str) -> Result<Option<VolumeRow>> {
+        let row: Option<(String, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT name, created, labels FROM volumes WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(n, c, l)| (n, c, serde_json::from_str(&l).unwrap_or_default())))
+    }
+
+    pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, created, labels FROM volumes ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (n, c, l) = row?;
+            out.push((n, c, serde_json::from_str(&l).unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    pub fn delete_volume(&mut self, name: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+        Ok(())
     }
 
     // --- containers ---

@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 pub mod images;
 pub mod system;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use berth_image::snapshot::Snapshotter;
 use berth_image::ContentStore;
 
 pub use containers::model::{
-    ContainerRecord, ContainerSpec, HostSpec, RestartPolicy, State, Status,
+    ContainerRecord, ContainerSpec, HostSpec, MountKind, MountSpec, RestartPolicy, State, Status,
 };
 pub use error::{Error, Result};
 
@@ -58,6 +59,7 @@ impl Engine {
         for d in [
             cfg.data_root.clone(),
             cfg.data_root.join("containers"),
+            cfg.data_root.join("volumes"),
             cfg.exec_root.join("shims"),
             cfg.exec_root.join("runtime"),
         ] {

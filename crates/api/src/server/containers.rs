@@ -240,7 +240,11 @@ fn berth_engine_frame(stream: u8, payload: &[u8]) -> Vec<u8> {
 pub async fn remove(ctx: &Ctx, id: &str) -> Response<Body> {
     match ctx
         .engine
-        .remove_container(id, ctx.query.flag("force", false))
+        .remove_container_with(
+            id,
+            ctx.query.flag("force", false),
+            ctx.query.flag("v", false),
+        )
         .await
     {
         Ok(()) => body::empty(StatusCode::NO_CONTENT),

@@ -2,7 +2,7 @@
 
 use berth_engine::containers::create::CreateRequest;
 use berth_engine::containers::exec::ExecSpec;
-use berth_engine::{ContainerRecord, ContainerSpec, HostSpec, RestartPolicy};
+use berth_engine::{ContainerRecord, ContainerSpec, HostSpec, MountKind, MountSpec, RestartPolicy};
 use serde_json::{json, Value};
 
 use crate::types::{ContainerSummary, CreateBody, ExecConfig};
@@ -10,6 +10,23 @@ use crate::types::{ContainerSummary, CreateBody, ExecConfig};
 pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
     let c = b.config;
     let h = b.host_config;
+    // Config.Volumes ("-v /path"): anonymous volumes.
+    let mut mounts: Vec<MountSpec> = h
+        .mounts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(mount_spec)
+        .collect();
+    if let Some(vols) = c.volumes.as_ref().and_then(|v| v.as_object()) {
+        for target in vols.keys() {
+            mounts.push(MountSpec {
+                kind: MountKind::Volume,
+                target: target.clone(),
+                ..MountSpec::default()
+            });
+        }
+    }
     CreateRequest {
         name,
         entrypoint: c.entrypoint.map(|s| s.0),
@@ -36,6 +53,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
                 auto_remove: h.auto_remove,
                 network_mode: h.network_mode,
                 binds: h.binds.unwrap_or_default(),
+                mounts,
                 memory: h.memory,
                 memory_swap: h.memory_swap,
                 memory_reservation: h.memory_reservation,
@@ -73,6 +91,54 @@ fn log_opts(c: Option<&Value>) -> std::collections::BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn mount_spec(m: crate::types::Mount) -> MountSpec {
+    MountSpec {
+        kind: match m.kind.as_str() {
+            "volume" => MountKind::Volume,
+            "tmpfs" => MountKind::Tmpfs,
+            _ => MountKind::Bind,
+        },
+        source: m.source,
+        target: m.target,
+        read_only: m.read_only,
+        tmpfs_size: m.tmpfs_options.map(|t| t.size_bytes).unwrap_or(0),
+        anonymous: false,
+    }
+}
+
+/// Inspect's "Mounts".
+fn mounts_json(rec: &ContainerRecord, data_root: &str) -> Value {
+    Value::Array(
+        rec.spec
+            .host
+            .mounts
+            .iter()
+            .map(|m| {
+                let (kind, source) = match m.kind {
+                    MountKind::Bind => ("bind", m.source.clone()),
+                    MountKind::Volume => {
+                        ("volume", format!("{data_root}/volumes/{}/_data", m.source))
+                    }
+                    MountKind::Tmpfs => ("tmpfs", String::new()),
+                };
+                let mut j = json!({
+                    "Type": kind,
+                    "Source": source,
+                    "Destination": m.target,
+                    "Mode": if m.read_only { "ro" } else { "" },
+                    "RW": !m.read_only,
+                    "Propagation": if m.kind == MountKind::Bind { "rprivate" } else { "" },
+                });
+                if m.kind == MountKind::Volume {
+                    j["Name"] = json!(m.source);
+                    j["Driver"] = json!("local");
+                }
+                j
+            })
+            .collect(),
+    )
 }
 
 pub fn exec_spec(c: ExecConfig) -> ExecSpec {
@@ -263,7 +329,7 @@ pub fn inspect(rec: &ContainerRecord, data_root: &str) -> Value {
             "Name": "overlay2",
             "Data": {"MergedDir": format!("{dir}/rootfs")},
         },
-        "Mounts": [],
+        "Mounts": mounts_json(rec, data_root),
         "Config": {
             "Hostname": if s.hostname.is_empty() { rec.id[..12].to_string() } else { s.hostname.clone() },
             "Domainname": s.domainname,

@@ -9,6 +9,7 @@ mod hijack;
 mod images;
 mod stats;
 mod system;
+mod volumes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -127,6 +128,12 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&ctx, id),
         (&Method::GET, ["containers", id, "top"]) => containers::top(&ctx, id),
         (&Method::GET, ["containers", id, "stats"]) => stats::stats(&ctx, id).await,
+
+        (&Method::POST, ["volumes", "create"]) => volumes::create(ctx).await,
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(&ctx),
+        (&Method::GET, ["volumes"]) => volumes::list(&ctx),
+        (&Method::GET, ["volumes", name]) => volumes::inspect(&ctx, name),
+        (&Method::DELETE, ["volumes", name]) => volumes::remove(&ctx, name),
 
         (&Method::POST, ["exec", id, "start"]) => exec::start(ctx, id).await,
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&ctx, id).await,

@@ -109,6 +109,69 @@ impl Engine {
             );
         }
 
+        // -v strings join the structured mounts; volumes are created, anonymous ones named.
+        for b in &spec.host.binds.clone() {
+            let m = super::model::MountSpec::parse_bind(b).map_err(Error::InvalidParameter)?;
+            spec.host.mounts.push(m);
+        }
+        // The image's VOLUMEs not covered by a mount get anonymous volumes.
+        let image_volumes: Vec<String> = ic
+            .volumes()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for target in image_volumes {
+            if !spec.host.mounts.iter().any(|m| m.target == target) {
+                spec.host.mounts.push(super::model::MountSpec {
+                    kind: super::model::MountKind::Volume,
+                    target,
+                    ..Default::default()
+                });
+            }
+        }
+        // A later mount on the same target wins (-v over Config.Volumes).
+        let mut seen = std::collections::HashSet::new();
+        let mut deduped: Vec<super::model::MountSpec> = Vec::new();
+        for m in spec.host.mounts.drain(..).rev() {
+            if seen.insert(m.target.clone()) {
+                deduped.push(m);
+            }
+        }
+        deduped.reverse();
+        spec.host.mounts = deduped;
+        for m in spec.host.mounts.iter_mut() {
+            match m.kind {
+                super::model::MountKind::Volume => {
+                    if m.source.is_empty() {
+                        m.source = ids::random_hex(32);
+                        m.anonymous = true;
+                    }
+                    self.create_volume(&m.source, Default::default())?;
+                }
+                super::model::MountKind::Bind => {
+                    if !m.source.starts_with('/') {
+                        return Err(Error::InvalidParameter(format!(
+                            "invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute",
+                            m.source
+                        )));
+                    }
+                    // Docker's -v creates a missing host directory.
+                    if !std::path::Path::new(&m.source).exists() {
+                        std::fs::create_dir_all(&m.source).map_err(|e| {
+                            Error::InvalidParameter(format!("create bind source {}: {e}", m.source))
+                        })?;
+                    }
+                }
+                super::model::MountKind::Tmpfs => {}
+            }
+            if !m.target.starts_with('/') {
+                return Err(Error::InvalidParameter(format!(
+                    "invalid mount config: the container path {:?} must be absolute",
+                    m.target
+                )));
+            }
+        }
         let name = match req.name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(&n).to_string();

@@ -90,6 +90,26 @@ impl Engine {
         let _ = unmount(&self.rootfs(id));
     }
 
+    /// Docker's copy-up: an empty volume mounted over image content starts with a copy of it.
+    fn fill_new_volumes(&self, rec: &ContainerRecord) -> Result<()> {
+        for m in &rec.spec.host.mounts {
+            if m.kind != super::model::MountKind::Volume {
+                continue;
+            }
+            let dir = self.volume_dir(&m.source);
+            let from = self.rootfs(&rec.id).join(m.target.trim_start_matches('/'));
+            if crate::volumes::is_empty_dir(&dir)
+                && from.is_dir()
+                && !crate::volumes::is_empty_dir(&from)
+            {
+                crate::volumes::copy_tree(&from, &dir).map_err(|e| {
+                    Error::internal(format!("copy {} into volume {}", m.target, m.source), e)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Make sure a shim holds a (created or running) process for the container.
     pub(crate) async fn ensure_task(self: &Arc<Self>, rec: &mut ContainerRecord) -> Result<()> {
         if rec.state.task || rec.state.running() {
@@ -101,7 +121,9 @@ impl Engine {
         let bundle = self.container_dir(&id);
         tokio::task::spawn_blocking(move || -> Result<()> {
             engine.mount_rootfs(&r.id)?;
-            let cfg = spec::config(&r, &engine.rootfs(&r.id)).map_err(Error::InvalidParameter)?;
+            engine.fill_new_volumes(&r)?;
+            let cfg = spec::config(&r, &engine.rootfs(&r.id), &|v| engine.volume_dir(v))
+                .map_err(Error::InvalidParameter)?;
             let bytes = serde_json::to_vec_pretty(&cfg)
                 .map_err(|e| Error::internal("encode config.json", e))?;
             std::fs::write(bundle.join("config.json"), bytes)
@@ -421,6 +443,16 @@ impl Engine {
     }
 
     pub async fn remove_container(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
+        self.remove_container_with(key, force, false).await
+    }
+
+    /// `rm [-f] [-v]`: with `volumes`, the container's anonymous volumes go too.
+    pub async fn remove_container_with(
+        self: &Arc<Self>,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<()> {
         let id = self.container(key)?.id;
         let lock = self.containers.op_lock(&id);
         let _g = lock.lock().await;
@@ -448,6 +480,13 @@ impl Engine {
         }
         let _ = std::fs::remove_file(self.exit_file(&id));
         self.db().delete_container(&id)?;
+        if volumes || rec.spec.host.auto_remove {
+            for m in rec.spec.host.mounts.iter().filter(|m| m.anonymous) {
+                if let Err(e) = self.remove_volume(&m.source, true) {
+                    tracing::warn!("remove volume {}: {e}", m.source);
+                }
+            }
+        }
         self.containers.notify(&id, |w| w.removed = true);
         self.containers.forget(&id);
         Ok(())

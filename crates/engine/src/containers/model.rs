@@ -37,8 +37,10 @@ pub struct HostSpec {
     /// "none", "host" (bridge networking arrives with the network crate; "default"/"bridge" are
     /// treated as "none" until then).
     pub network_mode: String,
-    /// "host-path:container-path[:ro]".
+    /// As the client gave them ("host-path:container-path[:ro]", "volume:path").
     pub binds: Vec<String>,
+    /// Binds, volumes and tmpfs mounts, resolved at create.
+    pub mounts: Vec<MountSpec>,
     pub memory: i64,
     pub memory_swap: i64,
     pub memory_reservation: i64,
@@ -96,6 +98,62 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (l, 1),
     };
     num.parse::<f64>().ok().map(|n| (n * mult as f64) as u64)
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    #[default]
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct MountSpec {
+    pub kind: MountKind,
+    /// Host path (bind), volume name (volume; empty: anonymous), unused for tmpfs.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    /// tmpfs size in bytes (0: the kernel's default).
+    pub tmpfs_size: i64,
+    /// A volume made for this container alone (removed with it by `rm -v` and `--rm`).
+    pub anonymous: bool,
+}
+
+impl MountSpec {
+    /// Docker's -v syntax: "/host:/ctr[:ro]" (bind) or "name:/ctr[:ro]" (volume) or "/ctr"
+    /// (anonymous volume).
+    pub fn parse_bind(b: &str) -> Result<MountSpec, String> {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (source, target, opts) = match parts.as_slice() {
+            [t] => ("", *t, ""),
+            [s, t] => (*s, *t, ""),
+            [s, t, o] => (*s, *t, *o),
+            _ => return Err(format!("invalid volume specification: '{b}'")),
+        };
+        if !target.starts_with('/') {
+            return Err(format!(
+                "invalid volume specification: '{b}': the container path must be absolute"
+            ));
+        }
+        let read_only = opts.split(',').any(|o| o == "ro");
+        let kind = if source.starts_with('/') {
+            MountKind::Bind
+        } else {
+            MountKind::Volume
+        };
+        Ok(MountSpec {
+            kind,
+            source: source.to_string(),
+            target: target.to_string(),
+            read_only,
+            tmpfs_size: 0,
+            anonymous: false,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

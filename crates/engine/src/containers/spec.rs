@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::model::ContainerRecord;
+use super::model::{ContainerRecord, MountKind};
 use super::user;
 
 /// Docker's default capability set.
@@ -196,8 +196,13 @@ pub fn process(rootfs: &Path, p: &ProcessParams) -> Result<Value, String> {
     Ok(p)
 }
 
-/// The whole config.json; `rootfs` is the mounted root of the container.
-pub fn config(rec: &ContainerRecord, rootfs: &Path) -> Result<Value, String> {
+/// The whole config.json; `rootfs` is the mounted root of the container, `volume_dir` where a
+/// named volume's data is.
+pub fn config(
+    rec: &ContainerRecord,
+    rootfs: &Path,
+    volume_dir: &dyn Fn(&str) -> std::path::PathBuf,
+) -> Result<Value, String> {
     let s = &rec.spec;
     let h = &s.host;
     let caps = capabilities(rec);
@@ -246,20 +251,24 @@ pub fn config(rec: &ContainerRecord, rootfs: &Path) -> Result<Value, String> {
             }
         }
     }
-    for b in &h.binds {
-        let parts: Vec<&str> = b.split(':').collect();
-        if parts.len() < 2 || !parts[0].starts_with('/') {
-            return Err(format!(
-                "invalid bind mount {b:?}: only host-path:container-path[:ro] binds are supported"
-            ));
+    for m in &h.mounts {
+        let ro = if m.read_only { "ro" } else { "rw" };
+        match m.kind {
+            MountKind::Bind => mounts.push(json!({"destination": m.target, "type": "bind",
+                "source": m.source, "options": ["rbind", ro]})),
+            MountKind::Volume => mounts.push(json!({"destination": m.target, "type": "bind",
+                "source": volume_dir(&m.source), "options": ["rbind", ro]})),
+            MountKind::Tmpfs => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string(), ro.to_string()];
+                if m.tmpfs_size > 0 {
+                    opts.push(format!("size={}", m.tmpfs_size));
+                }
+                mounts.push(
+                    json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                    "options": opts}),
+                );
+            }
         }
-        let ro = parts
-            .get(2)
-            .is_some_and(|o| o.split(',').any(|x| x == "ro"));
-        mounts.push(
-            json!({"destination": parts[1], "type": "bind", "source": parts[0],
-            "options": ["rbind", if ro { "ro" } else { "rw" }]}),
-        );
     }
 
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
