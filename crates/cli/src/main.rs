@@ -76,5 +76,6 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Tag(a) => images::tag(c, a).await,
         C::Rmi(a) => images::rmi(c, a).await,
         C::Volume(v) => volumes::run(c, v).await,
+        C::Save(a) => images::save(c, a).await,
     }
 }

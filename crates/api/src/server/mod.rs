@@ -100,6 +100,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
         (&Method::GET, ["images", "json"]) => images::list(&ctx),
+        (&Method::GET, ["images", "get"]) => images::save(&ctx, ctx.query.all("names")),
+        (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            images::save(&ctx, vec![name.join("/")])
+        }
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&ctx, &name.join("/"))
         }
