@@ -284,3 +284,50 @@ fn save_load_round_trip() {
     let o = d.docker(&["save", "nosuchimage"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("No such image: nosuchimage"));
 }
+
+#[test]
+fn events_stream_and_history() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string();
+    let name = unique("ev");
+    let o = d.docker(&[
+        "run", "--rm", "--name", &name, "busybox", "sh", "-c", "exit 2",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // --until makes the stream finite: the history of what just happened, filtered.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+        .to_string();
+    let out = d.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &now,
+        "--filter",
+        &format!("container={name}"),
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    let actions: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        actions,
+        [
+            "container create <no value>",
+            "container start <no value>",
+            "container die 2",
+            "container destroy <no value>"
+        ],
+        "{out}"
+    );
+}

@@ -94,6 +94,7 @@ impl Engine {
                 },
                 &tags,
             )?;
+            self.events.emit("image", "load", &id, &[]);
             if tags.is_empty() {
                 lines.push(format!("Loaded image ID: {id}"));
             }
@@ -240,7 +241,10 @@ impl Engine {
                 "refusing to create a tag with a digest reference: {target}"
             )));
         }
-        self.db().set_tag(&target, &row.id)
+        self.db().set_tag(&target, &row.id)?;
+        self.events
+            .emit("image", "tag", &row.id, &[("name", &target)]);
+        Ok(())
     }
 
     /// `docker rmi`: untag, and delete the image when nothing names or uses it any more.
@@ -290,6 +294,7 @@ impl Engine {
         if users.is_empty() {
             self.db().delete_image(&row.id)?;
             report.push(("Deleted".into(), row.id.clone()));
+            self.events.emit("image", "delete", &row.id, &[]);
             if let Err(e) = self.collect_garbage() {
                 tracing::warn!("image garbage collection: {e}");
             }

@@ -4,6 +4,7 @@ mod body;
 mod containers;
 mod convert;
 mod error;
+mod events;
 mod exec;
 mod hijack;
 mod images;
@@ -97,6 +98,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(m),
         (&Method::GET, ["version"]) => system::version(),
         (&Method::GET, ["info"]) => system::info(&ctx),
+        (&Method::GET, ["events"]) => events::events(&ctx),
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
         (&Method::GET, ["images", "json"]) => images::list(&ctx),
