@@ -331,3 +331,39 @@ fn events_stream_and_history() {
         "{out}"
     );
 }
+
+#[test]
+fn system_df_and_prune() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let stopped = unique("stopped");
+    let running = unique("running");
+    d.docker_ok(&["run", "--name", &stopped, "busybox", "true"]);
+    d.docker_ok(&["run", "-d", "--name", &running, "busybox", "sleep", "1000"]);
+    let vol = unique("dfvol");
+    d.docker_ok(&["volume", "create", &vol]);
+    let df = d.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(df.lines().any(|l| l == "Images 1 1"), "{df}");
+    assert!(df.lines().any(|l| l == "Containers 2 1"), "{df}");
+    assert!(df.lines().any(|l| l == "Local Volumes 1 0"), "{df}");
+
+    let out = d.docker_ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    let names = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), running, "only the running one is left");
+    // The image is in use: image prune -a keeps it.
+    d.docker_ok(&["image", "prune", "-af"]);
+    assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 1);
+    d.docker_ok(&["rm", "-f", &running]);
+    d.docker_ok(&["system", "prune", "-af", "--volumes"]);
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    assert!(d.docker_ok(&["volume", "ls", "-q"]).trim().is_empty());
+}

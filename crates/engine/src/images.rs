@@ -306,6 +306,45 @@ impl Engine {
         Ok(report)
     }
 
+    /// `image prune`: untagged images (all unused ones with `all`) that no container uses.
+    /// Returns the deleted ids and the bytes the collection freed.
+    pub fn prune_images(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let used: std::collections::HashSet<String> = self
+            .db()
+            .containers()?
+            .into_iter()
+            .map(|c| c.image_id)
+            .collect();
+        let mut deleted = Vec::new();
+        let rows = self.db().images()?;
+        for row in rows {
+            let tagged = !self.db().tags_of(&row.id)?.is_empty();
+            if used.contains(&row.id) || (tagged && !all) {
+                continue;
+            }
+            self.db().delete_image(&row.id)?;
+            self.events.emit("image", "delete", &row.id, &[]);
+            deleted.push(row.id);
+        }
+        let freed = if deleted.is_empty() {
+            0
+        } else {
+            self.collect_garbage()?.freed_bytes
+        };
+        Ok((deleted, freed))
+    }
+
+    /// Bytes of an image's layers as stored (compressed blobs).
+    pub fn image_size(&self, id: &str) -> i64 {
+        self.db()
+            .image(id)
+            .ok()
+            .flatten()
+            .and_then(|row| self.resolve_row(&row).ok())
+            .map(|r| r.manifest.layers().iter().map(|l| l.size() as i64).sum())
+            .unwrap_or(0)
+    }
+
     /// Remove blobs and snapshots no image or container reaches.
     pub fn collect_garbage(&self) -> Result<berth_image::gc::GcReport> {
         let _store = crate::lock(&self.store_lock);

@@ -139,7 +139,15 @@ impl Engine {
     }
 }
 
-fn du(p: &Path) -> u64 {
+impl Engine {
+    /// (bytes used, containers using it) for `system df`.
+    pub fn volume_usage(&self, name: &str) -> Result<(u64, usize)> {
+        Ok((du(&self.volume_dir(name)), self.volume_users(name)?.len()))
+    }
+}
+
+/// Bytes under `p` (files' lengths).
+pub fn du(p: &Path) -> u64 {
     let Ok(md) = std::fs::symlink_metadata(p) else {
         return 0;
     };

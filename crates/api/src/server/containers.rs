@@ -334,3 +334,13 @@ pub fn top(ctx: &Ctx, id: &str) -> Response<Body> {
         Err(e) => error::response(&e),
     }
 }
+
+pub async fn prune(ctx: &Ctx) -> Response<Body> {
+    match ctx.engine.prune_containers().await {
+        Ok(ids) => body::json(
+            StatusCode::OK,
+            &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
+        ),
+        Err(e) => error::response(&e),
+    }
+}

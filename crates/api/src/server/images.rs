@@ -229,3 +229,29 @@ pub fn save(ctx: &Ctx, names: Vec<String>) -> Response<Body> {
         Err(e) => error::response(&e),
     }
 }
+
+/// POST /images/prune?filters={"dangling":["false"]}: false means every unused image.
+pub fn prune(ctx: &Ctx) -> Response<Body> {
+    let all = ctx
+        .query
+        .get("filters")
+        .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+        .map(|v| {
+            let d = &v["dangling"];
+            d.as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "false" || x == "0"))
+                || d.get("false").is_some()
+                || d.get("0").is_some()
+        })
+        .unwrap_or(false);
+    match ctx.engine.prune_images(all) {
+        Ok((ids, freed)) => body::json(
+            StatusCode::OK,
+            &json!({
+                "ImagesDeleted": ids.iter().map(|i| json!({"Deleted": i})).collect::<Vec<_>>(),
+                "SpaceReclaimed": freed,
+            }),
+        ),
+        Err(e) => error::response(&e),
+    }
+}

@@ -99,6 +99,17 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["version"]) => system::version(),
         (&Method::GET, ["info"]) => system::info(&ctx),
         (&Method::GET, ["events"]) => events::events(&ctx),
+        (&Method::GET, ["system", "df"]) => system::df(&ctx),
+        (&Method::POST, ["containers", "prune"]) => containers::prune(&ctx).await,
+        (&Method::POST, ["images", "prune"]) => images::prune(&ctx),
+        // No user-defined networks or build cache exist yet: nothing to prune.
+        (&Method::POST, ["networks", "prune"]) => {
+            body::json(StatusCode::OK, &serde_json::json!({"NetworksDeleted": []}))
+        }
+        (&Method::POST, ["build", "prune"]) => body::json(
+            StatusCode::OK,
+            &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+        ),
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
         (&Method::GET, ["images", "json"]) => images::list(&ctx),

@@ -147,3 +147,19 @@ impl Engine {
         Ok((rec, stats))
     }
 }
+
+impl Engine {
+    /// `container prune`: remove every container that is not running; returns their ids.
+    pub async fn prune_containers(self: &Arc<Self>) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for c in self.list_containers(true)? {
+            if c.state.running() || c.state.status == Status::Restarting {
+                continue;
+            }
+            if self.remove_container(&c.id, false).await.is_ok() {
+                removed.push(c.id);
+            }
+        }
+        Ok(removed)
+    }
+}
