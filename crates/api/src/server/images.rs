@@ -1,7 +1,5 @@
 //! /images/…
 
-use std::io::Read;
-
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
@@ -11,49 +9,8 @@ use super::body::{self, Body};
 use super::{error, Ctx};
 use crate::types::{ImageSummary, StreamLine};
 
-/// A blocking reader over body chunks arriving through a channel (for the image crate's
-/// synchronous archive reader, run on a blocking thread).
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
-
 pub async fn load(ctx: Ctx) -> Response<Body> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let mut incoming = ctx.req.into_body();
-    tokio::spawn(async move {
-        while let Some(frame) = incoming.frame().await {
-            match frame {
-                Ok(f) => {
-                    if let Ok(data) = f.into_data() {
-                        if tx.send(data).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    });
-    let reader = ChannelReader {
-        rx,
-        cur: Bytes::new(),
-    };
+    let reader = body::reader(ctx.req.into_body());
     let lines = match ctx.engine.load_images(Box::new(reader)).await {
         Ok(l) => l,
         Err(e) => {
@@ -169,48 +126,13 @@ pub fn remove(ctx: &Ctx, name: &str) -> Response<Body> {
     }
 }
 
-/// A blocking writer feeding a response body (for the image crate's synchronous archive writer).
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 256 * 1024 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
-impl Drop for ChannelWriter {
-    fn drop(&mut self) {
-        let _ = std::io::Write::flush(self);
-    }
-}
-
 /// GET /images/get?names=a&names=b and GET /images/{name}/get.
 pub fn save(ctx: &Ctx, names: Vec<String>) -> Response<Body> {
     if names.is_empty() {
         return body::error(StatusCode::BAD_REQUEST, "no image names given");
     }
     let (tx, b) = body::channel();
-    let writer = ChannelWriter {
-        tx,
-        buf: Vec::new(),
-    };
+    let writer = body::ChannelWriter::new(tx);
     let oci = ctx.query.get("format") == Some("oci");
     match ctx.engine.save_images(&names, oci, Box::new(writer)) {
         Ok(job) => {

@@ -145,6 +145,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&ctx, id),
         (&Method::GET, ["containers", id, "top"]) => containers::top(&ctx, id),
         (&Method::GET, ["containers", id, "stats"]) => stats::stats(&ctx, id).await,
+        (&Method::HEAD, ["containers", id, "archive"]) => containers::archive_head(&ctx, id).await,
+        (&Method::GET, ["containers", id, "archive"]) => containers::archive_get(&ctx, id).await,
+        (&Method::PUT, ["containers", id, "archive"]) => containers::archive_put(ctx, id).await,
 
         (&Method::POST, ["volumes", "create"]) => volumes::create(ctx).await,
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&ctx),

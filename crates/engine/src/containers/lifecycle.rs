@@ -78,7 +78,7 @@ impl Engine {
         self.container_dir(id).join("rootfs")
     }
 
-    fn mount_rootfs(&self, id: &str) -> Result<()> {
+    pub(crate) fn mount_rootfs(&self, id: &str) -> Result<()> {
         let target = self.rootfs(id);
         let _ = unmount(&target);
         let m = self.snapshots.mounts(id)?;
@@ -86,7 +86,7 @@ impl Engine {
         Ok(())
     }
 
-    fn unmount_rootfs(&self, id: &str) {
+    pub(crate) fn unmount_rootfs(&self, id: &str) {
         let _ = unmount(&self.rootfs(id));
     }
 
