@@ -353,19 +353,21 @@ fn stat_header(stat: &berth_engine::containers::archive::PathStat) -> hyper::hea
         .unwrap_or_else(|_| hyper::header::HeaderValue::from_static(""))
 }
 
-fn archive_path(ctx: &Ctx) -> Result<String, Response<Body>> {
+fn archive_path(ctx: &Ctx) -> Option<String> {
     ctx.query
         .get("path")
         .filter(|p| !p.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| body::error(StatusCode::BAD_REQUEST, "path is required"))
+}
+
+fn no_path() -> Response<Body> {
+    body::error(StatusCode::BAD_REQUEST, "path is required")
 }
 
 /// HEAD /containers/{id}/archive: the path's stat in a header.
 pub async fn archive_head(ctx: &Ctx, id: &str) -> Response<Body> {
-    let path = match archive_path(ctx) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(path) = archive_path(ctx) else {
+        return no_path();
     };
     match ctx.engine.stat_path(id, &path).await {
         Ok(stat) => {
@@ -380,9 +382,8 @@ pub async fn archive_head(ctx: &Ctx, id: &str) -> Response<Body> {
 
 /// GET /containers/{id}/archive: a tar of the path.
 pub async fn archive_get(ctx: &Ctx, id: &str) -> Response<Body> {
-    let path = match archive_path(ctx) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(path) = archive_path(ctx) else {
+        return no_path();
     };
     let stat = match ctx.engine.stat_path(id, &path).await {
         Ok(s) => s,
@@ -409,9 +410,8 @@ pub async fn archive_get(ctx: &Ctx, id: &str) -> Response<Body> {
 
 /// PUT /containers/{id}/archive?path=DIR: extract the tar body into DIR.
 pub async fn archive_put(ctx: Ctx, id: &str) -> Response<Body> {
-    let path = match archive_path(&ctx) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(path) = archive_path(&ctx) else {
+        return no_path();
     };
     let reader = body::reader(ctx.req.into_body());
     match ctx.engine.archive_put(id, &path, Box::new(reader)).await {
