@@ -368,3 +368,40 @@ async fn htpasswd_basic_auth_with_docker_config_credentials() {
     assert!(c.logout(&reg.addr).unwrap());
     assert!(login_cfg.get(&reg.addr).unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_hub_names_go_through_registry_mirrors() {
+    if !berth_testsupport::require_root!() || !tools_present() {
+        return;
+    }
+    let mirror = Registry::start(None);
+    let img = image(vec![layer_from_files(&[("etc/mirrored", b"yes")])], "amd64");
+    push_with_skopeo(
+        &img,
+        &format!("docker://{}/library/mirrored:1", mirror.addr),
+        None,
+        false,
+    );
+    let s = stores();
+    let cfg = berth_distribution::ClientConfig {
+        docker_config: Some(DockerConfig::at(s.dir.path().join("docker/config.json"))),
+        endpoints: berth_distribution::EndpointConfig {
+            registry_mirrors: vec![format!("http://{}", mirror.addr)],
+            insecure_registries: vec![],
+        },
+        ..berth_distribution::ClientConfig::default()
+    };
+    let client = std::sync::Arc::new(berth_distribution::Client::new(cfg).unwrap());
+    let reference = Reference::parse("mirrored:1").unwrap();
+    assert_eq!(reference.name(), "docker.io/library/mirrored");
+    let pulled = puller(client, &s)
+        .pull(&reference, &PullOptions::default(), no_sink())
+        .await
+        .unwrap();
+    assert_eq!(pulled.digest, img.manifest);
+    let chain = pulled.chain_id.unwrap();
+    assert_eq!(
+        fs::read_to_string(s.snapshots.committed_fs(&chain).join("etc/mirrored")).unwrap(),
+        "yes"
+    );
+}

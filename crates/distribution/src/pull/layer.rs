@@ -188,23 +188,30 @@ impl LayerTask {
         let consumer = tokio::task::spawn_blocking(
             move || -> berth_image::Result<(BlobInfo, Option<UnpackStats>)> {
                 let mut tee = TeeReader::new(rx, writer);
-                let stats = match target {
-                    Some(t) => Some(apply_layer(&mut tee, &t, &opts)?),
-                    None => {
-                        std::io::copy(&mut tee, &mut std::io::sink())
-                            .map_err(|e| berth_image::Error::io("read download", e))?;
-                        None
-                    }
+                let unpacked = match target {
+                    Some(t) => apply_layer(&mut tee, &t, &opts).map(Some),
+                    None => Ok(None),
                 };
+                // Read to the end either way: a layer that fails to unpack is first checked
+                // against its digest, which names the real fault when the bytes were wrong.
+                // A stream that stopped early keeps its ingest for a resumed pull.
                 let writer = tee
                     .finish()
                     .map_err(|e| berth_image::Error::io("read download", e))?;
-                Ok((writer.commit()?, stats))
+                let info = writer.commit()?;
+                Ok((info, unpacked?))
             },
         );
         let produced = self.produce(start, &tx, &id).await;
-        if produced.is_ok() {
-            let _ = tx.send(Chunk::End).await;
+        match &produced {
+            Ok(()) => {
+                let _ = tx.send(Chunk::End).await;
+            }
+            // Worth resuming later: keep the ingest (by just closing the channel).
+            Err(e) if e.is_transient() => {}
+            Err(_) => {
+                let _ = tx.send(Chunk::Discard).await;
+            }
         }
         drop(tx);
         let consumed = consumer

@@ -12,8 +12,11 @@ use tokio::sync::mpsc;
 /// What the downloader sends.
 pub enum Chunk {
     Data(Bytes),
-    /// All bytes were sent; without it, a closed channel means the download failed.
+    /// All bytes were sent; without it, a closed channel means the download failed (and the
+    /// ingest is kept, to resume).
     End,
+    /// The bytes are wrong (more than the descriptor allows): throw the ingest away.
+    Discard,
 }
 
 /// Chunks in how many messages may wait between downloader and unpacker.
@@ -22,7 +25,7 @@ pub const CHANNEL_DEPTH: usize = 32;
 /// Reads the downloaded bytes, teeing them into an ingest.
 pub struct TeeReader {
     rx: mpsc::Receiver<Chunk>,
-    writer: IngestWriter,
+    writer: Option<IngestWriter>,
     current: Bytes,
     ended: bool,
 }
@@ -31,7 +34,7 @@ impl TeeReader {
     pub fn new(rx: mpsc::Receiver<Chunk>, writer: IngestWriter) -> TeeReader {
         TeeReader {
             rx,
-            writer,
+            writer: Some(writer),
             current: Bytes::new(),
             ended: false,
         }
@@ -40,7 +43,7 @@ impl TeeReader {
     /// Read whatever the unpacker left (it stops at the tar's end), then give the ingest back.
     pub fn finish(mut self) -> io::Result<IngestWriter> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok(self.writer)
+        self.writer.take().ok_or_else(discarded)
     }
 }
 
@@ -52,10 +55,16 @@ impl Read for TeeReader {
             }
             match self.rx.blocking_recv() {
                 Some(Chunk::Data(b)) => {
-                    self.writer.write_all(&b)?;
+                    self.writer.as_mut().ok_or_else(discarded)?.write_all(&b)?;
                     self.current = b;
                 }
                 Some(Chunk::End) => self.ended = true,
+                Some(Chunk::Discard) => {
+                    if let Some(w) = self.writer.take() {
+                        let _ = w.abort();
+                    }
+                    return Err(discarded());
+                }
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -69,4 +78,11 @@ impl Read for TeeReader {
         let _ = self.current.split_to(n);
         Ok(n)
     }
+}
+
+fn discarded() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "download discarded: wrong content",
+    )
 }
