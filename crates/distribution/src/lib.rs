@@ -8,11 +8,13 @@
 //!   snapshot while it downloads, verified, resumable, shared between concurrent pulls.
 //! - `push`: blob existence checks, cross-repository mounts, monolithic and chunked uploads,
 //!   manifests and tags.
+//! - `inspect`: what `GET /distribution/{name}/json` answers.
 //! - `progress`: Docker's JSON progress messages.
 
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod inspect;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -98,7 +98,7 @@ pub async fn push(
                     let bytes = store
                         .read_bounded(child, MAX_JSON_BLOB)
                         .img(|| format!("read {child}"))?;
-                    repo.put_manifest(&child.to_string(), &desc.media_type().to_string(), bytes)
+                    repo.put_manifest(&child.to_string(), desc.media_type().as_ref(), bytes)
                         .await?;
                 }
                 (digest.clone(), top)
@@ -245,19 +245,24 @@ async fn push_blob(
     }
     let size = store.size(blob).img(|| format!("push {blob}"))?;
     let mut location = None;
-    for from in opts.mount_from.iter().filter(|f| f.as_str() != repo.path()) {
+    let sources: Vec<&String> = opts
+        .mount_from
+        .iter()
+        .filter(|f| f.as_str() != repo.path())
+        .collect();
+    for (i, from) in sources.iter().enumerate() {
         match repo.mount_blob(blob, from).await? {
             MountOutcome::Mounted => {
                 progress.send(ProgressEvent::status(
                     Some(&id),
                     format!("Mounted from {from}"),
                 ));
-                return Ok(BlobAction::Mounted(from.clone()));
+                return Ok(BlobAction::Mounted(from.to_string()));
             }
-            MountOutcome::Upload(url) => {
-                location = Some(url);
-                break;
-            }
+            // Not there: the registry opened an upload instead. Use the last one; cancel
+            // the others so they do not linger.
+            MountOutcome::Upload(url) if i + 1 == sources.len() => location = Some(url),
+            MountOutcome::Upload(url) => repo.cancel_upload(&url).await,
         }
     }
     let mut location = match location {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use berth_distribution::{DockerConfig, Error, PullOptions, Reference};
 use berth_image::digest::Algorithm;
 use berth_image::snapshot::chain_ids;
-use berth_image::Digest;
 use common::fake::{FakeServer, Request, Response};
 use common::image::{image, layer_from_files, Image};
 use common::*;

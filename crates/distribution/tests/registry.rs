@@ -286,11 +286,64 @@ async fn multi_arch_index_selects_the_platform() {
     );
     assert!(!s.store.has(&arm.manifest), "other platforms not fetched");
 
+    // Docker's distribution inspect sees both platforms.
+    let client_ = puller.client().clone();
+    let seen = berth_distribution::inspect::inspect(&client_, &reference)
+        .await
+        .unwrap();
+    assert_eq!(seen.descriptor.digest, idx.manifest.to_string());
+    let mut archs: Vec<&str> = seen
+        .platforms
+        .iter()
+        .map(|p| p.architecture.as_str())
+        .collect();
+    archs.sort();
+    assert_eq!(archs, ["amd64", "arm64"]);
+
+    // Only amd64 is here: a push sends that image, as docker does.
+    let partial = Reference::parse(&format!("{}/test/partial:1", reg.addr)).unwrap();
+    let r = berth_distribution::push(
+        &client_,
+        &s.store,
+        &partial,
+        &idx.manifest,
+        &PushOptions::default(),
+        no_sink(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.digest, amd.manifest);
+    assert_eq!(
+        Digest::sha256_of(&skopeo_raw(&format!(
+            "docker://{}/test/partial:1",
+            reg.addr
+        ))),
+        amd.manifest
+    );
+
     let opts = PullOptions {
         platform: PlatformSpec::parse("linux/arm64").unwrap(),
         ..PullOptions::default()
     };
     let pulled = puller.pull(&reference, &opts, no_sink()).await.unwrap();
+
+    // Both platforms here now: the whole index goes up.
+    let whole = Reference::parse(&format!("{}/test/whole:1", reg.addr)).unwrap();
+    let r = berth_distribution::push(
+        &client_,
+        &s.store,
+        &whole,
+        &idx.manifest,
+        &PushOptions::default(),
+        no_sink(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.digest, idx.manifest);
+    assert_eq!(
+        Digest::sha256_of(&skopeo_raw(&format!("docker://{}/test/whole:1", reg.addr))),
+        idx.manifest
+    );
     assert_eq!(pulled.image.config_digest, arm.config);
     let opts = PullOptions {
         platform: PlatformSpec::parse("linux/s390x").unwrap(),

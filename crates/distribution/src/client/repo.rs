@@ -477,6 +477,19 @@ impl Repository {
         self.location(&resp, &object)
     }
 
+    /// DELETE an upload session we will not use (best effort: registries expire them anyway).
+    pub async fn cancel_upload(&self, location: &Url) {
+        let _ = self
+            .send(
+                Method::DELETE,
+                location.clone(),
+                HeaderMap::new(),
+                None,
+                "cancel upload",
+            )
+            .await;
+    }
+
     /// PATCH one chunk at `start`; returns the location for the next request.
     pub async fn upload_chunk(
         &self,
