@@ -65,6 +65,18 @@ fn serve(img: &Image, behaviour: Behaviour) -> Fake {
             let Some((u, p)) = &behaviour.bearer else {
                 return Response::new(404, "");
             };
+            if req.method == "POST" {
+                // OAuth2 refresh-token grant (docker's identitytoken).
+                let form = String::from_utf8_lossy(&req.body).to_string();
+                let ok = form.contains("grant_type=refresh_token")
+                    && form.contains("refresh_token=refresh-abc")
+                    && form.contains("scope=repository%3Atest%2Fimg%3Apull");
+                return if ok {
+                    Response::new(200, r#"{"access_token":"tok-pull","expires_in":300}"#)
+                } else {
+                    Response::new(401, "{}")
+                };
+            }
             if req.header("authorization") != Some(basic(u, p).as_str()) {
                 return Response::new(401, r#"{"details":"bad credentials"}"#);
             }
@@ -240,6 +252,28 @@ async fn bearer_token_flow_with_stored_credentials() {
             .collect::<Vec<_>>(),
     );
     assert!(s.snapshots.exists(&chains[1]));
+    // An identitytoken (refresh token) in the config is exchanged with the OAuth2 grant.
+    let cfg2 = DockerConfig::at(s.dir.path().join("cfg2/config.json"));
+    cfg2.store(
+        &fake.server.addr,
+        &berth_distribution::Credential {
+            username: "bob".into(),
+            password: String::new(),
+            identity_token: Some("refresh-abc".into()),
+        },
+    )
+    .unwrap();
+    let s2 = stores();
+    fake.token_requests.lock().unwrap().clear();
+    let again = puller(client(Some(cfg2), s2.dir.path()), &s2)
+        .pull(&reference(&fake), &fast_retries(0), no_sink())
+        .await
+        .unwrap();
+    assert_eq!(again.digest, img.manifest);
+    let tokens = fake.token_requests.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].method, "POST");
+
     // Every registry request after the ping carried the token.
     let reqs = fake.server.requests();
     assert!(reqs

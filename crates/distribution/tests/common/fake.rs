@@ -13,6 +13,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -121,6 +122,7 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
         method,
         path,
         headers,
+        body,
     };
     log.lock().unwrap().push(req.clone());
     let resp = handler(&req);
