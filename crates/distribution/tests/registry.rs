@@ -458,3 +458,42 @@ async fn docker_hub_names_go_through_registry_mirrors() {
         "yes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_backend_pulls_in_order() {
+    if !berth_testsupport::require_root!() || !tools_present() {
+        return;
+    }
+    let reg = Registry::start(None);
+    let img = image(
+        vec![
+            layer_from_files(&[("a/one", b"1"), ("a/gone", b"x")]),
+            layer_from_files(&[("a/two", b"2"), ("a/.wh.gone", b"")]),
+        ],
+        "amd64",
+    );
+    push_with_skopeo(
+        &img,
+        &format!("docker://{}/test/copy:1", reg.addr),
+        None,
+        false,
+    );
+    let mut s = stores();
+    s.snapshots = berth_image::snapshot::Snapshotter::open(
+        s.dir.path().join("copy-snapshots"),
+        Some(berth_image::snapshot::Backend::Copy),
+    )
+    .unwrap();
+    let reference = Reference::parse(&format!("{}/test/copy:1", reg.addr)).unwrap();
+    let pulled = puller(client(None, s.dir.path()), &s)
+        .pull(&reference, &PullOptions::default(), no_sink())
+        .await
+        .unwrap();
+    // A copy snapshot holds the whole tree, whiteouts applied.
+    let top = s.snapshots.committed_fs(pulled.chain_id.as_ref().unwrap());
+    assert_eq!(fs::read_to_string(top.join("a/one")).unwrap(), "1");
+    assert_eq!(fs::read_to_string(top.join("a/two")).unwrap(), "2");
+    assert!(!top.join("a/gone").exists());
+    assert!(!top.join("a/.wh.gone").exists());
+    assert_nothing_half_written(&s);
+}

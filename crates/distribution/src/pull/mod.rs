@@ -165,7 +165,7 @@ impl Puller {
                 object: format!("manifest {}@{}", repo.path(), platform_manifest.digest),
                 reason: format!("not a valid image manifest: {e}"),
             })?;
-        self.fetch_config(&repo, &manifest).await?;
+        self.fetch_config(&repo, &manifest, opts).await?;
         let image = media::resolve_image(&self.store, &top.digest, &opts.platform)
             .img(|| format!("resolve pulled image {reference}"))?;
         let layers = image.layers().img(|| format!("layers of {reference}"))?;
@@ -349,7 +349,12 @@ impl Puller {
         })
     }
 
-    async fn fetch_config(&self, repo: &Repository, manifest: &ImageManifest) -> Result<()> {
+    async fn fetch_config(
+        &self,
+        repo: &Repository,
+        manifest: &ImageManifest,
+        opts: &PullOptions,
+    ) -> Result<()> {
         let config = Digest::from_oci(manifest.config().digest()).img(|| "config digest")?;
         if self.store.has(&config) {
             return Ok(());
@@ -361,7 +366,7 @@ impl Puller {
                 limit: MAX_JSON_BLOB,
             });
         }
-        let bytes = retry_opts_default(|| repo.get_blob_bytes(&config, MAX_JSON_BLOB)).await?;
+        let bytes = retry(opts, || repo.get_blob_bytes(&config, MAX_JSON_BLOB)).await?;
         self.store
             .ingest(&bytes[..], Some(&config), Some(bytes.len() as u64))
             .img(|| format!("store config {config} from {}", repo.registry()))?;
@@ -388,19 +393,4 @@ where
             other => return other,
         }
     }
-}
-
-async fn retry_opts_default<T, F, Fut>(op: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    retry(
-        &PullOptions {
-            retries: 3,
-            ..PullOptions::default()
-        },
-        op,
-    )
-    .await
 }
