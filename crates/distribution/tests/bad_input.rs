@@ -105,15 +105,20 @@ fn serve(img: &Image, behaviour: Behaviour) -> Fake {
             if let Some((ct, body)) = &behaviour.manifest {
                 return Response::new(200, body.clone()).header("Content-Type", ct);
             }
-            if reference != "1" && reference != manifest {
+            let wanted = if reference == "1" {
+                manifest.as_str()
+            } else {
+                reference
+            };
+            let Some(body) = blobs.get(wanted) else {
                 return Response::new(
                     404,
                     r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
                 );
-            }
-            return Response::new(200, blobs[&manifest].clone())
+            };
+            return Response::new(200, body.clone())
                 .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-                .header("Docker-Content-Digest", &manifest);
+                .header("Docker-Content-Digest", wanted);
         }
         if let Some(digest) = rest.strip_prefix("blobs/") {
             let Some(real) = blobs.get(digest) else {
@@ -530,5 +535,45 @@ async fn sha512_layer_digests_are_verified_while_streaming() {
         .to_string();
     assert!(err.contains(&victim.to_string()), "{err}");
     assert!(!s.store.has(&victim));
+    assert_nothing_half_written(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_shared_by_two_chains_downloads_once() {
+    if !berth_testsupport::require_root!() {
+        return;
+    }
+    let big: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    let shared = layer_from_files(&[("data/shared", &big)]);
+    let a = image(
+        vec![layer_from_files(&[("base", b"a")]), shared.clone()],
+        "amd64",
+    );
+    let b = image(vec![layer_from_files(&[("base", b"b")]), shared], "amd64");
+    let mut both = a.clone();
+    both.blobs.extend(b.blobs.clone());
+    let fake = serve(&both, Behaviour::default());
+    let s = stores();
+    let p = puller(client(None, s.dir.path()), &s);
+    let ra = Reference::parse(&format!("{}/{REPO}@{}", fake.server.addr, a.manifest)).unwrap();
+    let rb = Reference::parse(&format!("{}/{REPO}@{}", fake.server.addr, b.manifest)).unwrap();
+    let opts = fast_retries(0);
+    let (pa, pb) = tokio::join!(p.pull(&ra, &opts, no_sink()), p.pull(&rb, &opts, no_sink()));
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    assert_ne!(pa.chain_id, pb.chain_id);
+    let x = &a.layers[1].0;
+    let gets = fake
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/blobs/{x}")))
+        .count();
+    assert_eq!(gets, 1, "the shared blob is fetched once");
+    for pulled in [&pa, &pb] {
+        let top = s.snapshots.committed_fs(pulled.chain_id.as_ref().unwrap());
+        assert_eq!(fs::read(top.join("data/shared")).unwrap(), big);
+    }
     assert_nothing_half_written(&s);
 }

@@ -13,7 +13,7 @@ use berth_image::{ContentStore, Digest};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::stream::{Chunk, TeeReader, CHANNEL_DEPTH};
-use super::{PullOptions, SharedLayer};
+use super::{BlobLocks, PullOptions, SharedLayer};
 use crate::client::Repository;
 use crate::error::{Error, Result};
 use crate::progress::{short_id, Progress, ProgressEvent};
@@ -23,6 +23,7 @@ pub(super) struct LayerTask {
     pub store: ContentStore,
     pub snapshots: Snapshotter,
     pub downloads: Arc<Semaphore>,
+    pub blob_locks: BlobLocks,
     pub blob: Digest,
     pub size: u64,
     pub diff_id: Digest,
@@ -120,6 +121,7 @@ impl LayerTask {
     /// Get the blob into the store; with `target`, unpack it there as it arrives.
     async fn fetch(&self, target: Option<PathBuf>) -> Result<()> {
         let id = self.id();
+        let _blob_guard = self.blob_locks.lock(&self.blob).await;
         if self.store.has(&self.blob) {
             self.progress
                 .send(ProgressEvent::status(Some(&id), "Download complete"));

@@ -109,6 +109,51 @@ pub struct Puller {
     snapshots: Snapshotter,
     downloads: Arc<Semaphore>,
     inflight: Arc<Mutex<HashMap<Digest, SharedLayer>>>,
+    blob_locks: BlobLocks,
+}
+
+/// One download per blob at a time, even for layers of different chains (the same blob
+/// stacked on different parents): the second waits, then finds the blob in the store.
+#[derive(Clone, Default)]
+pub(crate) struct BlobLocks {
+    locks: Arc<Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl BlobLocks {
+    pub(crate) async fn lock(&self, blob: &Digest) -> BlobGuard {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(blob.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        BlobGuard {
+            owner: self.clone(),
+            blob: blob.clone(),
+            lock,
+            guard: Some(guard),
+        }
+    }
+}
+
+pub(crate) struct BlobGuard {
+    owner: BlobLocks,
+    blob: Digest,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for BlobGuard {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self.owner.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the table and this guard still hold it: nobody waits, forget the entry.
+        if Arc::strong_count(&self.lock) <= 2 {
+            locks.remove(&self.blob);
+        }
+    }
 }
 
 impl Puller {
@@ -125,6 +170,7 @@ impl Puller {
             snapshots,
             downloads: Arc::new(Semaphore::new(max_concurrent_downloads.max(1))),
             inflight: Arc::new(Mutex::new(HashMap::new())),
+            blob_locks: BlobLocks::default(),
         }
     }
 
@@ -211,6 +257,7 @@ impl Puller {
                     store: self.store.clone(),
                     snapshots: self.snapshots.clone(),
                     downloads: self.downloads.clone(),
+                    blob_locks: self.blob_locks.clone(),
                     blob: blob.clone(),
                     size: desc.size(),
                     diff_id: diff_id.clone(),
