@@ -101,9 +101,69 @@ pub fn short_id(digest: &berth_image::Digest) -> String {
     digest.hex()[..12].to_string()
 }
 
+/// One layer's state as a CLI draws it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerState {
+    pub status: String,
+    pub current: u64,
+    pub total: Option<u64>,
+}
+
+/// Folds the event stream into per-layer state, in first-seen order: what a CLI needs to keep
+/// one indicatif bar per layer (create on first sight, then set message/position/length).
+#[derive(Debug, Default)]
+pub struct Board {
+    order: Vec<String>,
+    layers: std::collections::HashMap<String, LayerState>,
+}
+
+impl Board {
+    /// Apply `event`; returns the layer it changed (None for messages without an id).
+    pub fn apply(&mut self, event: &ProgressEvent) -> Option<(&str, &LayerState)> {
+        let id = event.id.as_ref()?;
+        if !self.layers.contains_key(id) {
+            self.order.push(id.clone());
+        }
+        let state = self.layers.entry(id.clone()).or_default();
+        state.status = event.status.clone();
+        if let Some(p) = event.progress_detail {
+            state.current = p.current;
+            state.total = p.total.or(state.total);
+        }
+        Some((id.as_str(), &*state))
+    }
+
+    /// Layers in the order they appeared.
+    pub fn layers(&self) -> impl Iterator<Item = (&str, &LayerState)> {
+        self.order
+            .iter()
+            .filter_map(|id| self.layers.get(id).map(|s| (id.as_str(), s)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn board_tracks_layers_in_order() {
+        let mut b = Board::default();
+        assert!(b
+            .apply(&ProgressEvent::status(None, "Pulling from x"))
+            .is_none());
+        b.apply(&ProgressEvent::status(Some("bbb"), "Pulling fs layer"));
+        b.apply(&ProgressEvent::status(Some("aaa"), "Pulling fs layer"));
+        let (id, st) = b
+            .apply(&ProgressEvent::progress("bbb", "Downloading", 5, Some(10)))
+            .unwrap();
+        assert_eq!((id, st.current, st.total), ("bbb", 5, Some(10)));
+        b.apply(&ProgressEvent::status(Some("bbb"), "Pull complete"));
+        let all: Vec<(&str, &LayerState)> = b.layers().collect();
+        assert_eq!(all[0].0, "bbb");
+        assert_eq!(all[0].1.status, "Pull complete");
+        assert_eq!(all[0].1.total, Some(10), "total kept");
+        assert_eq!(all[1].0, "aaa");
+    }
 
     #[test]
     fn serialises_like_docker_json_messages() {
