@@ -119,7 +119,7 @@ pub struct Board {
 
 impl Board {
     /// Apply `event`; returns the layer it changed (None for messages without an id).
-    pub fn apply(&mut self, event: &ProgressEvent) -> Option<(&str, &LayerState)> {
+    pub fn apply<'a>(&'a mut self, event: &ProgressEvent) -> Option<(&'a str, &'a LayerState)> {
         let id = event.id.as_ref()?;
         if !self.layers.contains_key(id) {
             self.order.push(id.clone());
@@ -130,7 +130,9 @@ impl Board {
             state.current = p.current;
             state.total = p.total.or(state.total);
         }
-        Some((id.as_str(), &*state))
+        self.layers
+            .get_key_value(id.as_str())
+            .map(|(k, v)| (k.as_str(), v))
     }
 
     /// Layers in the order they appeared.
