@@ -119,6 +119,12 @@ check cgroup-pids.max 10 "$(cat $D/pids.max 2>&1)" "$D/pids.max"
 check cgroup-cpu.max "50000 100000" "$(cat $D/cpu.max 2>&1)" "$D/cpu.max"
 # runc's shares -> weight mapping, computed here rather than copied.
 check cgroup-cpu.weight $((1 + (512 - 2) * 9999 / 262142)) "$(cat $D/cpu.weight 2>&1)" "$D/cpu.weight"
+check cgroup-memory.swap.max 0 "$(cat $D/memory.swap.max 2>&1)" "$D/memory.swap.max (spec swap = limit)"
+check cgroup-memory.high 50331648 "$(cat $D/memory.high 2>&1)" "$D/memory.high (from linux.resources.unified)"
+check cgroup-io.weight "default $((1 + (500 - 10) * 9999 / 990))" "$(head -n1 $D/io.weight 2>&1)" "$D/io.weight (blkio weight 500)"
+# cpu.cpus needs the cpuset controller, which nothing enabled before this container.
+check cgroup-cpuset.cpus 0 "$(cat $D/cpuset.cpus 2>&1)" "$D/cpuset.cpus"
+check cgroup-cpuset.cpus.effective 0 "$(cat $D/cpuset.cpus.effective 2>&1)" "$D/cpuset.cpus.effective"
 pid=$("$RT" state t-lim | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -n1)
 check init-in-cgroup "0::/berth-vm/t-lim" "$(cat /proc/$pid/cgroup 2>&1)" "/proc/<init>/cgroup"
 grep -qx "$pid" $D/cgroup.procs && pass init-in-cgroup.procs || fail init-in-cgroup.procs "pid $pid not in $D/cgroup.procs"
@@ -178,16 +184,31 @@ if [ "$pc" -ge 1 ] 2>/dev/null; then pass events-pids-current; else fail events-
 rt update --memory 67108864 t-lim
 check update-memory.max 67108864 "$(cat $D/memory.max 2>&1)" "$D/memory.max after update" || show
 
-# (8) kill + delete removes the cgroup.
-rt kill t-lim KILL
+# ps / kill --all: a second process started with exec -d is listed and killed with init.
+rt exec -d t-lim sleep 1000 || { fail exec-detached "exec -d failed"; show; }
+rt ps -f json t-lim
+n=$(jq length /tmp/out 2>/dev/null)
+check ps-lists-both 2 "$n" "number of pids from 'ps -f json'" || show
+check pids.current-matches-ps "$n" "$(cat $D/pids.current)" "$D/pids.current"
+
+# (8) kill --all + delete removes the cgroup.
+rt kill --all t-lim KILL
 for _ in 1 2 3 4 5 6 7 8 9 10; do
   "$RT" state t-lim 2>/dev/null | grep -q '"stopped"' && break
   sleep 0.2
 done
 rt delete t-lim || { fail delete "delete failed"; show; }
 if [ -e "$D" ]; then fail delete-removes-cgroup "$D still exists"; else pass delete-removes-cgroup; fi
+# A systemd-style cgroupsPath ("slice:prefix:name") on a host without systemd.
+rt run -d -b $B/systemd t-sd
+SD=$CG/vm.slice/berth-t-sd.scope
+sdpid=$("$RT" state t-sd | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -n1)
+check systemd-path-cgroup "0::/vm.slice/berth-t-sd.scope" "$(cat /proc/$sdpid/cgroup 2>&1)" "/proc/<init>/cgroup" || show
+rt delete --force t-sd || { fail systemd-path-delete "delete --force failed"; show; }
+if [ -e "$SD" ]; then fail systemd-path-removed "$SD still exists"; else pass systemd-path-removed; fi
+
 # The foreground runs must not have left their cgroups behind either.
-left=$(find $CG/berth $CG/berth-vm -mindepth 1 -type d 2>/dev/null | tr '\n' ' ')
+left=$(find $CG/berth $CG/berth-vm $CG/vm.slice -mindepth 1 -type d 2>/dev/null | tr '\n' ' ')
 check no-cgroups-left "" "$left" "container cgroups left after all runs"
 
 echo "VMTEST INFO failures: $FAILS"
