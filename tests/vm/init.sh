@@ -57,8 +57,9 @@ rt() {
 show() { sed 's/^/    | /' /tmp/out; }
 
 echo "VMTEST INFO kernel $(uname -r)"
+echo "VMTEST INFO overlayfs: $(grep -cw overlay /proc/filesystems) (1: the runtime can seal itself on a read-only overlay)"
 
-echo "VMTEST INFO /proc/self/cgroup: $(cat /proc/self/cgroup | tr '\n' ' ')"
+echo "VMTEST INFO /proc/self/cgroup: $(tr '\n' ' ' </proc/self/cgroup)"
 echo "VMTEST INFO root cgroup.controllers: $(cat $CG/cgroup.controllers)"
 echo "VMTEST INFO root cgroup.subtree_control (before): '$(cat $CG/cgroup.subtree_control)'"
 # CGROUP2_SUPER_MAGIC; no cgroup v1 hierarchy may exist (cgroup_no_v1=all).
@@ -107,8 +108,7 @@ fi
 # (4) limits as files in the container's cgroup (long-running container t-lim, cgroupsPath
 # /berth-vm/t-lim, memory 32M, pids 10, cpu quota 50000 / period 100000, shares 512).
 D=$CG/berth-vm/t-lim
-rt run -d -b $B/limits t-lim
-if [ $? -ne 0 ]; then
+if ! rt run -d -b $B/limits t-lim; then
   fail run-detached "run -d t-lim failed"
   show
 else
@@ -126,8 +126,8 @@ check cgroup-io.weight "default $((1 + (500 - 10) * 9999 / 990))" "$(head -n1 $D
 check cgroup-cpuset.cpus 0 "$(cat $D/cpuset.cpus 2>&1)" "$D/cpuset.cpus"
 check cgroup-cpuset.cpus.effective 0 "$(cat $D/cpuset.cpus.effective 2>&1)" "$D/cpuset.cpus.effective"
 pid=$("$RT" state t-lim | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -n1)
-check init-in-cgroup "0::/berth-vm/t-lim" "$(cat /proc/$pid/cgroup 2>&1)" "/proc/<init>/cgroup"
-grep -qx "$pid" $D/cgroup.procs && pass init-in-cgroup.procs || fail init-in-cgroup.procs "pid $pid not in $D/cgroup.procs"
+check init-in-cgroup "0::/berth-vm/t-lim" "$(cat /proc/"$pid"/cgroup 2>&1)" "/proc/<init>/cgroup"
+if grep -qx "$pid" $D/cgroup.procs; then pass init-in-cgroup.procs; else fail init-in-cgroup.procs "pid $pid not in $D/cgroup.procs"; fi
 # Inside: cgroup namespace + cgroup2 mount show the container's own limits at its root.
 rt exec t-lim sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max'
 check in-container-cgroupns "0::/ 33554432" "$(tr '\n' ' ' </tmp/out | sed 's/ $//')" "/proc/self/cgroup and memory.max seen inside"
@@ -157,7 +157,7 @@ status=$("$RT" state t-lim | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
 check pause-state paused "$status" "state after pause"
 check pause-cgroup.freeze 1 "$(cat $D/cgroup.freeze)" "$D/cgroup.freeze"
 check pause-frozen-event "frozen 1" "$(grep frozen $D/cgroup.events)" "frozen in $D/cgroup.events"
-st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/$pid/status)
+st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/"$pid"/status)
 echo "VMTEST INFO init state while frozen: $st"
 rt resume t-lim || { fail resume "resume failed"; show; }
 status=$("$RT" state t-lim | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
@@ -170,6 +170,7 @@ check exec-after-resume 0 $? "exec after resume" || show
 "$RT" events --stats t-lim >/tmp/ev 2>&1
 echo "VMTEST INFO events: $(head -c 600 /tmp/ev)"
 usage=$(jq -r '.data.memory.usage.usage' /tmp/ev 2>/dev/null)
+echo "VMTEST INFO stats: memory usage $usage bytes, cpu throttled periods $(jq -r '.data.cpu.throttling.throttled_periods' /tmp/ev 2>/dev/null)"
 if [ -n "$usage" ] && [ "$usage" != null ] && [ "$usage" -gt 0 ] 2>/dev/null; then
   pass events-memory-usage
 else
@@ -203,7 +204,7 @@ if [ -e "$D" ]; then fail delete-removes-cgroup "$D still exists"; else pass del
 rt run -d -b $B/systemd t-sd
 SD=$CG/vm.slice/berth-t-sd.scope
 sdpid=$("$RT" state t-sd | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -n1)
-check systemd-path-cgroup "0::/vm.slice/berth-t-sd.scope" "$(cat /proc/$sdpid/cgroup 2>&1)" "/proc/<init>/cgroup" || show
+check systemd-path-cgroup "0::/vm.slice/berth-t-sd.scope" "$(cat /proc/"$sdpid"/cgroup 2>&1)" "/proc/<init>/cgroup" || show
 rt delete --force t-sd || { fail systemd-path-delete "delete --force failed"; show; }
 if [ -e "$SD" ]; then fail systemd-path-removed "$SD still exists"; else pass systemd-path-removed; fi
 
