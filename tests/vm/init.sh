@@ -151,6 +151,27 @@ else
   show
 fi
 
+# update -r with new device rules replaces the program (several attached programs must all
+# allow, so re-allowing works only if the deny program was detached, not stacked).
+kprobe() { rt exec t-devupd sh -c 'echo berth-vm-test >/dev/kmsg && echo kmsg-opened'; }
+rules() { echo "{\"devices\": [{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": $1, \"type\": \"c\", \"major\": 1, \"minor\": 11, \"access\": \"rwm\"}]}" >/tmp/rules.json; }
+if rt run -d -b $B/dev-update t-devupd; then
+  kprobe
+  if grep -q '^kmsg-opened$' /tmp/out; then pass device-update-start-allowed; else fail device-update-start-allowed "exec could not open /dev/kmsg"; show; fi
+  rules false
+  rt update -r /tmp/rules.json t-devupd || { fail device-update-deny "update -r failed"; show; }
+  kprobe
+  if grep -q "kmsg.*Operation not permitted" /tmp/out; then pass device-update-deny; else fail device-update-deny "expected EPERM after update"; show; fi
+  rules true
+  rt update -r /tmp/rules.json t-devupd || { fail device-update-allow-again "update -r failed"; show; }
+  kprobe
+  if grep -q '^kmsg-opened$' /tmp/out; then pass device-update-allow-again; else fail device-update-allow-again "old deny program still attached?"; show; fi
+  rt delete --force t-devupd || { fail device-update-delete "delete --force failed"; show; }
+else
+  fail device-update-run "run -d t-devupd failed"
+  show
+fi
+
 # (6) pause / resume through cgroup.freeze.
 rt pause t-lim || { fail pause "pause failed"; show; }
 status=$("$RT" state t-lim | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
