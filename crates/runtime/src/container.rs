@@ -551,6 +551,8 @@ impl Runtime {
             process,
             c.cgroup.as_ref(),
             ExecOptions {
+                spec: &c.state.spec,
+                container_state: serde_json::to_value(c.report()).unwrap_or_default(),
                 seccomp: seccomp.as_ref(),
                 console_socket,
                 preserve_fds: opts.preserve_fds,

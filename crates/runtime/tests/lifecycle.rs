@@ -44,7 +44,7 @@ impl Rt {
             .stderr(err.try_clone().unwrap())
             .status()
             .unwrap();
-        let mut read = |f: &mut std::fs::File| {
+        let read = |f: &mut std::fs::File| {
             use std::io::{Read, Seek};
             let mut v = Vec::new();
             f.seek(std::io::SeekFrom::Start(0)).unwrap();
@@ -586,4 +586,481 @@ fn rootfs_is_owned_as_given() {
     let b = TestBundle::busybox(&["true"]);
     let md = std::fs::metadata(b.rootfs().join("bin/busybox")).unwrap();
     assert_eq!(md.mode() & 0o111, 0o111);
+}
+
+#[test]
+fn masked_paths_are_empty_and_readonly_paths_refuse_writes() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    // /proc/timer_list exists on every kernel here and is never empty on the host.
+    assert!(!std::fs::read("/proc/timer_list").unwrap().is_empty());
+    let mut b = sh(
+        "echo kcore=$(wc -c < /proc/timer_list); echo fw=$(ls -A /sys/firmware | wc -l); \
+        (echo x > /proc/sys/kernel/domainname) 2>/dev/null && echo written || echo refused",
+    );
+    b.edit(|s| {
+        s["linux"]["maskedPaths"] = json!(["/proc/timer_list", "/sys/firmware"]);
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    assert!(
+        out.contains("kcore=0"),
+        "masked file reads empty: {out}{}",
+        stderr(&o)
+    );
+    assert!(out.contains("fw=0"), "masked dir is empty: {out}");
+    assert!(out.contains("refused"), "/proc/sys is read-only: {out}");
+}
+
+/// The capability mask the kernel shows for a list of CAP_* names.
+fn cap_mask(names: &[&str]) -> u64 {
+    names.iter().fold(0, |m, n| {
+        let cap: caps::Capability = n.parse().unwrap();
+        m | (1u64 << cap.index())
+    })
+}
+
+#[test]
+fn capabilities_are_exactly_as_configured() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status");
+    let bounding = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL", "CAP_SETUID"];
+    let effective = ["CAP_CHOWN", "CAP_KILL"];
+    b.edit(|s| {
+        s["process"]["capabilities"] = json!({
+            "bounding": bounding, "effective": effective, "permitted": effective,
+            "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]
+        });
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    let field = |name: &str| -> u64 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{out}{}", stderr(&o)));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(field("CapBnd"), cap_mask(&bounding));
+    // no_new_privileges (on in the default spec) keeps exec from raising root's sets beyond
+    // what was configured: permitted and effective stay exactly as given.
+    assert_eq!(field("CapPrm"), cap_mask(&effective));
+    assert_eq!(field("CapEff"), cap_mask(&effective));
+    assert_eq!(field("CapInh"), cap_mask(&["CAP_KILL"]));
+
+    // As a non-root user the configured sets survive exec only through ambient.
+    b.edit(|s| s["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    let o = rt.run(&b);
+    let out2 = stdout(&o);
+    let field2 = |name: &str| -> u64 {
+        let line = out2
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{out2}{}", stderr(&o)));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(field2("CapBnd"), cap_mask(&bounding));
+    assert_eq!(field2("CapAmb"), cap_mask(&["CAP_KILL"]));
+    assert_eq!(field2("CapEff"), cap_mask(&["CAP_KILL"]));
+    assert_eq!(field2("CapPrm"), cap_mask(&["CAP_KILL"]));
+}
+
+#[test]
+fn seccomp_denies_a_chosen_syscall_with_the_chosen_errno() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("mkdir /tmp/x 2>&1; echo rc=$?; ls -d /tmp/x 2>&1; echo alive");
+    b.edit(|s| {
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 122}]
+        });
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    // errno 122 is EDQUOT: "Disk quota exceeded" — an errno mkdir would never produce here.
+    assert!(
+        out.contains("Disk quota exceeded") || out.contains("quota"),
+        "{out}{}",
+        stderr(&o)
+    );
+    assert!(out.contains("rc=1"));
+    assert!(out.contains("alive"));
+    assert!(!b.rootfs().join("tmp/x").exists());
+    // The compiled filter is cached by the profile's hash.
+    let cache = rt.root.path().join(".cache/seccomp");
+    assert_eq!(
+        std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0),
+        1,
+        "one cached filter"
+    );
+}
+
+#[test]
+fn seccomp_notify_fd_reaches_the_agent_at_listener_path() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("mkdir /tmp/n 2>&1; echo rc=$?");
+    let sock = b.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    b.edit(|s| {
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock, "listenerMetadata": "from-lifecycle-test",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    // The agent: take the state and the fd, answer the first notification with EXDEV.
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 16384];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = None;
+        for c in msg.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: fds just received are ours.
+                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+            }
+        }
+        let n = msg.bytes;
+        let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let fd = fd.expect("no seccomp fd");
+        let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
+        libseccomp::ScmpNotifResp::new(req.id, 0, -libc::EXDEV, 0)
+            .respond(fd.as_raw_fd())
+            .unwrap();
+        state
+    });
+    let o = rt.run(&b);
+    let state = agent.join().unwrap();
+    assert_eq!(state["metadata"], "from-lifecycle-test");
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert!(state["state"]["id"].as_str().unwrap().starts_with("run-"));
+    let out = stdout(&o);
+    assert!(
+        out.contains("cross-device"),
+        "the agent's answer reached the process: {out}{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn foreground_run_with_a_terminal_proxies_the_pty() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("tty; [ -t 0 ] && echo stdin-is-a-tty; exit 4");
+    b.edit(|s| s["process"]["terminal"] = json!(true));
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    assert!(out.contains("/dev/pts/0"), "{out}{}", stderr(&o));
+    assert!(out.contains("stdin-is-a-tty"));
+    assert_eq!(o.status.code(), Some(4));
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("echo on-the-console; tty");
+    b.edit(|s| s["process"]["terminal"] = json!(true));
+    let sock = b.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        berth_runtime::tty::recv_pty_master(conn.as_fd()).unwrap()
+    });
+    let id = unique_id("console");
+    rt.ok(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    let master = receiver.join().unwrap();
+    rt.ok(&["start", &id]);
+    let mut f = std::fs::File::from(master);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 256];
+    // Read until the container hangs up (EIO once the last slave fd closes).
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("on-the-console"), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(wait_until(|| rt.state(&id)["status"] == "stopped"));
+    rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn init_mode_reaps_forwards_and_the_runtime_binary_cannot_be_overwritten() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("trap 'exit 9' TERM; (sleep 0.1 &); while true; do sleep 0.05; done");
+    b.edit(|s| s["annotations"] = json!({"io.berth.init": "true"}));
+    let id = unique_id("init");
+    rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    // PID 1 is the init (a fork of the runtime), the user's program is its child.
+    let comm1 = rt.ok(&["exec", &id, "cat", "/proc/1/comm"]);
+    assert_ne!(
+        comm1.trim(),
+        "sh",
+        "PID 1 should be the init, not the program"
+    );
+    // The orphaned `sleep 0.1` is reaped by the init: no zombie stays.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let zombies = rt.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l",
+    ]);
+    assert_eq!(zombies.trim(), "0", "zombies left: {zombies}");
+    // CVE-2019-5736 class: /proc/1/exe is the runtime binary, and it cannot be written from inside.
+    let o = rt.out(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo pwned >> /proc/1/exe && echo WROTE",
+    ]);
+    assert!(
+        !stdout(&o).contains("WROTE"),
+        "runtime binary writable from inside: {}",
+        stderr(&o)
+    );
+    // Refused because the file is on a read-only mount, not merely because it is running.
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    let host_bin = std::fs::read(BIN).unwrap();
+    assert!(!host_bin.ends_with(b"pwned\n"));
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    let init_exe = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    assert_ne!(
+        init_exe.dev(),
+        std::fs::metadata(BIN).unwrap().dev(),
+        "init runs the host's binary file"
+    );
+    // SIGTERM to the init reaches the program, whose exit status becomes the container's.
+    let pid = pid as i32;
+    rt.ok(&["kill", &id, "TERM"]);
+    assert!(wait_until(|| rt.state(&id)["status"] == "stopped"));
+    assert!(berth_runtime::state::proc_stat(pid).is_none_or(|s| s.state == 'Z'));
+    rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn hooks_run_in_order_with_the_state_on_stdin() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("echo program >> /tmp/inside.log");
+    let log = b.path().join("hooks.log");
+    let state_file = b.path().join("state.json");
+    let host_hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} >> {}", log.display())]});
+    b.edit(|s| {
+        s["hooks"] = json!({
+            "prestart": [host_hook("prestart")],
+            "createRuntime": [host_hook("createRuntime"),
+                {"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", state_file.display())]}],
+            "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo createContainer $(hostname) >> {}", log.display())]}],
+            // Runs inside the container, after pivot_root: its paths are the container's.
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo startContainer >> /tmp/inside.log"]}],
+            "poststart": [host_hook("poststart")],
+            "poststop": [host_hook("poststop")]
+        });
+    });
+    let o = rt.run(&b);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        vec![
+            "prestart",
+            "createRuntime",
+            "createContainer berth-test",
+            "poststart",
+            "poststop"
+        ]
+    );
+    let inside = std::fs::read_to_string(b.rootfs().join("tmp/inside.log")).unwrap();
+    assert_eq!(inside, "startContainer\nprogram\n");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(state["id"].as_str().unwrap().starts_with("run-"));
+    assert!(state["pid"].as_i64().unwrap() > 1);
+    assert_eq!(
+        state["bundle"].as_str().unwrap(),
+        b.path().canonicalize().unwrap().to_str().unwrap()
+    );
+
+    // A failing createRuntime hook fails the create and leaves nothing.
+    b.edit(|s| {
+        s["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]})
+    });
+    let o = rt.run(&b);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("createRuntime"), "{}", stderr(&o));
+    assert_eq!(rt.ok(&["list", "-q"]).trim(), "");
+}
+
+#[test]
+fn joining_namespaces_by_path() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut first = TestBundle::busybox(&["sleep", "1000"]);
+    first.edit(|s| s["hostname"] = json!("first-one"));
+    let a = unique_id("join-a");
+    rt.ok(&["run", "-d", "--bundle", first.path().to_str().unwrap(), &a]);
+    let pid = rt.state(&a)["pid"].as_i64().unwrap();
+    // Bring loopback of the first container's netns up, so the second can tell it is the same one.
+    let mut second = sh("hostname; cat /proc/net/dev | grep -c lo; readlink /proc/self/ns/net");
+    second.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network" && n["type"] != "uts");
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+        ns.push(json!({"type": "uts", "path": format!("/proc/{pid}/ns/uts")}));
+        s.as_object_mut().unwrap().remove("hostname");
+    });
+    let o = rt.run(&second);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"first-one"), "{out}{}", stderr(&o));
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(lines.get(2).copied(), Some(theirs.to_str().unwrap()));
+    // A path that is not a namespace of the named type is refused, naming the field.
+    second.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/uts")}));
+    });
+    let o = rt.run(&second);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("linux.namespaces["), "{}", stderr(&o));
+    rt.ok(&["delete", "--force", &a]);
+}
+
+#[test]
+fn process_settings_user_groups_umask_cwd_env_rlimits_oom_score() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = sh("id; umask; pwd; echo $GREETING; ulimit -n; cat /proc/self/oom_score_adj");
+    b.edit(|s| {
+        s["process"]["user"] =
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 65534], "umask": 63});
+        s["process"]["cwd"] = json!("/home/app");
+        s["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("GREETING=hello there"));
+        s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]);
+        s["process"]["oomScoreAdj"] = json!(500);
+    });
+    let o = rt.run(&b);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}{}", stderr(&o));
+    assert!(
+        lines[0].starts_with("uid=1000(app) gid=1000(app) groups="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("10(wheel)") && lines[0].contains("65534(nogroup)"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1], "0077");
+    assert_eq!(lines[2], "/home/app");
+    assert_eq!(lines[3], "hello there");
+    assert_eq!(lines[4], "123");
+    assert_eq!(lines[5], "500");
+}
+
+#[test]
+fn stats_come_from_the_cgroup_and_impossible_mappings_are_refused() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = TestBundle::busybox(&["sh", "-c", "x=$(seq 1 20000); sleep 1000"]);
+    b.edit(|s| s["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024}));
+    let id = unique_id("stats");
+    rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ev: Value = serde_json::from_str(&rt.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    let mem = &ev["data"]["memory"];
+    assert_eq!(mem["usage"]["limit"], json!(64 * 1024 * 1024), "{ev:#}");
+    assert!(mem["usage"]["usage"].as_u64().unwrap_or(0) > 0, "{ev:#}");
+    assert!(
+        ev["data"]["pids"]["current"].as_u64().unwrap() >= 1,
+        "{ev:#}"
+    );
+    rt.ok(&["update", "--memory", "134217728", &id]);
+    let ev: Value = serde_json::from_str(&rt.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(
+        ev["data"]["memory"]["usage"]["limit"],
+        json!(128 * 1024 * 1024)
+    );
+    rt.ok(&["delete", "--force", &id]);
+
+    let mut bad = sh("true");
+    bad.edit(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 4294967290u64, "size": 100}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 10}]);
+    });
+    let o = rt.run(&bad);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("linux.uidMappings[0]"),
+        "{}",
+        stderr(&o)
+    );
 }

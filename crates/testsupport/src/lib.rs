@@ -6,6 +6,8 @@
 //! - `require_root!` / `require`: a test that needs root or a kernel feature skips with a message
 //!   on a developer machine but FAILS under `CI=true`, so CI never passes by skipping.
 
+pub mod oci_archive;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;

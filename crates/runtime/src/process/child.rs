@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
@@ -47,8 +47,10 @@ pub fn run(cfg: &ChildConfig, chan: &Channel) -> ! {
         Err(e) => e,
         Ok(never) => match never {},
     };
-    let _ = chan.send(&Msg::Failed(err.to_string()));
-    eprintln!("berth-runtime: {err}");
+    // The parent reports errors it receives; only when it is gone (after create) say it ourselves.
+    if chan.send(&Msg::Failed(err.to_string())).is_err() {
+        eprintln!("berth-runtime: {err}");
+    }
     // SAFETY: _exit is always safe; we must not run the parent's atexit handlers or destructors.
     unsafe { libc::_exit(127) }
 }
@@ -129,6 +131,12 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
     enter_cwd(process)?;
     close_inherited_fds(cfg.preserve_fds)?;
 
+    // Like runc: identity, capabilities and seccomp are applied before reporting ready, so a
+    // seccomp notify fd can still reach the parent, and `start` only releases a finished process.
+    let personality = spec.linux().as_ref().and_then(|l| l.personality().as_ref());
+    security::finalize_process_with_listener(process, cfg.seccomp, personality, &mut |fd| {
+        chan.send_listener(fd.as_fd())
+    })?;
     chan.send(&Msg::Ready)?;
     if let Some(fifo) = cfg.exec_fifo {
         wait_for_start(fifo)?;
@@ -136,11 +144,6 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
     if let Some(h) = spec_hooks.and_then(|h| h.start_container().as_deref()) {
         hooks::run_hooks("startContainer", h, &state_json)?;
     }
-    security::finalize_process(
-        process,
-        cfg.seccomp,
-        spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
-    )?;
     Ok(match cfg.init {
         Some(kill_group) => crate::init::run_as_init(kill_group, || exec(&program, &argv, &envp)),
         None => exec(&program, &argv, &envp),

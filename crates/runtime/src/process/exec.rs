@@ -21,6 +21,10 @@ use crate::security::{self, seccomp};
 use crate::tty;
 
 pub struct ExecOptions<'a> {
+    /// The container's spec (its seccomp listener settings apply to exec'ed processes too).
+    pub spec: &'a oci_spec::runtime::Spec,
+    /// The container's OCI state, for a seccomp agent.
+    pub container_state: serde_json::Value,
     pub seccomp: Option<&'a seccomp::Program>,
     pub console_socket: Option<OwnedFd>,
     pub preserve_fds: i32,
@@ -139,7 +143,9 @@ fn child(
     let program = resolve_executable(process)?;
     enter_cwd(process)?;
     close_inherited_fds(preserve_fds)?;
-    security::finalize_process(process, seccomp, None)?;
+    security::finalize_process_with_listener(process, seccomp, None, &mut |fd| {
+        chan.send_listener(fd.as_fd())
+    })?;
     let err = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
     Err(Error::sys(
         format!("exec {}", program.to_string_lossy()),

@@ -3,6 +3,7 @@
 
 pub mod child;
 pub mod exec;
+mod listener;
 pub mod spawn;
 pub mod sync;
 

@@ -142,6 +142,9 @@ pub fn spawn(
                     parent_end.send(&Msg::HooksDone)?;
                 }
                 Some(Msg::Ready) => return Ok(()),
+                Some(Msg::SeccompListener(fd)) => {
+                    super::listener::forward(spec, pid.as_raw(), &state, fd)?;
+                }
                 Some(Msg::Failed(m)) => return Err(Error::ChildFailed(m)),
                 Some(m) => {
                     return Err(Error::Other(format!(

@@ -1,13 +1,17 @@
 //! The parent/child conversation while a container is set up, over a SOCK_SEQPACKET socketpair:
 //! message boundaries are kept, so one `send` is one message.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 
 use crate::error::{Context, Error, Result};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Msg {
     /// parent → child: ids are mapped and the process is in its cgroup; go on. Carries the
     /// container's state JSON for the hooks the child runs.
@@ -20,6 +24,8 @@ pub enum Msg {
     Ready,
     /// child → parent: setup failed with this message.
     Failed(String),
+    /// child → parent: the seccomp notify fd, for the agent at `linux.seccomp.listenerPath`.
+    SeccompListener(OwnedFd),
 }
 
 const MAX_MSG: usize = 64 * 1024;
@@ -40,10 +46,16 @@ impl Msg {
                 v.extend_from_slice(&m.as_bytes()[..m.len().min(MAX_MSG - 1)]);
                 v
             }
+            Msg::SeccompListener(_) => vec![b'S'],
         }
     }
 
-    fn decode(b: &[u8]) -> Result<Msg> {
+    fn decode(b: &[u8], fd: Option<OwnedFd>) -> Result<Msg> {
+        if b.first() == Some(&b'S') {
+            return fd
+                .map(Msg::SeccompListener)
+                .ok_or_else(|| Error::Other("seccomp listener message without an fd".into()));
+        }
         match b.first() {
             Some(b'G') => Ok(Msg::Go(b[1..].to_vec())),
             Some(b'H') => Ok(Msg::RunCreateHooks),
@@ -78,13 +90,48 @@ impl Channel {
         Ok(())
     }
 
+    /// Send the seccomp listener fd (SCM_RIGHTS); it arrives as `Msg::SeccompListener`.
+    pub fn send_listener(&self, fd: BorrowedFd) -> Result<()> {
+        let bytes = [b'S'];
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .ctx(|| "send the seccomp listener to the runtime".to_string())?;
+        Ok(())
+    }
+
     /// Next message, or None when the other side closed (exited, or exec'ed: the fd is CLOEXEC).
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX_MSG];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         loop {
-            match recv(self.0.as_fd().as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => return Msg::decode(&buf[..n]).map(Some),
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) if m.bytes == 0 => return Ok(None),
+                Ok(m) => {
+                    let mut fd = None;
+                    for c in m
+                        .cmsgs()
+                        .map_err(|e| Error::sys("read control message", e))?
+                    {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            // SAFETY: the kernel just installed these fds in our table; we own them.
+                            fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+                        }
+                    }
+                    let n = m.bytes;
+                    return Msg::decode(&buf[..n], fd).map(Some);
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
                 Err(e) => return Err(Error::sys("read from the container process", e)),
@@ -95,7 +142,7 @@ impl Channel {
     /// Wait for exactly `want`; a Failed message becomes the child's error.
     pub fn expect(&self, want: Msg) -> Result<()> {
         match self.recv()? {
-            Some(m) if m == want => Ok(()),
+            Some(m) if std::mem::discriminant(&m) == std::mem::discriminant(&want) => Ok(()),
             Some(Msg::Failed(m)) => Err(Error::ChildFailed(m)),
             Some(m) => Err(Error::Other(format!(
                 "expected {want:?} from the container process, got {m:?}"
