@@ -150,9 +150,16 @@ impl Client {
         }
     }
 
-    /// Endpoints to try for `domain`, mirrors first for Docker Hub.
+    /// Endpoints to try for `domain`, mirrors first for Docker Hub. Of an insecure registry's
+    /// HTTPS and HTTP endpoints, the one that answered before is tried first.
     pub fn candidates(&self, domain: &str) -> Vec<Candidate> {
-        self.config.endpoints.candidates(domain)
+        let mut all = self.config.endpoints.candidates(domain);
+        if !all.iter().any(|c| c.mirror) {
+            let pinged = self.pinged.lock().unwrap_or_else(|p| p.into_inner());
+            // Stable sort: answered endpoints first, order otherwise kept.
+            all.sort_by_key(|c| !pinged.contains_key(&format!("{domain} {}", c.base)));
+        }
+        all
     }
 
     /// A handle on `reference`'s repository at the first endpoint that answers.
