@@ -404,8 +404,8 @@ impl Client {
         Ok(token)
     }
 
-    /// Check `cred` against `domain` (a Basic round trip or a token grant). Returns the
-    /// refresh token the service handed out, if any.
+    /// Check `cred` against `domain`: a Basic round trip, or a token grant from the bearer
+    /// realm (what `POST /auth` does for the docker CLI).
     pub async fn check_login(self: &Arc<Self>, domain: &str, cred: &Credential) -> Result<()> {
         let mut last = None;
         for candidate in self.candidates(domain) {
