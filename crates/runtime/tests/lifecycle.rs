@@ -5,6 +5,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod agent;
+
 use berth_testsupport::{require_root, unique_id, TestBundle};
 use serde_json::{json, Value};
 
@@ -706,7 +708,6 @@ fn seccomp_denies_a_chosen_syscall_with_the_chosen_errno() {
 
 #[test]
 fn seccomp_notify_fd_reaches_the_agent_at_listener_path() {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     if !require_root!() {
         return;
     }
@@ -723,31 +724,8 @@ fn seccomp_notify_fd_reaches_the_agent_at_listener_path() {
     });
     // The agent: take the state and the fd, answer the first notification with EXDEV.
     let agent = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 16384];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let msg = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for c in msg.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY: fds just received are ours.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-            }
-        }
-        let n = msg.bytes;
-        let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
-        let fd = fd.expect("no seccomp fd");
-        let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
-        libseccomp::ScmpNotifResp::new(req.id, 0, -libc::EXDEV, 0)
-            .respond(fd.as_raw_fd())
-            .unwrap();
+        let (state, fd) = agent::accept_listener_fd(&listener);
+        agent::answer_next_with_errno(&fd, libc::EXDEV);
         state
     });
     let o = rt.run(&b);

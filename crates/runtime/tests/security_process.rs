@@ -4,12 +4,13 @@
 //! reports what survived execve (/proc/self/status, /proc/self/limits, id, umask).
 
 use std::collections::HashMap;
-use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Output, Stdio};
 use std::str::FromStr;
+
+mod agent;
 
 use berth_runtime::security::{self, seccomp};
 use oci_spec::runtime::{LinuxPersonality, LinuxSeccomp, Process};
@@ -596,31 +597,9 @@ fn seccomp_notify_reaches_the_agent_and_its_answer_the_process() {
 
     // The agent: receive the state + fd, answer the first notification with EXDEV.
     let agent = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 8192];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let mut fd = None;
-        for c in msg.cmsgs().unwrap() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                // SAFETY: received fds are new and ours.
-                fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-            }
-        }
-        let len = msg.bytes;
-        let state: Value = serde_json::from_slice(&buf[..len]).unwrap();
-        let fd = fd.expect("no fd received");
-        let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
-        let resp = libseccomp::ScmpNotifResp::new(req.id, 0, -libc::EXDEV, 0);
-        resp.respond(fd.as_raw_fd()).unwrap();
-        (state, req.data.syscall, req.data.args[2])
+        let (state, fd) = agent::accept_listener_fd(&listener);
+        let (syscall, args) = agent::answer_next_with_errno(&fd, libc::EXDEV);
+        (state, syscall, args[2])
     });
 
     let p = process(json!({"noNewPrivileges": true}));
