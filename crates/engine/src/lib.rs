@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -46,6 +47,7 @@ pub struct Engine {
     content: ContentStore,
     snapshots: Snapshotter,
     containers: containers::Registry,
+    net: networks::Networking,
     /// Held by image loads, container creation and garbage collection: a collection must not
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
@@ -70,6 +72,7 @@ impl Engine {
         let content = ContentStore::open(&cfg.data_root)?;
         let snapshots = Snapshotter::open(cfg.data_root.join("snapshots"), None)?;
         let shim_binary = find_shim(cfg.shim_binary.as_deref())?;
+        let net = networks::Networking::open(&cfg.data_root.join("berth.db"))?;
         let engine = Arc::new(Engine {
             cfg,
             shim_binary,
@@ -77,10 +80,12 @@ impl Engine {
             content,
             snapshots,
             containers: containers::Registry::default(),
+            net,
             store_lock: Mutex::new(()),
             started: std::time::Instant::now(),
         });
         engine.recover().await?;
+        engine.net_recover()?;
         Ok(engine)
     }
 
