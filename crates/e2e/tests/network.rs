@@ -422,3 +422,123 @@ fn networking_survives_daemon_sigkill_without_duplicate_rules() {
     assert!(http_get(&addr).is_none());
     d.docker_ok(&["network", "rm", &net]);
 }
+
+#[test]
+fn network_modes_flags_connect_and_stats() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    // none: loopback only.
+    let links = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(
+        links.contains("lo:") && !links.contains("eth0"),
+        "links: {links}"
+    );
+    // host: the host's interfaces.
+    let links = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(links.contains(&d.net.bridge), "host links: {links}");
+
+    // Flags on the default bridge.
+    let c = unique("flags");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--hostname",
+        "myhost",
+        "--add-host",
+        "db.example:10.1.2.3",
+        "--dns",
+        "9.9.9.9",
+        "--mac-address",
+        "02:42:aa:bb:cc:dd",
+        "-P",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo hi > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    assert_eq!(d.docker_ok(&["exec", &c, "hostname"]).trim(), "myhost");
+    let hosts = d.docker_ok(&["exec", &c, "cat", "/etc/hosts"]);
+    assert!(hosts.contains("10.1.2.3\tdb.example"), "hosts: {hosts}");
+    assert!(hosts.contains("myhost"), "hosts: {hosts}");
+    let resolv = d.docker_ok(&["exec", &c, "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 9.9.9.9"), "resolv: {resolv}");
+    let mac = d.docker_ok(&["exec", &c, "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac.trim(), "02:42:aa:bb:cc:dd");
+    assert_eq!(
+        inspect(&d, "{{.NetworkSettings.MacAddress}}", &c),
+        "02:42:aa:bb:cc:dd"
+    );
+
+    // container:<name> shares the namespace: same address, reaches the server on localhost.
+    let ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", &c);
+    let shared = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &format!("container:{c}"),
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; wget -qO- http://127.0.0.1/",
+    ]);
+    assert!(
+        shared.contains(&ip) && shared.contains("hi"),
+        "shared: {shared}"
+    );
+
+    // connect / disconnect a running container.
+    let net = unique("cnet");
+    d.docker_ok(&["network", "create", &net]);
+    d.docker_ok(&["network", "connect", "--alias", "joined", &net, &c]);
+    let links = d.docker_ok(&["exec", &c, "ip", "-o", "link"]);
+    assert!(links.contains("eth1"), "after connect: {links}");
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://joined/",
+    ]);
+    assert_eq!(out.trim(), "hi");
+    let o = d.docker(&["network", "rm", &net]);
+    assert!(!o.status.success(), "rm of a network in use succeeded");
+    d.docker_ok(&["network", "disconnect", &net, &c]);
+    let links = d.docker_ok(&["exec", &c, "ip", "-o", "link"]);
+    assert!(!links.contains("eth1"), "after disconnect: {links}");
+
+    // stats: per-interface counters that move with traffic.
+    let stats = d.docker_ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", &c]);
+    assert!(
+        !stats.trim().is_empty() && !stats.contains("0B / 0B"),
+        "net io: {stats}"
+    );
+
+    d.docker_ok(&["rm", "-f", &c]);
+    d.docker_ok(&["network", "rm", &net]);
+}
