@@ -542,3 +542,84 @@ fn network_modes_flags_connect_and_stats() {
     d.docker_ok(&["rm", "-f", &c]);
     d.docker_ok(&["network", "rm", &net]);
 }
+
+fn berth_ok(d: &Daemon, args: &[&str]) -> String {
+    let o = d.berth_cmd(args).output().expect("run berth");
+    assert!(
+        o.status.success(),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn berth_cli_network_commands_and_run_flags() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let net = unique("bnet");
+    let web = unique("bweb");
+    berth_ok(&d, &["network", "create", "--label", "k=v", &net]);
+    assert!(berth_ok(&d, &["network", "ls"]).contains(&net));
+    berth_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &web,
+            "--network",
+            &net,
+            "--network-alias",
+            "site",
+            "-p",
+            "127.0.0.1::80",
+            "--add-host",
+            "x.test:10.9.9.9",
+            "busybox",
+            "sh",
+            "-c",
+            &httpd_cmd("via-berth"),
+        ],
+    );
+    let out = eventually("wget by alias", || {
+        let o = d
+            .berth_cmd(&[
+                "run",
+                "--rm",
+                "--network",
+                &net,
+                "busybox",
+                "wget",
+                "-qO-",
+                "http://site/",
+            ])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    });
+    assert_eq!(out.trim(), "via-berth");
+    let port = inspect(
+        &d,
+        "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}",
+        &web,
+    );
+    let body = eventually("published port", || http_get(&format!("127.0.0.1:{port}")));
+    assert_eq!(body.trim(), "via-berth");
+    let inspected = berth_ok(&d, &["network", "inspect", &net]);
+    assert!(
+        inspected.contains(&web) && inspected.contains("\"k\": \"v\""),
+        "{inspected}"
+    );
+    let o = d.berth_cmd(&["network", "rm", &net]).output().unwrap();
+    assert!(!o.status.success(), "network rm in use succeeded");
+    berth_ok(&d, &["rm", "-f", &web]);
+    let pruned = berth_ok(&d, &["network", "prune", "-f"]);
+    assert!(pruned.contains(&net), "prune: {pruned}");
+    assert!(!berth_ok(&d, &["network", "ls"]).contains(&net));
+}
