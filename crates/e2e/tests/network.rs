@@ -206,6 +206,10 @@ fn published_port_answers_on_localhost_until_rm() {
     let addr = format!("127.0.0.1:{port}");
     let body = eventually("the published port answers", || http_get(&addr));
     assert_eq!(body.trim(), "published");
+    let mapped = d.docker_ok(&["port", &web, "80"]);
+    assert_eq!(mapped.trim(), addr, "docker port");
+    let bindings = inspect(&d, "{{json .HostConfig.PortBindings}}", &web);
+    assert!(bindings.contains("\"80/tcp\""), "PortBindings: {bindings}");
     let ps = d.docker_ok(&["ps", "--format", "{{.Ports}}"]);
     assert!(
         ps.contains(&format!("127.0.0.1:{port}->80/tcp")),

@@ -5,6 +5,8 @@
 //! - `containers`: create/start/stop/kill/wait/remove/logs/exec; every container process is
 //!   held by its own `berth-shim`, which outlives berthd; the engine re-adopts shims on start.
 //! - `db`: the SQLite state database (WAL).
+//! - `networks`: container networking over `berth_network` (bridge by default, user networks,
+//!   ports, embedded DNS), its state persisted in the database and reconciled at start.
 //!
 //! The engine speaks no HTTP: the API crate maps Docker's JSON onto these calls.
 

@@ -575,6 +575,22 @@ impl Engine {
     /// give back its addresses and ports. Its veths go with its namespace.
     pub(crate) fn net_detach(&self, id: &str) {
         self.net.dns.stop(id);
+        // A container that joined this one's namespace (`container:<this>`) keeps it alive:
+        // then the veths must go explicitly, or a released address would still be in use.
+        let joined = self.db().containers().unwrap_or_default().iter().any(|r| {
+            r.id != id
+                && (r.state.running() || r.state.task)
+                && r.spec
+                    .host
+                    .network_mode
+                    .strip_prefix("container:")
+                    .is_some_and(|o| {
+                        id.starts_with(o) || self.container(o).is_ok_and(|c| c.id == id)
+                    })
+        });
+        if joined {
+            return self.net_forget(id);
+        }
         if let Err(e) = self
             .net
             .mutate(|s| s.state.release_container(id).map_err(net_err))

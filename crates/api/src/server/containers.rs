@@ -68,6 +68,7 @@ pub fn inspect(ctx: &Ctx, id: &str) -> Response<Body> {
             let mut v =
                 convert::inspect(&rec, &ctx.engine.config().data_root.display().to_string());
             v["NetworkSettings"] = super::networks::settings_json(&ctx.engine, &rec);
+            super::networks::host_config_json(&rec, &mut v);
             body::json(StatusCode::OK, &v)
         }
         Err(e) => error::response(&e),

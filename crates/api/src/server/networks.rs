@@ -165,6 +165,41 @@ pub fn settings_json(engine: &Engine, rec: &ContainerRecord) -> Value {
     })
 }
 
+/// Inspect's HostConfig fields about networking, as the client asked for them.
+pub fn host_config_json(rec: &ContainerRecord, v: &mut Value) {
+    let n = &rec.spec.host.network;
+    let mut bindings = serde_json::Map::new();
+    for p in &n.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let entry = bindings.entry(key).or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+            }));
+        }
+    }
+    let h = &mut v["HostConfig"];
+    h["PortBindings"] = Value::Object(bindings);
+    h["ExtraHosts"] = json!(n.extra_hosts);
+    h["Dns"] = json!(n.dns);
+    h["DnsSearch"] = json!(n.dns_search);
+    h["DnsOptions"] = json!(n.dns_options);
+    let dir = v["GraphDriver"]["Data"]["MergedDir"]
+        .as_str()
+        .and_then(|m| m.strip_suffix("/rootfs"))
+        .map(str::to_string);
+    if let Some(dir) = dir.filter(|_| rec.spec.host.network_mode != "host") {
+        for (k, f) in [
+            ("HostsPath", "hosts"),
+            ("HostnamePath", "hostname"),
+            ("ResolvConfPath", "resolv.conf"),
+        ] {
+            v[k] = json!(format!("{dir}/{f}"));
+        }
+    }
+}
+
 /// `ps`'s Ports: [{IP, PrivatePort, PublicPort, Type}].
 pub fn summary_ports(engine: &Engine, rec: &ContainerRecord) -> Vec<Value> {
     let (_, published) = engine.container_networking(&rec.id);
