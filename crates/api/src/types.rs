@@ -99,6 +99,8 @@ pub struct HostConfig {
     pub dns_search: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,
     pub mounts: Option<Vec<Mount>>,
+    /// [height, width] of the client's terminal, applied before the process starts.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// HostConfig.Mounts (`--mount`).
@@ -198,6 +200,8 @@ pub struct ExecConfig {
     pub user: String,
     pub working_dir: String,
     pub detach_keys: String,
+    /// [height, width] of the client's terminal.
+    pub console_size: Option<[u16; 2]>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

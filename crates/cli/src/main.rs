@@ -78,5 +78,6 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Rmi(a) => images::rmi(c, a).await,
         C::Volume(v) => volumes::run(c, v).await,
         C::Network(n) => networks::run(c, n).await,
+        C::Save(a) => images::save(c, a).await,
     }
 }

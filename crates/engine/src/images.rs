@@ -94,6 +94,7 @@ impl Engine {
                 },
                 &tags,
             )?;
+            self.events.emit("image", "load", &id, &[]);
             if tags.is_empty() {
                 lines.push(format!("Loaded image ID: {id}"));
             }
@@ -193,6 +194,44 @@ impl Engine {
         Err(Error::no_such_image(name))
     }
 
+    /// `docker save`: resolve every name now (so an unknown one is a 404 before any byte is
+    /// sent), then stream the archive into `out` on a blocking thread.
+    pub fn save_images(
+        self: &Arc<Self>,
+        names: &[String],
+        oci: bool,
+        out: Box<dyn std::io::Write + Send>,
+    ) -> Result<tokio::task::JoinHandle<Result<()>>> {
+        let mut images: Vec<archive::SaveImage> = Vec::new();
+        for n in names {
+            let row = self.find_image(n)?;
+            let tag = normalize(n);
+            let by_tag = self.db().tag_target(&tag)?.is_some_and(|id| id == row.id);
+            let manifest_digest = Digest::parse(&row.manifest)?;
+            match images
+                .iter_mut()
+                .find(|i| i.manifest_digest == manifest_digest)
+            {
+                Some(i) if by_tag => i.repo_tags.push(tag),
+                Some(_) => {}
+                None => images.push(archive::SaveImage {
+                    manifest_digest,
+                    repo_tags: if by_tag { vec![tag] } else { Vec::new() },
+                }),
+            }
+        }
+        let engine = self.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let format = if oci {
+                archive::ArchiveFormat::Oci
+            } else {
+                archive::ArchiveFormat::Docker
+            };
+            archive::save(&engine.content, &images, format, out)
+                .map_err(|e| Error::internal("save images", e))
+        }))
+    }
+
     /// `docker tag SOURCE TARGET`.
     pub fn tag_image(&self, source: &str, target: &str) -> Result<()> {
         let row = self.find_image(source)?;
@@ -202,7 +241,10 @@ impl Engine {
                 "refusing to create a tag with a digest reference: {target}"
             )));
         }
-        self.db().set_tag(&target, &row.id)
+        self.db().set_tag(&target, &row.id)?;
+        self.events
+            .emit("image", "tag", &row.id, &[("name", &target)]);
+        Ok(())
     }
 
     /// `docker rmi`: untag, and delete the image when nothing names or uses it any more.
@@ -252,6 +294,7 @@ impl Engine {
         if users.is_empty() {
             self.db().delete_image(&row.id)?;
             report.push(("Deleted".into(), row.id.clone()));
+            self.events.emit("image", "delete", &row.id, &[]);
             if let Err(e) = self.collect_garbage() {
                 tracing::warn!("image garbage collection: {e}");
             }

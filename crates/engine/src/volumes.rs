@@ -44,6 +44,8 @@ impl Engine {
             .map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
         let created = ids::now_rfc3339();
         self.db().put_volume(&name, &created, &labels)?;
+        self.events
+            .emit("volume", "create", &name, &[("driver", "local")]);
         Ok(self.volume_from(name, created, labels))
     }
 
@@ -110,6 +112,8 @@ impl Engine {
         }
         let dir = self.cfg.data_root.join("volumes").join(name);
         self.db().delete_volume(name)?;
+        self.events
+            .emit("volume", "destroy", name, &[("driver", "local")]);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(Error::internal(format!("remove {}", dir.display()), e));

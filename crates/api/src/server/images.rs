@@ -168,3 +168,64 @@ pub fn remove(ctx: &Ctx, name: &str) -> Response<Body> {
         Err(e) => error::response(&e),
     }
 }
+
+/// A blocking writer feeding a response body (for the image crate's synchronous archive writer).
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
+}
+
+/// GET /images/get?names=a&names=b and GET /images/{name}/get.
+pub fn save(ctx: &Ctx, names: Vec<String>) -> Response<Body> {
+    if names.is_empty() {
+        return body::error(StatusCode::BAD_REQUEST, "no image names given");
+    }
+    let (tx, b) = body::channel();
+    let writer = ChannelWriter {
+        tx,
+        buf: Vec::new(),
+    };
+    let oci = ctx.query.get("format") == Some("oci");
+    match ctx.engine.save_images(&names, oci, Box::new(writer)) {
+        Ok(job) => {
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = job.await {
+                    tracing::warn!("{e}");
+                }
+            });
+            let mut r = Response::new(b);
+            r.headers_mut().insert(
+                "Content-Type",
+                hyper::header::HeaderValue::from_static("application/x-tar"),
+            );
+            r
+        }
+        Err(e) => error::response(&e),
+    }
+}

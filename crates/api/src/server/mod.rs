@@ -4,6 +4,7 @@ mod body;
 mod containers;
 mod convert;
 mod error;
+mod events;
 mod exec;
 mod hijack;
 mod images;
@@ -98,9 +99,14 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(m),
         (&Method::GET, ["version"]) => system::version(),
         (&Method::GET, ["info"]) => system::info(&ctx),
+        (&Method::GET, ["events"]) => events::events(&ctx),
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
         (&Method::GET, ["images", "json"]) => images::list(&ctx),
+        (&Method::GET, ["images", "get"]) => images::save(&ctx, ctx.query.all("names")),
+        (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            images::save(&ctx, vec![name.join("/")])
+        }
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&ctx, &name.join("/"))
         }

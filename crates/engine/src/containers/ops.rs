@@ -49,7 +49,9 @@ impl Engine {
             .map_err(|e| Error::internal("pause", e))?
             .map_err(|e| Error::internal("pause", e))?;
         rec.state.status = Status::Paused;
-        self.db().update_container(&rec)
+        self.db().update_container(&rec)?;
+        self.emit(&rec, "pause", &[]);
+        Ok(())
     }
 
     pub async fn unpause_container(self: &Arc<Self>, key: &str) -> Result<()> {
@@ -67,7 +69,9 @@ impl Engine {
             .map_err(|e| Error::internal("unpause", e))?
             .map_err(|e| Error::internal("unpause", e))?;
         rec.state.status = Status::Running;
-        self.db().update_container(&rec)
+        self.db().update_container(&rec)?;
+        self.emit(&rec, "unpause", &[]);
+        Ok(())
     }
 
     pub fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
@@ -86,8 +90,10 @@ impl Engine {
                 )));
             }
         }
-        rec.name = new_name.to_string();
-        self.db().update_container(&rec)
+        let old = std::mem::replace(&mut rec.name, new_name.to_string());
+        self.db().update_container(&rec)?;
+        self.emit(&rec, "rename", &[("oldName", &format!("/{old}"))]);
+        Ok(())
     }
 
     pub fn top_container(&self, key: &str) -> Result<Top> {
