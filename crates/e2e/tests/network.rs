@@ -515,7 +515,15 @@ fn network_modes_flags_connect_and_stats() {
 
     // connect / disconnect a running container.
     let net = unique("cnet");
-    d.docker_ok(&["network", "create", &net]);
+    let bridge = format!("bc{}", &d.net.bridge[2..]);
+    d.docker_ok(&[
+        "network",
+        "create",
+        "-o",
+        &format!("com.docker.network.bridge.name={bridge}"),
+        &net,
+    ]);
+    assert!(std::path::Path::new(&format!("/sys/class/net/{bridge}")).exists());
     d.docker_ok(&["network", "connect", "--alias", "joined", &net, &c]);
     let links = d.docker_ok(&["exec", &c, "ip", "-o", "link"]);
     assert!(links.contains("eth1"), "after connect: {links}");

@@ -88,6 +88,8 @@ pub struct CreateNetwork {
     pub ip_range: Option<String>,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// Driver options: `com.docker.network.bridge.name`, `com.docker.network.driver.mtu`.
+    pub options: BTreeMap<String, String>,
 }
 
 /// One network as `network ls/inspect` show it.
@@ -815,6 +817,19 @@ impl Engine {
                 })
                 .transpose()?,
             internal: req.internal,
+            bridge: req
+                .options
+                .get("com.docker.network.bridge.name")
+                .filter(|b| !b.is_empty())
+                .cloned(),
+            mtu: req
+                .options
+                .get("com.docker.network.driver.mtu")
+                .map(|m| {
+                    m.parse::<u32>()
+                        .map_err(|_| Error::InvalidParameter(format!("invalid mtu {m:?}")))
+                })
+                .transpose()?,
             ..NetworkConfig::user(&req.name)
         };
         let name = req.name.clone();

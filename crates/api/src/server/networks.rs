@@ -357,7 +357,7 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let _ = (b.check_duplicate, b.options);
+    let _ = b.check_duplicate;
     let first = b
         .ipam
         .as_ref()
@@ -373,6 +373,7 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
         ip_range: s("IPRange"),
         internal: b.internal,
         labels: b.labels.unwrap_or_default(),
+        options: b.options.unwrap_or_default(),
     };
     let done = tokio::task::spawn_blocking(move || engine.create_network(req)).await;
     match done {
