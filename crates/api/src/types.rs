@@ -56,6 +56,8 @@ pub struct ContainerConfig {
     pub healthcheck: Option<serde_json::Value>,
     pub volumes: Option<serde_json::Value>,
     pub exposed_ports: Option<serde_json::Value>,
+    /// Deprecated in the API (moved to EndpointsConfig) but still sent by older clients.
+    pub mac_address: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -90,6 +92,12 @@ pub struct HostConfig {
     pub sysctls: Option<BTreeMap<String, String>>,
     pub shm_size: i64,
     pub log_config: Option<serde_json::Value>,
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    pub publish_all_ports: bool,
+    pub extra_hosts: Option<Vec<String>>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
     pub mounts: Option<Vec<Mount>>,
     /// [height, width] of the client's terminal, applied before the process starts.
     pub console_size: Option<[u16; 2]>,
@@ -139,6 +147,13 @@ pub struct Volume {
 pub struct VolumeList {
     pub volumes: Vec<Volume>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 /// POST /containers/create body: Config at the top level, plus HostConfig.

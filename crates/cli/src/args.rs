@@ -69,6 +69,9 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(crate::networks::NetworkCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,7 +234,7 @@ pub struct RunArgs {
     /// Give extended privileges to this container.
     #[arg(long)]
     pub privileged: bool,
-    /// Connect a container to a network (none, host).
+    /// Connect a container to a network (bridge, none, host, container:<name|id>, a user network).
     #[arg(long)]
     pub network: Option<String>,
     /// Restart policy to apply when a container exits.
@@ -255,6 +258,8 @@ pub struct RunArgs {
     /// Log driver options (max-size=10m, max-file=3).
     #[arg(long)]
     pub log_opt: Vec<String>,
+    #[command(flatten)]
+    pub net: crate::networks::NetFlags,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

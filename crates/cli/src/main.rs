@@ -4,6 +4,7 @@ mod args;
 mod containers;
 mod format;
 mod images;
+mod networks;
 mod run;
 mod stream;
 mod system;
@@ -76,6 +77,7 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Tag(a) => images::tag(c, a).await,
         C::Rmi(a) => images::rmi(c, a).await,
         C::Volume(v) => volumes::run(c, v).await,
+        C::Network(n) => networks::run(c, n).await,
         C::Save(a) => images::save(c, a).await,
     }
 }

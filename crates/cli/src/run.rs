@@ -98,7 +98,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
         .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
         .collect();
     let attach = !a.detach;
-    Ok(CreateBody {
+    let mut body = CreateBody {
         config: ContainerConfig {
             hostname: a.hostname.clone().unwrap_or_default(),
             user: a.user.clone().unwrap_or_default(),
@@ -154,7 +154,9 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
             ..HostConfig::default()
         },
         networking_config: None,
-    })
+    };
+    crate::networks::apply(&a.net, &mut body)?;
+    Ok(body)
 }
 
 pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {

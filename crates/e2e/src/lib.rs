@@ -52,6 +52,57 @@ pub struct Daemon {
     pub root: tempfile::TempDir,
     pub socket: PathBuf,
     child: Option<Child>,
+    /// This daemon's own nftables table, default bridge and subnets (daemons run in parallel).
+    pub net: NetSettings,
+}
+
+/// What `BERTH_NETWORK_SETTINGS` gives one test daemon.
+#[derive(Debug, Clone)]
+pub struct NetSettings {
+    pub table: String,
+    pub bridge: String,
+    pub subnet: String,
+    pub pool: String,
+}
+
+impl NetSettings {
+    /// A table, bridge and /24 no other daemon on this host is using now.
+    fn unique() -> NetSettings {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let used = Command::new("ip")
+            .args(["-o", "-4", "addr", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let start = (std::process::id().wrapping_mul(7) + n * 13) % 250;
+        let third = (0..250)
+            .map(|i| (start + i) % 250)
+            .find(|t| {
+                !used.contains(&format!(" 10.77.{t}.")) && !used.contains(&format!(" 10.78.{t}."))
+            })
+            .unwrap_or(start);
+        let tag = format!("{:x}{n:x}", std::process::id() % 0xfffff);
+        NetSettings {
+            table: format!("berth_e2e_{tag}"),
+            bridge: format!("be{tag}"),
+            subnet: format!("10.77.{third}.0/24"),
+            pool: format!("10.78.{third}.0/24"),
+        }
+    }
+
+    fn json(&self) -> String {
+        serde_json::json!({
+            "table": self.table,
+            "default_network": "bridge",
+            "default_bridge": self.bridge,
+            "default_subnet": self.subnet,
+            "pool": self.pool,
+            "pool_prefix": 28,
+        })
+        .to_string()
+    }
 }
 
 impl Daemon {
@@ -70,6 +121,7 @@ impl Daemon {
             root,
             socket,
             child: None,
+            net: NetSettings::unique(),
         };
         d.spawn();
         d
@@ -99,6 +151,7 @@ impl Daemon {
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--log-level")
             .arg("debug")
+            .env("BERTH_NETWORK_SETTINGS", self.net.json())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -199,7 +252,15 @@ impl Drop for Daemon {
                 let _ = self.docker_cmd(&["rm", "-f", id]).output();
             }
         }
+        let _ = self.docker_cmd(&["network", "prune", "-f"]).output();
         self.kill9();
+        // The daemon's default bridge and table outlive it; nothing else uses them.
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.net.table])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.net.bridge])
+            .output();
     }
 }
 

@@ -5,6 +5,8 @@
 //! - `containers`: create/start/stop/kill/wait/remove/logs/exec; every container process is
 //!   held by its own `berth-shim`, which outlives berthd; the engine re-adopts shims on start.
 //! - `db`: the SQLite state database (WAL).
+//! - `networks`: container networking over `berth_network` (bridge by default, user networks,
+//!   ports, embedded DNS), its state persisted in the database and reconciled at start.
 //!
 //! The engine speaks no HTTP: the API crate maps Docker's JSON onto these calls.
 
@@ -14,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod volumes;
 
@@ -47,6 +50,7 @@ pub struct Engine {
     content: ContentStore,
     snapshots: Snapshotter,
     containers: containers::Registry,
+    net: networks::Networking,
     /// Held by image loads, container creation and garbage collection: a collection must not
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
@@ -72,6 +76,7 @@ impl Engine {
         let content = ContentStore::open(&cfg.data_root)?;
         let snapshots = Snapshotter::open(cfg.data_root.join("snapshots"), None)?;
         let shim_binary = find_shim(cfg.shim_binary.as_deref())?;
+        let net = networks::Networking::open(&cfg.data_root.join("berth.db"))?;
         let engine = Arc::new(Engine {
             cfg,
             shim_binary,
@@ -79,11 +84,13 @@ impl Engine {
             content,
             snapshots,
             containers: containers::Registry::default(),
+            net,
             store_lock: Mutex::new(()),
             events: events::Events::default(),
             started: std::time::Instant::now(),
         });
         engine.recover().await?;
+        engine.net_recover()?;
         Ok(engine)
     }
 

@@ -15,11 +15,14 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match ctx
-        .engine
-        .create_container(convert::create_request(name, b))
-        .await
-    {
+    let (network, publish_all) = match super::networks::create_parts(&b) {
+        Ok(x) => x,
+        Err(m) => return body::error(StatusCode::BAD_REQUEST, m),
+    };
+    let mut req = convert::create_request(name, b);
+    req.spec.host.network = network;
+    req.publish_all_ports = publish_all;
+    match ctx.engine.create_container(req).await {
         Ok(c) => body::json(
             StatusCode::CREATED,
             &CreateResponse {
@@ -44,7 +47,11 @@ pub fn list(ctx: &Ctx) -> Response<Body> {
             let mut out: Vec<_> = v
                 .iter()
                 .filter(|c| filters.matches(c))
-                .map(convert::summary)
+                .map(|c| {
+                    let mut s = convert::summary(c);
+                    s.ports = super::networks::summary_ports(&ctx.engine, c);
+                    s
+                })
                 .collect();
             if let Some(n) = ctx.query.int("limit").filter(|n| *n > 0) {
                 out.truncate(n as usize);
@@ -57,10 +64,13 @@ pub fn list(ctx: &Ctx) -> Response<Body> {
 
 pub fn inspect(ctx: &Ctx, id: &str) -> Response<Body> {
     match ctx.engine.container(id) {
-        Ok(rec) => body::json(
-            StatusCode::OK,
-            &convert::inspect(&rec, &ctx.engine.config().data_root.display().to_string()),
-        ),
+        Ok(rec) => {
+            let mut v =
+                convert::inspect(&rec, &ctx.engine.config().data_root.display().to_string());
+            v["NetworkSettings"] = super::networks::settings_json(&ctx.engine, &rec);
+            super::networks::host_config_json(&rec, &mut v);
+            body::json(StatusCode::OK, &v)
+        }
         Err(e) => error::response(&e),
     }
 }

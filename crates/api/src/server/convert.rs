@@ -31,6 +31,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
         name,
         entrypoint: c.entrypoint.map(|s| s.0),
         cmd: c.cmd.map(|s| s.0),
+        publish_all_ports: false,
         spec: ContainerSpec {
             image: c.image,
             hostname: c.hostname,
@@ -52,6 +53,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
             host: HostSpec {
                 auto_remove: h.auto_remove,
                 network_mode: h.network_mode,
+                network: Default::default(),
                 binds: h.binds.unwrap_or_default(),
                 mounts,
                 memory: h.memory,

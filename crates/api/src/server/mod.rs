@@ -8,6 +8,7 @@ mod events;
 mod exec;
 mod hijack;
 mod images;
+mod networks;
 mod stats;
 mod system;
 mod volumes;
@@ -154,6 +155,14 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["volumes"]) => volumes::list(&ctx),
         (&Method::GET, ["volumes", name]) => volumes::inspect(&ctx, name),
         (&Method::DELETE, ["volumes", name]) => volumes::remove(&ctx, name),
+
+        (&Method::GET, ["networks"]) => networks::list(&ctx),
+        (&Method::POST, ["networks", "create"]) => networks::create(ctx).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(&ctx).await,
+        (&Method::GET, ["networks", id]) => networks::inspect(&ctx, id),
+        (&Method::DELETE, ["networks", id]) => networks::remove(&ctx, id).await,
+        (&Method::POST, ["networks", id, "connect"]) => networks::connect(ctx, id).await,
+        (&Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(ctx, id).await,
 
         (&Method::POST, ["exec", id, "start"]) => exec::start(ctx, id).await,
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&ctx, id).await,

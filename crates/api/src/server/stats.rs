@@ -139,23 +139,23 @@ pub async fn stats(ctx: &Ctx, key: &str) -> Response<Body> {
     let first_at = now();
     if !stream {
         if one_shot {
-            return body::json(
-                StatusCode::OK,
-                &doc(&rec.id, &rec.name, &first, first_sys, None),
-            );
+            let mut d = doc(&rec.id, &rec.name, &first, first_sys, None);
+            d["networks"] = super::networks::stats_json(&engine, &rec.id);
+            return body::json(StatusCode::OK, &d);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let cur = match engine.stats_container(&rec.id).await {
             Ok((_, s)) => s,
             Err(e) => return error::response(&e),
         };
-        let d = doc(
+        let mut d = doc(
             &rec.id,
             &rec.name,
             &cur,
             system_cpu_ns(),
             Some((&first, first_sys, &first_at)),
         );
+        d["networks"] = super::networks::stats_json(&engine, &rec.id);
         return body::json(StatusCode::OK, &d);
     }
     let (tx, b) = body::channel();
@@ -167,7 +167,8 @@ pub async fn stats(ctx: &Ctx, key: &str) -> Response<Body> {
                 return;
             };
             let sys = system_cpu_ns();
-            let d = doc(&rec.id, &rec.name, &cur, sys, Some((&pre.0, pre.1, &pre.2)));
+            let mut d = doc(&rec.id, &rec.name, &cur, sys, Some((&pre.0, pre.1, &pre.2)));
+            d["networks"] = super::networks::stats_json(&engine, &rec.id);
             let mut line = serde_json::to_vec(&d).unwrap_or_default();
             line.push(b'\n');
             if tx.send(Bytes::from(line)).await.is_err() {

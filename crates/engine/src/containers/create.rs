@@ -13,6 +13,8 @@ pub struct CreateRequest {
     pub spec: ContainerSpec,
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
+    /// `-P`: publish every exposed port on a host port of the kernel's choosing.
+    pub publish_all_ports: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -99,15 +101,14 @@ impl Engine {
                 "can't create 'AutoRemove' container with restart policy".into(),
             ));
         }
-        if spec.host.network_mode.is_empty() || spec.host.network_mode == "default" {
-            spec.host.network_mode = "none".into();
-        }
-        let mut warnings = Vec::new();
-        if spec.host.network_mode == "bridge" {
-            warnings.push(
-                "bridge networking is not available yet: the container gets --network none".into(),
-            );
-        }
+        let exposed: Vec<String> = ic
+            .exposed_ports()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        self.net_validate_create(&mut spec, &exposed, req.publish_all_ports)?;
+        let warnings = Vec::new();
 
         // -v strings join the structured mounts; volumes are created, anonymous ones named.
         for b in &spec.host.binds.clone() {

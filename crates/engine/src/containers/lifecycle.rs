@@ -122,8 +122,9 @@ impl Engine {
         tokio::task::spawn_blocking(move || -> Result<()> {
             engine.mount_rootfs(&r.id)?;
             engine.fill_new_volumes(&r)?;
-            let cfg = spec::config(&r, &engine.rootfs(&r.id), &|v| engine.volume_dir(v))
+            let mut cfg = spec::config(&r, &engine.rootfs(&r.id), &|v| engine.volume_dir(v))
                 .map_err(Error::InvalidParameter)?;
+            engine.net_prepare_spec(&r, &mut cfg)?;
             let bytes = serde_json::to_vec_pretty(&cfg)
                 .map_err(|e| Error::internal("encode config.json", e))?;
             std::fs::write(bundle.join("config.json"), bytes)
@@ -169,7 +170,25 @@ impl Engine {
         rec.state.task = true;
         rec.state.pid = pid;
         self.save(rec)?;
-        self.spawn_monitor(id);
+        self.spawn_monitor(id.clone());
+        // The process exists (not started yet): give it its network.
+        let engine = self.clone();
+        let r = rec.clone();
+        let attached = tokio::task::spawn_blocking(move || engine.net_attach(&r, pid))
+            .await
+            .map_err(|e| Error::internal("attach network", e))
+            .and_then(|r| r);
+        if let Err(e) = attached {
+            let _ = shim::call(
+                &self.shim_socket(&id),
+                &Request::Kill {
+                    signal: 9,
+                    all: true,
+                },
+            )
+            .await;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -260,6 +279,7 @@ impl Engine {
             tracing::error!("record the exit of {id}: {e}");
         }
         self.unmount_rootfs(id);
+        self.net_detach(id);
         let _ = std::fs::remove_file(self.exit_file(id));
         // The shim removes its socket; one killed outright leaves it behind.
         let _ = std::fs::remove_file(self.shim_socket(id));
@@ -498,6 +518,7 @@ impl Engine {
         }
         let _ = std::fs::remove_file(self.exit_file(&id));
         self.db().delete_container(&id)?;
+        self.net_forget(&id);
         if volumes || rec.spec.host.auto_remove {
             for m in rec.spec.host.mounts.iter().filter(|m| m.anonymous) {
                 if let Err(e) = self.remove_volume(&m.source, true) {

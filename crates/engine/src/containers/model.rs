@@ -34,9 +34,10 @@ pub struct ContainerSpec {
 #[serde(default)]
 pub struct HostSpec {
     pub auto_remove: bool,
-    /// "none", "host" (bridge networking arrives with the network crate; "default"/"bridge" are
-    /// treated as "none" until then).
+    /// "bridge" (the default), "none", "host", "container:<name|id>" or a user network.
     pub network_mode: String,
+    /// Ports, aliases, addresses, DNS and extra hosts.
+    pub network: crate::networks::NetworkSpec,
     /// As the client gave them ("host-path:container-path[:ro]", "volume:path").
     pub binds: Vec<String>,
     /// Binds, volumes and tmpfs mounts, resolved at create.

@@ -1,0 +1,1085 @@
+//! Container networking in the engine: the daemon's [`NetworkState`] (persisted in the state
+//! database after every change), the embedded DNS server, and the container hooks — prepare
+//! the spec (namespace, /etc files), attach once the container's process exists, release on
+//! exit, forget on removal — plus `network create/ls/inspect/rm/prune/connect/disconnect`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_network::dns::DnsServer;
+use berth_network::files::{self, DnsSettings, ExtraHost, ResolvConf};
+use berth_network::ports::{PortSpec, Protocol, PublishedPort};
+use berth_network::stats::InterfaceStats;
+use berth_network::{ConnectOptions, Endpoint, NetnsRef, NetworkConfig, NetworkState, Settings};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::containers::model::ContainerRecord;
+use crate::error::{Error, Result};
+use crate::{ids, Engine};
+
+/// Environment variable with a JSON [`Settings`] used when no network state is stored yet
+/// (tests give each daemon its own table, bridge and subnets).
+pub const SETTINGS_ENV: &str = "BERTH_NETWORK_SETTINGS";
+
+/// Networks that always exist and cannot be removed.
+const HOST: &str = "host";
+const NONE: &str = "none";
+
+/// A container's network configuration beyond `network_mode`, as created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkSpec {
+    /// Per-network endpoint settings (`--network-alias`, `--ip`, `--mac-address`), and further
+    /// networks joined with `network connect` while the container was not running.
+    pub endpoints: BTreeMap<String, EndpointSpec>,
+    /// `-p` mappings (host port 0: pick one), `-P` already expanded from EXPOSE.
+    pub ports: Vec<PortSpec>,
+    /// Exposed ports ("80/tcp"), from the image and `--expose`.
+    pub exposed: Vec<String>,
+    /// `--add-host name:ip`.
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointSpec {
+    pub aliases: Vec<String>,
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<String>,
+}
+
+/// What the engine remembers about a network beyond the mechanism's state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkMeta {
+    pub id: String,
+    pub created: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The persisted value: the mechanism's state plus ids and creation times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Stored {
+    state: NetworkState,
+    meta: BTreeMap<String, NetworkMeta>,
+}
+
+/// The engine's networking service.
+pub struct Networking {
+    stored: Mutex<Stored>,
+    dns: DnsServer,
+    db: Mutex<rusqlite::Connection>,
+}
+
+/// `network create` input.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub driver: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    /// Driver options: `com.docker.network.bridge.name`, `com.docker.network.driver.mtu`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// One network as `network ls/inspect` show it.
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub created: String,
+    pub internal: bool,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub bridge: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// (container id, container name, endpoint).
+    pub containers: Vec<(String, String, Endpoint)>,
+}
+
+fn net_err(e: berth_network::Error) -> Error {
+    use berth_network::Error as N;
+    match &e {
+        N::UnknownNetwork(n) => Error::NotFound(format!("network {n} not found")),
+        N::NetworkExists(n) => Error::Conflict(format!("network with name {n} already exists")),
+        N::NetworkInUse { network, .. } => Error::Conflict(format!(
+            "error while removing network: network {network} has active endpoints"
+        )),
+        N::AddressInUse { .. } | N::PortTaken { .. } | N::AlreadyConnected { .. } => {
+            Error::Conflict(e.to_string())
+        }
+        N::InvalidSubnet { .. }
+        | N::SubnetOverlap { .. }
+        | N::AddressOutOfRange { .. }
+        | N::InvalidPort { .. }
+        | N::InvalidName { .. }
+        | N::PoolExhausted { .. } => Error::InvalidParameter(e.to_string()),
+        N::NotConnected { .. } => Error::NotFound(e.to_string()),
+        _ => Error::Internal(format!("network: {e}")),
+    }
+}
+
+/// Docker-style 64-hex id, stable for a name and creation time.
+fn network_id(name: &str, created: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        format!("{name}\0{created}").as_bytes(),
+    ))
+}
+
+impl Networking {
+    /// Load (or start) the state from the database at `db_path`, make sure the default network
+    /// exists and the kernel matches the state (bridges, sysctls, one nftables table), and give
+    /// back the addresses of endpoints whose namespace vanished while no daemon was watching.
+    pub fn open(db_path: &Path) -> Result<Networking> {
+        let conn = rusqlite::Connection::open(db_path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS network_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                state TEXT NOT NULL
+            );",
+        )?;
+        let text: Option<String> = conn
+            .query_row("SELECT state FROM network_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .ok();
+        let mut stored = match text {
+            Some(t) => serde_json::from_str::<Stored>(&t)
+                .map_err(|e| Error::internal("load network state", e))?,
+            None => Stored {
+                state: NetworkState::new(settings_from_env()?),
+                meta: BTreeMap::new(),
+            },
+        };
+        stored.state.ensure_default_network().map_err(net_err)?;
+        stored.state.reconcile().map_err(net_err)?;
+        let vanished: Vec<String> = stored
+            .state
+            .vanished_endpoints()
+            .map_err(net_err)?
+            .into_iter()
+            .map(|e| e.container.clone())
+            .collect();
+        for c in vanished {
+            stored.state.release_container(&c).map_err(net_err)?;
+        }
+        let names: Vec<String> = stored.state.networks.keys().cloned().collect();
+        for n in names {
+            stored.meta.entry(n.clone()).or_insert_with(|| {
+                let created = ids::now_rfc3339();
+                NetworkMeta {
+                    id: network_id(&n, &created),
+                    created,
+                    labels: BTreeMap::new(),
+                }
+            });
+        }
+        let net = Networking {
+            stored: Mutex::new(stored),
+            dns: DnsServer::with_host_resolvers(),
+            db: Mutex::new(conn),
+        };
+        let s = net.lock();
+        net.persist(&s)?;
+        net.dns.set_entries(s.state.dns_entries());
+        drop(s);
+        Ok(net)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Stored> {
+        self.stored.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn persist(&self, s: &Stored) -> Result<()> {
+        let text =
+            serde_json::to_string(s).map_err(|e| Error::internal("encode network state", e))?;
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        db.execute(
+            "INSERT INTO network_state (id, state) VALUES (1, ?1)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+            [text],
+        )?;
+        Ok(())
+    }
+
+    /// Run `f` on the state; persist and refresh DNS records afterwards, also when `f` failed
+    /// half-way (each state method changes the value only on success).
+    fn mutate<T>(&self, f: impl FnOnce(&mut Stored) -> Result<T>) -> Result<T> {
+        let mut s = self.lock();
+        let before = serde_json::to_string(&*s).unwrap_or_default();
+        let out = f(&mut s);
+        if serde_json::to_string(&*s).unwrap_or_default() != before {
+            self.persist(&s)?;
+            self.dns.set_entries(s.state.dns_entries());
+        }
+        out
+    }
+
+    pub fn state(&self) -> NetworkState {
+        self.lock().state.clone()
+    }
+}
+
+fn settings_from_env() -> Result<Settings> {
+    match std::env::var(SETTINGS_ENV) {
+        Ok(t) if !t.is_empty() => serde_json::from_str(&t)
+            .map_err(|e| Error::InvalidParameter(format!("{SETTINGS_ENV}: {e}"))),
+        _ => Ok(Settings::default()),
+    }
+}
+
+/// How a container is networked, from its `network_mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    None,
+    Host,
+    /// `container:<name|id>`.
+    Container(String),
+    /// The default bridge or a user network (by name).
+    Network(String),
+}
+
+pub fn mode_of(network_mode: &str, default_network: &str) -> Mode {
+    match network_mode {
+        "" | "default" => Mode::Network(default_network.to_string()),
+        NONE => Mode::None,
+        HOST => Mode::Host,
+        m => match m.strip_prefix("container:") {
+            Some(c) => Mode::Container(c.to_string()),
+            None => Mode::Network(m.to_string()),
+        },
+    }
+}
+
+fn parse_exposed(key: &str) -> Option<(u16, Protocol)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        _ => return None,
+    };
+    // A range "8000-8002" exposes its first port here.
+    let first = port.split('-').next()?;
+    Some((first.parse().ok()?, proto))
+}
+
+/// Docker's PortBindings `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}` → specs.
+pub fn port_specs(bindings: &BTreeMap<String, Vec<(String, String)>>) -> Result<Vec<PortSpec>> {
+    let mut out = Vec::new();
+    for (key, list) in bindings {
+        let (container_port, protocol) = parse_exposed(key).ok_or_else(|| {
+            Error::InvalidParameter(format!("invalid port specification: {key:?}"))
+        })?;
+        for (host_ip, host_port) in list {
+            let host_ip = match host_ip.as_str() {
+                "" => None,
+                ip => match ip.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(v4)) => (!v4.is_unspecified()).then_some(v4),
+                    // IPv6 host addresses are not published (IPv4 only).
+                    Ok(IpAddr::V6(_)) => continue,
+                    Err(_) => {
+                        return Err(Error::InvalidParameter(format!(
+                            "invalid host IP {ip:?} for port {key}"
+                        )))
+                    }
+                },
+            };
+            let first = host_port.split('-').next().unwrap_or("");
+            let host_port = if first.is_empty() {
+                0
+            } else {
+                first.parse::<u16>().map_err(|_| {
+                    Error::InvalidParameter(format!("invalid host port {host_port:?} for {key}"))
+                })?
+            };
+            out.push(PortSpec {
+                host_ip,
+                host_port,
+                container_port,
+                protocol,
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl Engine {
+    pub fn networking(&self) -> &Networking {
+        &self.net
+    }
+
+    /// At create: validate the network mode and settings; `-P` publishes every exposed port.
+    pub(crate) fn net_validate_create(
+        &self,
+        spec: &mut crate::ContainerSpec,
+        image_exposed: &[String],
+        publish_all: bool,
+    ) -> Result<()> {
+        let default = self.net.lock().state.settings.default_network.clone();
+        let h = &mut spec.host;
+        if h.network_mode.is_empty() || h.network_mode == "default" {
+            h.network_mode = default.clone();
+        }
+        let n = &mut h.network;
+        for e in image_exposed {
+            if !n.exposed.contains(e) {
+                n.exposed.push(e.clone());
+            }
+        }
+        if publish_all {
+            for e in n.exposed.clone() {
+                if let Some((port, protocol)) = parse_exposed(&e) {
+                    let covered = n
+                        .ports
+                        .iter()
+                        .any(|p| p.container_port == port && p.protocol == protocol);
+                    if !covered {
+                        n.ports.push(PortSpec {
+                            host_ip: None,
+                            host_port: 0,
+                            container_port: port,
+                            protocol,
+                        });
+                    }
+                }
+            }
+        }
+        for p in &n.ports {
+            let key = format!("{}/{}", p.container_port, p.protocol);
+            if !n.exposed.contains(&key) {
+                n.exposed.push(key);
+            }
+        }
+        for x in &n.extra_hosts {
+            if ExtraHost::parse(x).is_none() {
+                return Err(Error::InvalidParameter(format!(
+                    "invalid IP address in add-host: {x:?}"
+                )));
+            }
+        }
+        for d in &n.dns {
+            d.parse::<IpAddr>()
+                .map_err(|_| Error::InvalidParameter(format!("{d} is not an ip address")))?;
+        }
+        for e in n.endpoints.values() {
+            if let Some(m) = &e.mac {
+                files::parse_mac(m).map_err(net_err)?;
+            }
+        }
+        match mode_of(&h.network_mode, &default) {
+            Mode::Network(name) => {
+                let s = self.net.lock();
+                s.state.network(&name).map_err(net_err)?;
+                for other in h.network.endpoints.keys() {
+                    s.state.network(other).map_err(net_err)?;
+                }
+            }
+            Mode::Container(c) => {
+                self.container(&c)?;
+                if !h.network.ports.is_empty() {
+                    return Err(Error::InvalidParameter(
+                        "conflicting options: port publishing and the container type network mode"
+                            .into(),
+                    ));
+                }
+            }
+            Mode::Host | Mode::None => {
+                if !h.network.ports.is_empty() && h.network_mode == HOST {
+                    // Docker ignores -p with --network host (with a warning).
+                    h.network.ports.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn net_files_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id)
+    }
+
+    /// Before the runtime creates the container: write /etc/hostname, /etc/hosts and
+    /// /etc/resolv.conf (the hosts file gets the addresses once attached) and bind-mount them;
+    /// `container:` mode joins the other container's namespace and files.
+    pub(crate) fn net_prepare_spec(&self, rec: &ContainerRecord, cfg: &mut Value) -> Result<()> {
+        let default = self.net.lock().state.settings.default_network.clone();
+        let mode = mode_of(&rec.spec.host.network_mode, &default);
+        let dir = match &mode {
+            Mode::Host => return Ok(()),
+            Mode::Container(other) => {
+                let o = self.container(other)?;
+                if !o.state.running() && !o.state.task {
+                    return Err(Error::Conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        o.id
+                    )));
+                }
+                if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
+                    ns.retain(|n| n["type"] != "network");
+                    ns.push(
+                        json!({"type": "network", "path": format!("/proc/{}/ns/net", o.state.pid)}),
+                    );
+                }
+                self.net_files_dir(&o.id)
+            }
+            Mode::None | Mode::Network(_) => {
+                let dir = self.net_files_dir(&rec.id);
+                let embedded = match &mode {
+                    Mode::Network(n) => self
+                        .net
+                        .lock()
+                        .state
+                        .networks
+                        .get(n)
+                        .is_some_and(|n| n.embedded_dns),
+                    _ => false,
+                };
+                write_files(&dir, rec, &[], embedded)?;
+                dir
+            }
+        };
+        if let Some(mounts) = cfg["mounts"].as_array_mut() {
+            for f in ["hostname", "hosts", "resolv.conf"] {
+                let dest = format!("/etc/{f}");
+                // A user's own bind mount of the file wins.
+                if mounts.iter().any(|m| m["destination"] == dest.as_str()) {
+                    continue;
+                }
+                mounts.push(json!({"destination": dest, "type": "bind",
+                    "source": dir.join(f), "options": ["rbind", "rprivate"]}));
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's process exists (created, not started): bring up loopback, connect it
+    /// to its networks, publish its ports, fill in /etc/hosts, answer DNS. On error everything
+    /// done here is undone.
+    pub(crate) fn net_attach(&self, rec: &ContainerRecord, pid: i32) -> Result<()> {
+        let default = self.net.lock().state.settings.default_network.clone();
+        let mode = mode_of(&rec.spec.host.network_mode, &default);
+        let first = match mode {
+            Mode::Host | Mode::Container(_) => return Ok(()),
+            Mode::None => None,
+            Mode::Network(n) => Some(n),
+        };
+        let ns = NetnsRef::Pid(pid as u32);
+        berth_network::netlink::loopback_up(&ns).map_err(net_err)?;
+        let Some(first) = first else {
+            return Ok(());
+        };
+        let r = self.net_connect_all(rec, &ns, &first);
+        if r.is_err() {
+            self.net_detach(&rec.id);
+        }
+        r
+    }
+
+    fn net_connect_all(&self, rec: &ContainerRecord, ns: &NetnsRef, first: &str) -> Result<()> {
+        let n = &rec.spec.host.network;
+        let mut order = vec![first.to_string()];
+        order.extend(n.endpoints.keys().filter(|k| *k != first).cloned());
+        for net in &order {
+            let ep = n.endpoints.get(net).cloned().unwrap_or_default();
+            self.net_connect_one(rec, ns, net, &ep)?;
+        }
+        if !n.ports.is_empty() {
+            self.net
+                .mutate(|s| s.state.publish(&rec.id, &n.ports).map_err(net_err))?;
+        }
+        self.net_refresh(rec, ns)
+    }
+
+    fn connect_options(rec: &ContainerRecord, ep: &EndpointSpec) -> Result<ConnectOptions> {
+        let mut names = vec![rec.name.clone(), rec.id[..12].to_string()];
+        if !rec.spec.hostname.is_empty() && !names.contains(&rec.spec.hostname) {
+            names.push(rec.spec.hostname.clone());
+        }
+        names.extend(ep.aliases.iter().cloned());
+        Ok(ConnectOptions {
+            ip: ep.ip,
+            mac: ep
+                .mac
+                .as_deref()
+                .map(files::parse_mac)
+                .transpose()
+                .map_err(net_err)?,
+            names,
+        })
+    }
+
+    fn net_connect_one(
+        &self,
+        rec: &ContainerRecord,
+        ns: &NetnsRef,
+        network: &str,
+        ep: &EndpointSpec,
+    ) -> Result<Endpoint> {
+        let opts = Self::connect_options(rec, ep)?;
+        self.net.mutate(|s| {
+            s.state
+                .connect(&rec.id, ns, network, &opts)
+                .map_err(net_err)
+        })
+    }
+
+    /// Rewrite /etc/hosts with the container's addresses; (re)start its DNS listener when it is
+    /// on a network with embedded DNS.
+    fn net_refresh(&self, rec: &ContainerRecord, ns: &NetnsRef) -> Result<()> {
+        let (own, embedded) = {
+            let s = self.net.lock();
+            let own: Vec<(Ipv4Addr, Vec<String>)> = s
+                .state
+                .endpoints_of(&rec.id)
+                .map(|e| (e.ip, vec![hostname_of(rec)]))
+                .collect();
+            let embedded = s.state.endpoints_of(&rec.id).any(|e| {
+                s.state
+                    .networks
+                    .get(&e.network)
+                    .is_some_and(|n| n.embedded_dns)
+            });
+            (own, embedded)
+        };
+        write_files(&self.net_files_dir(&rec.id), rec, &own, embedded)?;
+        if embedded {
+            let upstreams: Vec<SocketAddr> = rec
+                .spec
+                .host
+                .network
+                .dns
+                .iter()
+                .filter_map(|d| d.parse::<IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
+                .collect();
+            self.net
+                .dns
+                .listen_with_upstreams(&rec.id, ns, (!upstreams.is_empty()).then_some(upstreams))
+                .map_err(net_err)?;
+        }
+        Ok(())
+    }
+
+    /// The container's process is gone: stop its DNS listener (which holds the namespace) and
+    /// give back its addresses and ports. Its veths go with its namespace.
+    pub(crate) fn net_detach(&self, id: &str) {
+        self.net.dns.stop(id);
+        // A container that joined this one's namespace (`container:<this>`) keeps it alive:
+        // then the veths must go explicitly, or a released address would still be in use.
+        let joined = self.db().containers().unwrap_or_default().iter().any(|r| {
+            r.id != id
+                && (r.state.running() || r.state.task)
+                && r.spec
+                    .host
+                    .network_mode
+                    .strip_prefix("container:")
+                    .is_some_and(|o| {
+                        id.starts_with(o) || self.container(o).is_ok_and(|c| c.id == id)
+                    })
+        });
+        if joined {
+            return self.net_forget(id);
+        }
+        if let Err(e) = self
+            .net
+            .mutate(|s| s.state.release_container(id).map_err(net_err))
+        {
+            tracing::warn!("release the network endpoints of {id}: {e}");
+        }
+    }
+
+    /// The container is removed: nothing of it may stay (links included).
+    pub(crate) fn net_forget(&self, id: &str) {
+        self.net.dns.stop(id);
+        if let Err(e) = self
+            .net
+            .mutate(|s| s.state.remove_container(id).map_err(net_err))
+        {
+            tracing::warn!("remove the network endpoints of {id}: {e}");
+        }
+    }
+
+    /// After re-adopting shims: endpoints of containers that are not running anymore go; the
+    /// running ones get their DNS listeners back.
+    pub(crate) fn net_recover(&self) -> Result<()> {
+        let recs = self.db().containers()?;
+        let live: BTreeMap<String, &ContainerRecord> = recs
+            .iter()
+            .filter(|r| r.state.running() || r.state.task)
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let owners: Vec<String> = {
+            let s = self.net.lock();
+            s.state
+                .endpoints
+                .iter()
+                .map(|e| e.container.clone())
+                .chain(s.state.ports.keys().cloned())
+                .collect()
+        };
+        for o in owners {
+            if !live.contains_key(&o) {
+                self.net_forget(&o);
+            }
+        }
+        for rec in live.values() {
+            let on_dns = {
+                let s = self.net.lock();
+                let on = s.state.endpoints_of(&rec.id).any(|e| {
+                    s.state
+                        .networks
+                        .get(&e.network)
+                        .is_some_and(|n| n.embedded_dns)
+                });
+                on
+            };
+            if on_dns && rec.state.pid > 0 {
+                if let Err(e) = self.net_refresh(rec, &NetnsRef::Pid(rec.state.pid as u32)) {
+                    tracing::warn!("restore networking of {}: {e}", rec.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-interface counters, by the container's interface name.
+    pub fn container_network_stats(&self, id: &str) -> Vec<(String, InterfaceStats)> {
+        self.net.lock().state.stats(id).unwrap_or_default()
+    }
+
+    /// The container's endpoints and published ports (inspect's NetworkSettings).
+    pub fn container_networking(&self, id: &str) -> (Vec<(Endpoint, String)>, Vec<PublishedPort>) {
+        let s = self.net.lock();
+        let eps = s
+            .state
+            .endpoints_of(id)
+            .map(|e| {
+                let nid = s
+                    .meta
+                    .get(&e.network)
+                    .map(|m| m.id.clone())
+                    .unwrap_or_default();
+                (e.clone(), nid)
+            })
+            .collect();
+        let ports = s.state.ports.get(id).cloned().unwrap_or_default();
+        (eps, ports)
+    }
+
+    // --- /networks ---
+
+    fn network_info(&self, s: &Stored, name: &str) -> Option<NetworkInfo> {
+        let n = s.state.networks.get(name)?;
+        let meta = s.meta.get(name).cloned().unwrap_or_default();
+        let names: BTreeMap<String, String> = self
+            .db()
+            .containers()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.id, r.name))
+            .collect();
+        let containers = s
+            .state
+            .endpoints
+            .iter()
+            .filter(|e| e.network == name)
+            .map(|e| {
+                (
+                    e.container.clone(),
+                    names.get(&e.container).cloned().unwrap_or_default(),
+                    e.clone(),
+                )
+            })
+            .collect();
+        Some(NetworkInfo {
+            id: meta.id,
+            name: n.name.clone(),
+            driver: "bridge".into(),
+            created: meta.created,
+            internal: n.internal,
+            subnet: Some(n.ipam.subnet.to_string()),
+            gateway: Some(n.ipam.gateway.to_string()),
+            ip_range: (n.ipam.range != n.ipam.subnet).then(|| n.ipam.range.to_string()),
+            bridge: Some(n.bridge.clone()),
+            labels: meta.labels,
+            containers,
+        })
+    }
+
+    fn pseudo(&self, name: &str) -> NetworkInfo {
+        NetworkInfo {
+            id: network_id(name, ""),
+            name: name.to_string(),
+            driver: if name == HOST { "host" } else { "null" }.into(),
+            created: ids::now_rfc3339(),
+            internal: false,
+            subnet: None,
+            gateway: None,
+            ip_range: None,
+            bridge: None,
+            labels: BTreeMap::new(),
+            containers: Vec::new(),
+        }
+    }
+
+    pub fn list_networks(&self) -> Vec<NetworkInfo> {
+        let s = self.net.lock();
+        let mut out: Vec<NetworkInfo> = s
+            .state
+            .networks
+            .keys()
+            .filter_map(|n| self.network_info(&s, n))
+            .collect();
+        out.push(self.pseudo(HOST));
+        out.push(self.pseudo(NONE));
+        out
+    }
+
+    /// By name, id or unique id prefix.
+    fn resolve_network(&self, s: &Stored, key: &str) -> Result<String> {
+        if s.state.networks.contains_key(key) || key == HOST || key == NONE {
+            return Ok(key.to_string());
+        }
+        let matches: Vec<&String> = s
+            .meta
+            .iter()
+            .filter(|(_, m)| !key.is_empty() && m.id.starts_with(key))
+            .map(|(n, _)| n)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::NotFound(format!("network {key} not found"))),
+            _ => Err(Error::InvalidParameter(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                matches.len()
+            ))),
+        }
+    }
+
+    pub fn inspect_network(&self, key: &str) -> Result<NetworkInfo> {
+        let s = self.net.lock();
+        let name = self.resolve_network(&s, key)?;
+        if name == HOST || name == NONE {
+            return Ok(self.pseudo(&name));
+        }
+        self.network_info(&s, &name)
+            .ok_or_else(|| Error::NotFound(format!("network {key} not found")))
+    }
+
+    pub fn create_network(&self, req: CreateNetwork) -> Result<NetworkInfo> {
+        if !req.driver.is_empty() && req.driver != "bridge" {
+            return Err(Error::InvalidParameter(format!(
+                "plugin \"{}\" not found: only the bridge driver is supported",
+                req.driver
+            )));
+        }
+        if req.name == HOST || req.name == NONE {
+            return Err(Error::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let parse_net = |s: &Option<String>, what: &str| -> Result<Option<ipnet::Ipv4Net>> {
+            s.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<ipnet::Ipv4Net>().map_err(|_| {
+                        Error::InvalidParameter(format!(
+                            "invalid {what} {s:?} (IPv4 CIDR expected)"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let cfg = NetworkConfig {
+            subnet: parse_net(&req.subnet, "subnet")?,
+            ip_range: parse_net(&req.ip_range, "ip-range")?,
+            gateway: req
+                .gateway
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|g| {
+                    g.parse::<Ipv4Addr>()
+                        .map_err(|_| Error::InvalidParameter(format!("invalid gateway {g:?}")))
+                })
+                .transpose()?,
+            internal: req.internal,
+            bridge: req
+                .options
+                .get("com.docker.network.bridge.name")
+                .filter(|b| !b.is_empty())
+                .cloned(),
+            mtu: req
+                .options
+                .get("com.docker.network.driver.mtu")
+                .map(|m| {
+                    m.parse::<u32>()
+                        .map_err(|_| Error::InvalidParameter(format!("invalid mtu {m:?}")))
+                })
+                .transpose()?,
+            ..NetworkConfig::user(&req.name)
+        };
+        let name = req.name.clone();
+        self.net.mutate(|s| {
+            s.state.create_network(cfg).map_err(net_err)?;
+            let created = ids::now_rfc3339();
+            s.meta.insert(
+                name.clone(),
+                NetworkMeta {
+                    id: network_id(&name, &created),
+                    created,
+                    labels: req.labels,
+                },
+            );
+            Ok(())
+        })?;
+        self.inspect_network(&name)
+    }
+
+    pub fn remove_network(&self, key: &str) -> Result<()> {
+        let name = self.resolve_network(&self.net.lock(), key)?;
+        let default = self.net.lock().state.settings.default_network.clone();
+        if name == HOST || name == NONE || name == default {
+            return Err(Error::Conflict(format!(
+                "{name} is a pre-defined network and cannot be removed"
+            )));
+        }
+        self.net.mutate(|s| {
+            s.state.remove_network(&name).map_err(net_err)?;
+            s.meta.remove(&name);
+            Ok(())
+        })
+    }
+
+    /// Remove every user network without endpoints; their names.
+    pub fn prune_networks(&self) -> Result<Vec<String>> {
+        let default = self.net.lock().state.settings.default_network.clone();
+        let unused: Vec<String> = {
+            let s = self.net.lock();
+            s.state
+                .networks
+                .keys()
+                .filter(|n| **n != default && !s.state.endpoints.iter().any(|e| &e.network == *n))
+                .cloned()
+                .collect()
+        };
+        let mut removed = Vec::new();
+        for n in unused {
+            if self.remove_network(&n).is_ok() {
+                removed.push(n);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `network connect`: recorded in the container's spec (it joins at every start) and, for a
+    /// running container, connected now.
+    pub async fn connect_network(
+        self: &Arc<Self>,
+        key: &str,
+        container: &str,
+        ep: EndpointSpec,
+    ) -> Result<()> {
+        let name = self.resolve_network(&self.net.lock(), key)?;
+        let id = self.container(container)?.id;
+        let lock = self.containers.op_lock(&id);
+        let _g = lock.lock().await;
+        let mut rec = self.container(&id)?;
+        let default = self.net.lock().state.settings.default_network.clone();
+        let mode = mode_of(&rec.spec.host.network_mode, &default);
+        if name == HOST || name == NONE || !matches!(mode, Mode::Network(_)) {
+            return Err(Error::InvalidParameter(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            ));
+        }
+        if let Some(m) = &ep.mac {
+            files::parse_mac(m).map_err(net_err)?;
+        }
+        let already = mode == Mode::Network(name.clone())
+            || rec.spec.host.network.endpoints.contains_key(&name)
+                && (self.net.lock().state.endpoint(&id, &name).is_some() || !rec.state.running());
+        if already {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {name}",
+                rec.name
+            )));
+        }
+        self.net.lock().state.network(&name).map_err(net_err)?;
+        if rec.state.running() || rec.state.task {
+            let engine = self.clone();
+            let r = rec.clone();
+            let (n, e) = (name.clone(), ep.clone());
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let ns = NetnsRef::Pid(r.state.pid as u32);
+                engine.net_connect_one(&r, &ns, &n, &e)?;
+                engine.net_refresh(&r, &ns)
+            })
+            .await
+            .map_err(|e| Error::internal("connect", e))??;
+        }
+        rec.spec.host.network.endpoints.insert(name, ep);
+        self.db().update_container(&rec)
+    }
+
+    pub async fn disconnect_network(
+        self: &Arc<Self>,
+        key: &str,
+        container: &str,
+        _force: bool,
+    ) -> Result<()> {
+        let name = self.resolve_network(&self.net.lock(), key)?;
+        let id = self.container(container)?.id;
+        let lock = self.containers.op_lock(&id);
+        let _g = lock.lock().await;
+        let mut rec = self.container(&id)?;
+        let default = self.net.lock().state.settings.default_network.clone();
+        let mode = mode_of(&rec.spec.host.network_mode, &default);
+        let connected = self.net.lock().state.endpoint(&id, &name).is_some();
+        let recorded = mode == Mode::Network(name.clone())
+            || rec.spec.host.network.endpoints.contains_key(&name);
+        if !connected && !recorded {
+            return Err(Error::Conflict(format!(
+                "container {id} is not connected to network {name}"
+            )));
+        }
+        if connected {
+            let engine = self.clone();
+            let (i, n) = (id.clone(), name.clone());
+            tokio::task::spawn_blocking(move || {
+                engine
+                    .net
+                    .mutate(|s| s.state.disconnect(&i, &n).map_err(net_err))
+            })
+            .await
+            .map_err(|e| Error::internal("disconnect", e))??;
+            if rec.state.pid > 0 {
+                let _ = self.net_refresh(&rec, &NetnsRef::Pid(rec.state.pid as u32));
+            }
+        }
+        rec.spec.host.network.endpoints.remove(&name);
+        if mode == Mode::Network(name) {
+            // Docker leaves such a container with no network ("none") from then on.
+            rec.spec.host.network_mode = NONE.into();
+        }
+        self.db().update_container(&rec)
+    }
+}
+
+fn hostname_of(rec: &ContainerRecord) -> String {
+    if rec.spec.hostname.is_empty() {
+        rec.id[..12].to_string()
+    } else {
+        rec.spec.hostname.clone()
+    }
+}
+
+/// Write the three files in place (truncate and write): they are bind-mounted file by file, so
+/// a rename would leave the container looking at the old inode.
+fn write_files(
+    dir: &Path,
+    rec: &ContainerRecord,
+    own: &[(Ipv4Addr, Vec<String>)],
+    embedded_dns: bool,
+) -> Result<()> {
+    let n = &rec.spec.host.network;
+    let extra: Vec<ExtraHost> = n
+        .extra_hosts
+        .iter()
+        .filter_map(|x| ExtraHost::parse(x))
+        .collect();
+    let user = DnsSettings {
+        servers: n.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+        search: n.dns_search.clone(),
+        options: n.dns_options.clone(),
+    };
+    let hostname = hostname_of(rec);
+    for (name, text) in [
+        ("hostname", files::hostname(&hostname)),
+        ("hosts", files::hosts(own, &extra)),
+        (
+            "resolv.conf",
+            files::resolv_conf(&ResolvConf::host(), &user, embedded_dns),
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::internal(format!("write {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_modes() {
+        assert_eq!(mode_of("default", "bridge"), Mode::Network("bridge".into()));
+        assert_eq!(mode_of("none", "bridge"), Mode::None);
+        assert_eq!(mode_of("host", "bridge"), Mode::Host);
+        assert_eq!(
+            mode_of("container:abc", "bridge"),
+            Mode::Container("abc".into())
+        );
+        assert_eq!(mode_of("mynet", "bridge"), Mode::Network("mynet".into()));
+    }
+
+    #[test]
+    fn port_bindings_become_specs() {
+        let mut b = BTreeMap::new();
+        b.insert(
+            "80/tcp".to_string(),
+            vec![
+                ("127.0.0.1".to_string(), "8080".to_string()),
+                ("".to_string(), "".to_string()),
+                ("::".to_string(), "8080".to_string()),
+            ],
+        );
+        b.insert(
+            "53/udp".to_string(),
+            vec![("0.0.0.0".into(), "5353".into())],
+        );
+        let specs = port_specs(&b).unwrap();
+        assert_eq!(specs.len(), 3);
+        assert!(specs.contains(&PortSpec {
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: 8080,
+            container_port: 80,
+            protocol: Protocol::Tcp
+        }));
+        assert!(specs.contains(&PortSpec {
+            host_ip: None,
+            host_port: 0,
+            container_port: 80,
+            protocol: Protocol::Tcp
+        }));
+        assert!(specs.contains(&PortSpec {
+            host_ip: None,
+            host_port: 5353,
+            container_port: 53,
+            protocol: Protocol::Udp
+        }));
+        b.insert("x/tcp".into(), vec![]);
+        assert!(port_specs(&b).is_err());
+    }
+
+    #[test]
+    fn ids_are_hex_and_differ() {
+        let a = network_id("n", "t1");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, network_id("n", "t2"));
+    }
+}
