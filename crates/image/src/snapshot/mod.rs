@@ -264,6 +264,35 @@ impl Snapshotter {
         fsync_dir(&self.root.join("committed"))
     }
 
+    /// Commit the active snapshot `key` as `chain` on top of `parent` (committed by now).
+    /// For layers unpacked concurrently (the registry client's pull): with overlay, a layer's
+    /// upper directory holds only its own changes, so it can be prepared without a parent and
+    /// linked to it at commit, in order. Only the overlay backend allows a parent different
+    /// from the one prepared on (a copy snapshot contains its parent's files).
+    pub fn commit_onto(&self, key: &str, chain: &Digest, parent: Option<&Digest>) -> Result<()> {
+        let dir = self.active_dir(key)?;
+        let mut info = read_info(&dir.join("info.json"))?;
+        if info.parent.as_ref() != parent {
+            if self.backend != Backend::Overlay {
+                return Err(Error::Snapshot {
+                    id: key.to_string(),
+                    reason: "only overlay snapshots can be re-parented at commit".into(),
+                });
+            }
+            if let Some(p) = parent {
+                if !self.exists(p) {
+                    return Err(Error::Snapshot {
+                        id: p.to_string(),
+                        reason: "parent snapshot does not exist".into(),
+                    });
+                }
+            }
+            info.parent = parent.cloned();
+            write_info(&dir, &info)?;
+        }
+        self.commit(key, chain)
+    }
+
     pub fn remove_active(&self, key: &str) -> Result<()> {
         let dir = self.active_dir(key)?;
         remove_dir(&dir)
