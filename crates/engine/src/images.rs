@@ -181,6 +181,11 @@ impl Engine {
         if let Some(row) = db.image(name)? {
             return Ok(row);
         }
+        drop(db);
+        if let Some(row) = self.find_by_repo_digest(name)? {
+            return Ok(row);
+        }
+        let db = self.db();
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let ids = db.images_with_prefix(hex)?;

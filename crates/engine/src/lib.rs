@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod images;
+pub mod registry;
 pub mod system;
 pub mod volumes;
 
@@ -37,6 +38,8 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// The `berth-shim` binary; None: next to the running executable, then $PATH.
     pub shim_binary: Option<PathBuf>,
+    /// Insecure registries, mirrors, download/upload limits.
+    pub registry: registry::RegistryConfig,
 }
 
 pub struct Engine {
@@ -46,6 +49,7 @@ pub struct Engine {
     content: ContentStore,
     snapshots: Snapshotter,
     containers: containers::Registry,
+    distribution: registry::Distribution,
     /// Held by image loads, container creation and garbage collection: a collection must not
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
@@ -70,6 +74,12 @@ impl Engine {
         let content = ContentStore::open(&cfg.data_root)?;
         let snapshots = Snapshotter::open(cfg.data_root.join("snapshots"), None)?;
         let shim_binary = find_shim(cfg.shim_binary.as_deref())?;
+        let distribution = registry::Distribution::open(
+            &cfg.data_root,
+            cfg.registry.clone(),
+            content.clone(),
+            snapshots.clone(),
+        )?;
         let engine = Arc::new(Engine {
             cfg,
             shim_binary,
@@ -77,6 +87,7 @@ impl Engine {
             content,
             snapshots,
             containers: containers::Registry::default(),
+            distribution,
             store_lock: Mutex::new(()),
             started: std::time::Instant::now(),
         });

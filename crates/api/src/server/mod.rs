@@ -3,6 +3,7 @@
 mod body;
 mod containers;
 mod convert;
+mod distribution;
 mod error;
 mod exec;
 mod hijack;
@@ -99,6 +100,14 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["info"]) => system::info(&ctx),
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
+        (&Method::POST, ["images", "create"]) => distribution::create(ctx).await,
+        (&Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            distribution::push(ctx, &name.join("/")).await
+        }
+        (&Method::POST, ["auth"]) => distribution::auth(ctx).await,
+        (&Method::GET, ["distribution", name @ .., "json"]) if !name.is_empty() => {
+            distribution::inspect(ctx, &name.join("/")).await
+        }
         (&Method::GET, ["images", "json"]) => images::list(&ctx),
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&ctx, &name.join("/"))
