@@ -4,6 +4,7 @@ mod args;
 mod containers;
 mod format;
 mod images;
+mod registry;
 mod run;
 mod stream;
 mod system;
@@ -76,5 +77,10 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Tag(a) => images::tag(c, a).await,
         C::Rmi(a) => images::rmi(c, a).await,
         C::Volume(v) => volumes::run(c, v).await,
+        C::Pull(a) => registry::pull(c, a).await,
+        C::Push(a) => registry::push(c, a).await,
+        C::Login(a) => registry::login(c, a).await,
+        C::Logout(a) => registry::logout(a).await,
+        C::Registry(r) => registry::registry(r).await,
     }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use berth_distribution::reference::DEFAULT_DOMAIN;
 use berth_distribution::Client;
 
 use super::{registry_error, Credential, DistributionInspect, Reference};
@@ -20,22 +19,8 @@ pub enum LoginError {
     Failed(String),
 }
 
-/// The registry domain of docker's `serveraddress`: "https://index.docker.io/v1/" and ""
-/// are Docker Hub; "http://127.0.0.1:5000/" is "127.0.0.1:5000".
-pub fn registry_domain(server_address: &str) -> String {
-    let s = server_address.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            DEFAULT_DOMAIN.to_string()
-        }
-        h => h.to_string(),
-    }
-}
+/// The registry domain of docker's `serveraddress` ("https://index.docker.io/v1/" is docker.io).
+pub use berth_distribution::auth::credentials::server_domain as registry_domain;
 
 impl Engine {
     /// Check `cred` with the registry at `server_address`, as `docker login` asks the daemon to.
