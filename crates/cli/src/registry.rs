@@ -214,7 +214,11 @@ async fn follow(body: BodyReader, display: &mut Display) -> Result<Option<String
             Ok(e) => e,
             Err(_) => continue, // aux and other messages we do not draw
         };
-        if let Some(msg) = e.error.clone().or(e.error_detail.clone().map(|d| d.message)) {
+        if let Some(msg) = e
+            .error
+            .clone()
+            .or(e.error_detail.clone().map(|d| d.message))
+        {
             failure = Some(msg);
             continue;
         }
@@ -308,7 +312,10 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32, ClientError> {
 fn prompt(what: &str) -> Result<String, ClientError> {
     eprint!("{what}");
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(proto)?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(proto)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
@@ -331,11 +338,16 @@ fn prompt_password() -> Result<String, ClientError> {
 }
 
 pub async fn login(c: &Client, a: LoginArgs) -> Result<i32, ClientError> {
-    let server = a.server.clone().unwrap_or_else(|| DOCKER_HUB_KEY.to_string());
+    let server = a
+        .server
+        .clone()
+        .unwrap_or_else(|| DOCKER_HUB_KEY.to_string());
     let domain = server_domain(&server);
     let config = DockerConfig::default_location();
     if a.password.is_some() && a.password_stdin {
-        return Err(proto("--password and --password-stdin are mutually exclusive"));
+        return Err(proto(
+            "--password and --password-stdin are mutually exclusive",
+        ));
     }
     if a.password_stdin && a.username.is_none() {
         return Err(proto("Must provide --username with --password-stdin"));
@@ -354,7 +366,9 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<i32, ClientError> {
                 std::io::stdin().read_to_string(&mut s).map_err(proto)?;
                 s.trim_end_matches(['\r', '\n']).to_string()
             } else if let Some(p) = &a.password {
-                eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+                eprintln!(
+                    "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
+                );
                 p.clone()
             } else {
                 prompt_password()?
@@ -383,7 +397,10 @@ pub async fn logout(a: LogoutArgs) -> Result<i32, ClientError> {
         .erase(&domain)
         .map_err(proto)?
     {
-        println!("Removing login credentials for {}", berth_distribution::auth::config_key(&domain));
+        println!(
+            "Removing login credentials for {}",
+            berth_distribution::auth::config_key(&domain)
+        );
     } else {
         println!("Not logged in to {server}");
     }
@@ -412,12 +429,15 @@ pub async fn registry(cmd: RegistryCommand) -> Result<i32, ClientError> {
                 _ => None,
             };
             let scheme = if tls.is_some() { "https" } else { "http" };
-            serve(Config {
-                addr,
-                root,
-                auth,
-                tls,
-            }, scheme)
+            serve(
+                Config {
+                    addr,
+                    root,
+                    auth,
+                    tls,
+                },
+                scheme,
+            )
             .await
         }
         RegistryCommand::Gc { root } => {

@@ -52,10 +52,17 @@ pub struct Daemon {
     pub root: tempfile::TempDir,
     pub socket: PathBuf,
     child: Option<Child>,
+    /// More berthd flags (e.g. --registry-mirror), kept across restarts.
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with_args(&[])
+    }
+
+    /// A daemon with more berthd flags.
+    pub fn start_with_args(extra_args: &[&str]) -> Daemon {
         ensure_built();
         let root = tempfile::Builder::new()
             .prefix("berth-e2e-")
@@ -70,6 +77,7 @@ impl Daemon {
             root,
             socket,
             child: None,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn();
         d
@@ -99,6 +107,7 @@ impl Daemon {
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

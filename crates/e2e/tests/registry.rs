@@ -1,0 +1,624 @@
+//! Registries through berthd: the stock docker CLI and berth pulling from Debian's
+//! docker-registry (images pushed there by skopeo) and from `berth registry serve`, pushing,
+//! logging in, mirrors, and failures that must leave nothing behind. Loopback only.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_e2e::{bin, raw_request, tail, Daemon};
+use berth_testsupport::oci_archive::{self, ImageInfo};
+
+fn prerequisites() -> bool {
+    berth_e2e::prerequisites()
+        && berth_testsupport::require(
+            ["docker-registry", "skopeo", "script"]
+                .iter()
+                .all(|t| berth_testsupport::which(t).is_some()),
+            "docker-registry, skopeo and script (apt-get install docker-registry skopeo bsdutils)",
+        )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(addr: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} never answered: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Debian's docker-registry on a free loopback port; killed on drop.
+struct DockerRegistry {
+    _dir: tempfile::TempDir,
+    addr: String,
+    child: Child,
+}
+
+impl DockerRegistry {
+    fn start() -> DockerRegistry {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-registry-")
+            .tempdir()
+            .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("registry.log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(&addr, &log);
+        DockerRegistry {
+            _dir: dir,
+            addr,
+            child,
+        }
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `berth registry serve` on port 0; the address comes from its first line.
+struct BerthRegistry {
+    _dir: tempfile::TempDir,
+    addr: String,
+    child: Child,
+}
+
+impl BerthRegistry {
+    /// With `user`, basic auth against a bcrypt htpasswd holding (user, password).
+    fn start(user: Option<(&str, &str)>) -> BerthRegistry {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-breg-")
+            .tempdir()
+            .unwrap();
+        let mut cmd = Command::new(bin("berth"));
+        cmd.args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(dir.path().join("root"));
+        if let Some((u, p)) = user {
+            let path = dir.path().join("htpasswd");
+            std::fs::write(&path, format!("{u}:{}\n", bcrypt::hash(p, 4).unwrap())).unwrap();
+            cmd.arg("--htpasswd").arg(path);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .rsplit("://")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            first.starts_with("registry listening on http://127.0.0.1:"),
+            "berth registry serve said {first:?}: {}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+        BerthRegistry {
+            _dir: dir,
+            addr,
+            child,
+        }
+    }
+}
+
+impl Drop for BerthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The busybox test image as an OCI layout (ref "t").
+fn busybox_layout(dir: &Path) -> ImageInfo {
+    let rootfs = tempfile::tempdir().unwrap();
+    berth_testsupport::busybox_rootfs(rootfs.path()).unwrap();
+    oci_archive::busybox_image(rootfs.path())
+        .write_layout(dir, Some("berth-test/busybox:t"))
+        .unwrap()
+}
+
+fn skopeo_copy(src: &str, dst: &str) {
+    let out = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            src,
+            dst,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo copy {src} {dst}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// Push the busybox image to `dest` (registry/repo:tag) with skopeo.
+fn push_busybox(dest: &str) -> ImageInfo {
+    let layout = tempfile::tempdir().unwrap();
+    let info = busybox_layout(layout.path());
+    skopeo_copy(
+        &format!("oci:{}:t", layout.path().display()),
+        &format!("docker://{dest}"),
+    );
+    info
+}
+
+fn assert_ok(o: &Output, what: &str, d: &Daemon) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log tail:\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr),
+        tail(&d.log(), 40)
+    );
+    text(&o.stdout)
+}
+
+fn docker_config_dir(d: &Daemon) -> PathBuf {
+    d.root.path().join("docker-config")
+}
+
+/// berth with docker's config.json in `config_dir`.
+fn berth(d: &Daemon, config_dir: &Path, args: &[&str]) -> Output {
+    d.berth_cmd(args)
+        .env("DOCKER_CONFIG", config_dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn docker_pull_draws_progress_then_runs_the_image() {
+    if !prerequisites() {
+        return;
+    }
+    let reg = DockerRegistry::start();
+    let image = format!("{}/test/busybox:1", reg.addr);
+    let info = push_busybox(&image);
+    let d = Daemon::start();
+
+    // On a terminal (script gives docker one) the CLI draws bars from progressDetail.
+    let started = Instant::now();
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols 200 rows 50; docker pull {image}"),
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", docker_config_dir(&d))
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let first_pull = started.elapsed();
+    let screen = assert_ok(&out, "docker pull (tty)", &d);
+    for want in [
+        "1: Pulling from test/busybox",
+        "Downloading",
+        "=>]",
+        "Pull complete",
+        &format!("Digest: {}", info.manifest_digest),
+        &format!("Status: Downloaded newer image for {image}"),
+    ] {
+        assert!(screen.contains(want), "no {want:?} in:\n{screen}");
+    }
+
+    let started = Instant::now();
+    let again = d.docker_ok(&["pull", &image]);
+    let second_pull = started.elapsed();
+    assert!(again.contains("Already exists"), "{again}");
+    assert!(
+        again.contains(&format!("Status: Image is up to date for {image}")),
+        "{again}"
+    );
+    eprintln!("TIMING docker pull busybox (1 layer, ~1 MB) through berthd: first {first_pull:?}, up to date {second_pull:?}");
+
+    let out = d.docker(&["run", "--rm", &image, "echo", "pulled-ok"]);
+    assert_eq!(text(&out.stdout), "pulled-ok\n", "{}", text(&out.stderr));
+    let digests = d.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &image,
+    ]);
+    assert!(
+        digests.contains(&format!(
+            "{}/test/busybox@{}",
+            reg.addr, info.manifest_digest
+        )),
+        "RepoDigests: {digests}"
+    );
+    let layers = d.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        &image,
+    ]);
+    let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
+    assert_eq!(layers, info.diff_ids);
+    // The image is also reachable by its repository digest.
+    let by_digest = format!("{}/test/busybox@{}", reg.addr, info.manifest_digest);
+    let out = d.docker(&["run", "--rm", &by_digest, "echo", "by-digest"]);
+    assert_eq!(text(&out.stdout), "by-digest\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn docker_run_pulls_an_image_it_does_not_have() {
+    if !prerequisites() {
+        return;
+    }
+    let reg = DockerRegistry::start();
+    let image = format!("{}/test/auto:2", reg.addr);
+    push_busybox(&image);
+    let d = Daemon::start();
+    let out = d.docker(&["run", "--rm", &image, "echo", "auto-pulled"]);
+    assert_eq!(
+        text(&out.stdout),
+        "auto-pulled\n",
+        "stderr: {}\n{}",
+        text(&out.stderr),
+        tail(&d.log(), 30)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("Unable to find image '{image}' locally")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("Status: Downloaded newer image for {image}")),
+        "{stderr}"
+    );
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == image), "images: {images}");
+
+    // berth run does the same.
+    let image2 = format!("{}/test/auto:3", reg.addr);
+    push_busybox(&image2);
+    let out = d
+        .berth_cmd(&["run", "--rm", &image2, "echo", "berth-auto"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout).lines().last(),
+        Some("berth-auto"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Layer and config digests of the manifest skopeo copied into an OCI layout.
+fn layout_digests(dir: &Path) -> (String, String, Vec<String>) {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&manifest_digest)).unwrap()).unwrap();
+    let layers = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    (
+        manifest_digest,
+        manifest["config"]["digest"].as_str().unwrap().to_string(),
+        layers,
+    )
+}
+
+#[test]
+fn berth_push_to_berth_registry_then_skopeo_and_berth_pull_it_back() {
+    if !prerequisites() {
+        return;
+    }
+    let breg = BerthRegistry::start(None);
+    let d = Daemon::start();
+    let tar = d.root.path().join("busybox.tar");
+    let info = oci_archive::write_busybox_oci_tar(&tar, "busybox:latest").unwrap();
+    d.docker_ok(&["load", "-i", tar.to_str().unwrap()]);
+    let image = format!("{}/mine/busybox:v1", breg.addr);
+    d.docker_ok(&["tag", "busybox:latest", &image]);
+    let none = d.root.path().join("no-logins");
+
+    let out = berth(&d, &none, &["push", &image]);
+    let pushed = assert_ok(&out, "berth push", &d);
+    assert!(
+        pushed.contains(&format!("v1: digest: {}", info.manifest_digest)),
+        "{pushed}"
+    );
+
+    // skopeo reads back exactly what we had.
+    let back = tempfile::tempdir().unwrap();
+    skopeo_copy(
+        &format!("docker://{image}"),
+        &format!("oci:{}:t", back.path().display()),
+    );
+    let (manifest, config, layers) = layout_digests(back.path());
+    assert_eq!(manifest, info.manifest_digest);
+    assert_eq!(config, info.config_digest);
+    assert_eq!(layers, info.layer_digests);
+
+    // A second push finds every blob there.
+    let again = assert_ok(&berth(&d, &none, &["push", &image]), "berth push again", &d);
+    assert!(again.contains("Layer already exists"), "{again}");
+
+    // A fresh daemon pulls it with berth, then runs it.
+    let d2 = Daemon::start();
+    let started = Instant::now();
+    let out = berth(&d2, &none, &["pull", &image]);
+    let took = started.elapsed();
+    let pulled = assert_ok(&out, "berth pull", &d2);
+    assert!(pulled.contains("Pull complete"), "{pulled}");
+    assert!(pulled.trim_end().ends_with(&image), "{pulled}");
+    eprintln!("TIMING berth pull busybox from berth registry: {took:?}");
+    let out = d2
+        .berth_cmd(&["run", "--rm", &image, "echo", "round-trip"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "round-trip\n", "{}", text(&out.stderr));
+    let inspect = d2.docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image]);
+    assert_eq!(inspect.trim(), info.config_digest);
+}
+
+#[test]
+fn login_with_htpasswd_then_push_and_pull_with_stored_credentials() {
+    if !prerequisites() {
+        return;
+    }
+    let breg = BerthRegistry::start(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let image = format!("{}/private/busybox:1", breg.addr);
+    d.docker_ok(&["tag", "busybox:latest", &image]);
+    let none = d.root.path().join("no-logins");
+    let logins = docker_config_dir(&d);
+
+    let out = berth(&d, &none, &["push", &image]);
+    assert!(!out.status.success(), "push without a login worked");
+    assert!(
+        text(&out.stderr).contains("unauthorized"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let login = |password: &str| {
+        let mut child = d
+            .docker_cmd(&["login", "-u", "alice", "--password-stdin", &breg.addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = login("wrong");
+    assert!(!out.status.success(), "a wrong password logged in");
+    assert!(
+        text(&out.stderr).contains("incorrect username or password"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = login("s3cret");
+    assert!(
+        text(&out.stdout).contains("Login Succeeded"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let config = std::fs::read_to_string(logins.join("config.json")).unwrap();
+    assert!(config.contains(&breg.addr), "{config}");
+
+    assert_ok(
+        &berth(&d, &logins, &["push", &image]),
+        "berth push with login",
+        &d,
+    );
+
+    let d2 = Daemon::start();
+    let out = berth(&d2, &none, &["pull", &image]);
+    assert!(!out.status.success(), "pull without a login worked");
+    assert!(
+        text(&out.stderr).contains("pull access denied"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_ok(
+        &berth(&d2, &logins, &["pull", &image]),
+        "berth pull with login",
+        &d2,
+    );
+    // The docker CLI sends the same login as X-Registry-Auth.
+    d2.docker_ok(&["rmi", &image]);
+    let out = d2
+        .docker_cmd(&["pull", &image])
+        .env("DOCKER_CONFIG", &logins)
+        .output()
+        .unwrap();
+    assert_ok(&out, "docker pull with login", &d2);
+
+    // berth login/logout write the same file.
+    let own = d.root.path().join("berth-logins");
+    let out = berth(&d, &own, &["logout", &breg.addr]);
+    assert!(
+        text(&out.stdout).contains("Not logged in"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mut child = d
+        .berth_cmd(&["login", "-u", "alice", "--password-stdin", &breg.addr])
+        .env("DOCKER_CONFIG", &own)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        text(&out.stdout).contains("Login Succeeded"),
+        "{}",
+        text(&out.stderr)
+    );
+    let config = std::fs::read_to_string(own.join("config.json")).unwrap();
+    assert!(config.contains(&breg.addr), "{config}");
+    let out = berth(&d, &own, &["logout", &breg.addr]);
+    assert!(
+        text(&out.stdout).contains("Removing login credentials"),
+        "{}",
+        text(&out.stdout)
+    );
+    let config = std::fs::read_to_string(own.join("config.json")).unwrap();
+    assert!(!config.contains(&breg.addr), "{config}");
+}
+
+#[test]
+fn bad_names_and_unknown_tags_fail_clearly_and_leave_nothing() {
+    if !prerequisites() {
+        return;
+    }
+    let reg = DockerRegistry::start();
+    push_busybox(&format!("{}/test/busybox:1", reg.addr));
+    let d = Daemon::start();
+
+    let out = d.docker(&["pull", "Bad_Name:1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("invalid reference format"),
+        "{}",
+        text(&out.stderr)
+    );
+    for missing in [
+        format!("{}/test/busybox:nope", reg.addr),
+        format!("{}/test/nothere:1", reg.addr),
+    ] {
+        let out = d.docker(&["pull", &missing]);
+        assert!(!out.status.success(), "pulled {missing}");
+        assert!(
+            text(&out.stderr).contains("not found"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = d.berth_cmd(&["pull", &missing]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("not found"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // Like Docker: an unknown image is a 404 before any stream starts.
+    let (status, body) = raw_request(
+        &d.socket,
+        "POST",
+        &format!(
+            "/images/create?fromImage={}/test/busybox&tag=nope",
+            reg.addr
+        ),
+        "",
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = raw_request(&d.socket, "POST", "/images/create?fromImage=UPPER", "");
+    assert_eq!(status, 400);
+    // An unreachable registry.
+    let out = d.docker(&["pull", &format!("127.0.0.1:{}/x:1", free_port())]);
+    assert!(!out.status.success());
+
+    assert_eq!(d.docker_ok(&["images", "-q"]).trim(), "");
+    let ingests: Vec<_> = std::fs::read_dir(d.data_root().join("ingest"))
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
+    assert!(ingests.is_empty(), "ingests left: {ingests:?}");
+}
+
+#[test]
+fn registry_mirrors_from_daemon_json_serve_docker_hub_names() {
+    if !prerequisites() {
+        return;
+    }
+    let mirror = DockerRegistry::start();
+    let info = push_busybox(&format!("{}/library/mirrored:1", mirror.addr));
+    let cfg = tempfile::tempdir().unwrap();
+    let daemon_json = cfg.path().join("daemon.json");
+    std::fs::write(
+        &daemon_json,
+        format!(r#"{{"registry-mirrors": ["http://{}"]}}"#, mirror.addr),
+    )
+    .unwrap();
+    let d = Daemon::start_with_args(&["--config-file", daemon_json.to_str().unwrap()]);
+    let out = d.docker_ok(&["pull", "mirrored:1"]);
+    assert!(
+        out.contains("Status: Downloaded newer image for mirrored:1"),
+        "{out}"
+    );
+    let id = d.docker_ok(&["image", "inspect", "--format", "{{.Id}}", "mirrored:1"]);
+    assert_eq!(id.trim(), info.config_digest);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "docker.io/library/mirrored:1",
+        "echo",
+        "mirrored",
+    ]);
+    assert_eq!(text(&out.stdout), "mirrored\n", "{}", text(&out.stderr));
+}
