@@ -24,18 +24,15 @@ use super::{error, json_body, Ctx};
 /// Docker's header carrying the registry credential (base64url JSON).
 const REGISTRY_AUTH: &str = "X-Registry-Auth";
 
-fn registry_auth(ctx: &Ctx) -> Result<Option<Credential>, Response<Body>> {
+/// The request's `X-Registry-Auth` credential; Err is the 400 message.
+fn registry_auth(ctx: &Ctx) -> Result<Option<Credential>, String> {
     let Some(v) = ctx.req.headers().get(REGISTRY_AUTH) else {
         return Ok(None);
     };
-    let text = v.to_str().map_err(|_| {
-        body::error(
-            StatusCode::BAD_REQUEST,
-            format!("{REGISTRY_AUTH} is not text"),
-        )
-    })?;
-    Credential::from_registry_auth_header(text)
-        .map_err(|e| body::error(StatusCode::BAD_REQUEST, e.to_string()))
+    let text = v
+        .to_str()
+        .map_err(|_| format!("{REGISTRY_AUTH} is not text"))?;
+    Credential::from_registry_auth_header(text).map_err(|e| e.to_string())
 }
 
 fn line(v: &impl serde::Serialize) -> Bytes {
@@ -106,7 +103,7 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
     };
     let auth = match registry_auth(&ctx) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(msg) => return body::error(StatusCode::BAD_REQUEST, msg),
     };
     let platform = ctx.query.get("platform").map(str::to_owned);
     let (tx, mut events) = mpsc::unbounded_channel::<ProgressEvent>();
@@ -165,7 +162,7 @@ pub async fn push(ctx: Ctx, name: &str) -> Response<Body> {
     };
     let auth = match registry_auth(&ctx) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(msg) => return body::error(StatusCode::BAD_REQUEST, msg),
     };
     let (tx, events) = mpsc::unbounded_channel::<ProgressEvent>();
     let progress: berth_engine::registry::Progress = Arc::new(tx);
@@ -237,7 +234,7 @@ pub async fn auth(ctx: Ctx) -> Response<Body> {
 pub async fn inspect(ctx: Ctx, name: &str) -> Response<Body> {
     let auth = match registry_auth(&ctx) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(msg) => return body::error(StatusCode::BAD_REQUEST, msg),
     };
     match ctx.engine.distribution_inspect(name, auth).await {
         Ok(d) => body::json(StatusCode::OK, &d),
