@@ -101,6 +101,14 @@ struct BerthRegistry {
 impl BerthRegistry {
     /// With `user`, basic auth against a bcrypt htpasswd holding (user, password).
     fn start(user: Option<(&str, &str)>) -> BerthRegistry {
+        BerthRegistry::start_with(user, |_| Vec::new())
+    }
+
+    /// `extra` gives more flags, given the registry's own directory.
+    fn start_with(
+        user: Option<(&str, &str)>,
+        extra: impl FnOnce(&Path) -> Vec<String>,
+    ) -> BerthRegistry {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-breg-")
             .tempdir()
@@ -113,6 +121,7 @@ impl BerthRegistry {
             std::fs::write(&path, format!("{u}:{}\n", bcrypt::hash(p, 4).unwrap())).unwrap();
             cmd.arg("--htpasswd").arg(path);
         }
+        cmd.args(extra(dir.path()));
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -130,7 +139,7 @@ impl BerthRegistry {
             .unwrap_or_default()
             .to_string();
         assert!(
-            first.starts_with("registry listening on http://127.0.0.1:"),
+            first.starts_with("registry listening on http"),
             "berth registry serve said {first:?}: {}",
             std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
         );
@@ -284,6 +293,12 @@ fn docker_pull_draws_progress_then_runs_the_image() {
     ]);
     let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
     assert_eq!(layers, info.diff_ids);
+    // The daemon asks the registry without pulling.
+    let (status, body) = raw_request(&d.socket, "GET", &format!("/distribution/{image}/json"), "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Descriptor"]["digest"], info.manifest_digest.as_str());
+    assert_eq!(v["Platforms"][0]["os"], "linux");
     // The image is also reachable by its repository digest.
     let by_digest = format!("{}/test/busybox@{}", reg.addr, info.manifest_digest);
     let out = d.docker(&["run", "--rm", &by_digest, "echo", "by-digest"]);
@@ -621,4 +636,96 @@ fn registry_mirrors_from_daemon_json_serve_docker_hub_names() {
         "mirrored",
     ]);
     assert_eq!(text(&out.stdout), "mirrored\n", "{}", text(&out.stderr));
+}
+
+fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+    (cert, key)
+}
+
+#[test]
+fn tls_registry_with_token_auth() {
+    if !prerequisites()
+        || !berth_testsupport::require(berth_testsupport::which("openssl").is_some(), "openssl")
+    {
+        return;
+    }
+    // HTTPS with a self-signed certificate (loopback: accepted unverified, as Docker does)
+    // and bearer tokens from the registry's own /token.
+    let breg = BerthRegistry::start_with(Some(("bob", "pa55")), |dir| {
+        let (cert, key) = self_signed_cert(dir);
+        vec![
+            "--auth".into(),
+            "token".into(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]
+    });
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let image = format!("{}/secure/busybox:1", breg.addr);
+    d.docker_ok(&["tag", "busybox:latest", &image]);
+    let logins = d.root.path().join("tls-logins");
+    let out = berth(
+        &d,
+        &logins,
+        &["login", "-u", "bob", "-p", "pa55", &breg.addr],
+    );
+    assert!(
+        text(&out.stdout).contains("Login Succeeded"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_ok(
+        &berth(&d, &logins, &["push", &image]),
+        "berth push over TLS",
+        &d,
+    );
+    let d2 = Daemon::start();
+    let pulled = assert_ok(
+        &berth(&d2, &logins, &["pull", &image]),
+        "berth pull over TLS",
+        &d2,
+    );
+    assert!(pulled.contains("Pull complete"), "{pulled}");
+    let out = d2
+        .berth_cmd(&["run", "--rm", &image, "echo", "tls"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "tls\n", "{}", text(&out.stderr));
+    // The daemon answers GET /distribution/{name}/json from the registry.
+    let (status, body) = raw_request(
+        &d2.socket,
+        "GET",
+        &format!("/distribution/{image}/json"),
+        "",
+    );
+    // Without X-Registry-Auth the registry refuses, and the daemon says so.
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(body.contains("unauthorized"), "{body}");
 }

@@ -271,6 +271,11 @@ impl Engine {
     /// Remove blobs and snapshots no image or container reaches.
     pub fn collect_garbage(&self) -> Result<berth_image::gc::GcReport> {
         let _store = crate::lock(&self.store_lock);
+        if self.distribution.pulls_in_flight() {
+            // Their blobs and snapshots are not named yet; the next collection gets the rest.
+            tracing::info!("pulls in flight: garbage collection deferred");
+            return Ok(berth_image::gc::GcReport::default());
+        }
         let roots: Vec<Digest> = self
             .db()
             .images()?

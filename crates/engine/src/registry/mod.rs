@@ -38,6 +38,18 @@ pub(crate) struct Distribution {
     client_config: ClientConfig,
     puller: Puller,
     digests: digests::RepoDigests,
+    /// Pulls between start and naming; counted under the engine's store lock so a garbage
+    /// collection (which holds it) never runs beside one.
+    pulls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one pull while alive.
+pub(crate) struct PullGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for PullGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Distribution {
@@ -64,7 +76,19 @@ impl Distribution {
             cfg,
             client_config,
             puller,
+            pulls: Arc::default(),
         })
+    }
+
+    /// Call with the engine's store lock held.
+    pub(crate) fn pulls_in_flight(&self) -> bool {
+        self.pulls.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// Call with the engine's store lock held.
+    fn start_pull(&self) -> PullGuard {
+        self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        PullGuard(self.pulls.clone())
     }
 
     /// The shared client, or one carrying `auth` for `domain` (one request's credentials).

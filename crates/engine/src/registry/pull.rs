@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::images::normalize;
 use crate::{ids, Engine};
 
-/// How many times a pull is repeated when a concurrent image removal collected its content
-/// between download and naming.
+/// How many times a pull is repeated if its content vanished between download and naming
+/// (collections wait for pulls, so only an outside hand could do that).
 const RECORD_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,15 @@ impl Engine {
             ..PullOptions::default()
         };
         let puller = self.distribution.puller_for(reference.domain(), auth)?;
+        // No collection runs while this guard lives (collections check it under the lock).
+        // (A blocking thread: an image load holds the lock for as long as it reads.)
+        let engine = self.clone();
+        let _pulling = tokio::task::spawn_blocking(move || {
+            let _store = crate::lock(&engine.store_lock);
+            engine.distribution.start_pull()
+        })
+        .await
+        .map_err(|e| Error::internal("start pull", e))?;
         for _ in 0..RECORD_ATTEMPTS {
             let result = puller
                 .pull(reference, &opts, progress.clone())
