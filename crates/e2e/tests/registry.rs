@@ -411,6 +411,15 @@ fn berth_push_to_berth_registry_then_skopeo_and_berth_pull_it_back() {
     // A second push finds every blob there.
     let again = assert_ok(&berth(&d, &none, &["push", &image]), "berth push again", &d);
     assert!(again.contains("Layer already exists"), "{again}");
+    // docker push through berthd: another repository of the same registry mounts the blobs.
+    let other = format!("{}/theirs/busybox:v2", breg.addr);
+    d.docker_ok(&["tag", "busybox:latest", &other]);
+    let out = d.docker_ok(&["push", &other]);
+    assert!(out.contains("Mounted from mine/busybox"), "{out}");
+    assert!(
+        out.contains(&format!("v2: digest: {}", info.manifest_digest)),
+        "{out}"
+    );
 
     // A fresh daemon pulls it with berth, then runs it.
     let d2 = Daemon::start();
@@ -728,4 +737,32 @@ fn tls_registry_with_token_auth() {
     // Without X-Registry-Auth the registry refuses, and the daemon says so.
     assert!((400..500).contains(&status), "{status} {body}");
     assert!(body.contains("unauthorized"), "{body}");
+}
+
+#[test]
+fn concurrent_pulls_of_one_image_share_the_work() {
+    if !prerequisites() {
+        return;
+    }
+    let reg = DockerRegistry::start();
+    let image = format!("{}/test/shared:1", reg.addr);
+    let info = push_busybox(&image);
+    let d = Daemon::start();
+    let pulls: Vec<Child> = (0..3)
+        .map(|_| {
+            d.docker_cmd(&["pull", &image])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in pulls {
+        let out = p.wait_with_output().unwrap();
+        assert_ok(&out, "concurrent docker pull", &d);
+    }
+    let ids = d.docker_ok(&["images", "-q", "--no-trunc"]);
+    assert_eq!(ids.trim(), info.config_digest, "one image: {ids}");
+    let out = d.docker(&["run", "--rm", &image, "echo", "shared"]);
+    assert_eq!(text(&out.stdout), "shared\n", "{}", text(&out.stderr));
 }
