@@ -629,7 +629,21 @@ fn registry_mirrors_from_daemon_json_serve_docker_hub_names() {
         format!(r#"{{"registry-mirrors": ["http://{}"]}}"#, mirror.addr),
     )
     .unwrap();
-    let d = Daemon::start_with_args(&["--config-file", daemon_json.to_str().unwrap()]);
+    let d = Daemon::start_with_args(&[
+        "--config-file",
+        daemon_json.to_str().unwrap(),
+        "--insecure-registry",
+        "registry.internal:5000",
+    ]);
+    let info_out = d.docker_ok(&["info"]);
+    assert!(
+        info_out.contains(&format!("http://{}/", mirror.addr)),
+        "docker info lists the mirror: {info_out}"
+    );
+    assert!(
+        info_out.contains("registry.internal:5000"),
+        "docker info lists the insecure registry: {info_out}"
+    );
     let out = d.docker_ok(&["pull", "mirrored:1"]);
     assert!(
         out.contains("Status: Downloaded newer image for mirrored:1"),

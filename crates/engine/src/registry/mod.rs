@@ -147,6 +147,38 @@ impl Engine {
         &self.distribution.cfg
     }
 
+    /// Docker's `RegistryConfig` of `GET /info`: insecure registries (loopback always) and
+    /// mirrors, which `docker info` lists.
+    pub fn registry_info(&self) -> serde_json::Value {
+        let cfg = &self.distribution.cfg;
+        let mirrors: Vec<String> = cfg
+            .registry_mirrors
+            .iter()
+            .map(|m| format!("{}/", m.trim_end_matches('/')))
+            .collect();
+        let mut cidrs = vec!["::1/128".to_string(), "127.0.0.0/8".to_string()];
+        let mut index = serde_json::Map::new();
+        index.insert(
+            "docker.io".into(),
+            serde_json::json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
+        );
+        for r in &cfg.insecure_registries {
+            if r.contains('/') {
+                cidrs.push(r.clone());
+            } else {
+                index.insert(
+                    r.clone(),
+                    serde_json::json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+                );
+            }
+        }
+        serde_json::json!({
+            "InsecureRegistryCIDRs": cidrs,
+            "IndexConfigs": index,
+            "Mirrors": mirrors,
+        })
+    }
+
     /// Docker's RepoDigests of an image ("repo@sha256:…"), as pulls and pushes recorded them.
     pub fn repo_digests(&self, image_id: &str) -> Vec<String> {
         self.distribution
