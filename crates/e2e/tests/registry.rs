@@ -780,3 +780,116 @@ fn concurrent_pulls_of_one_image_share_the_work() {
     let out = d.docker(&["run", "--rm", &image, "echo", "shared"]);
     assert_eq!(text(&out.stdout), "shared\n", "{}", text(&out.stderr));
 }
+
+/// Push a two-platform index (linux/amd64 and linux/arm64 busybox images) to `dest`.
+fn push_multi_platform(dest: &str) -> (ImageInfo, ImageInfo) {
+    use oci_archive::{sha256_digest, MEDIA_TYPE_INDEX};
+    let layout = tempfile::tempdir().unwrap();
+    let rootfs = tempfile::tempdir().unwrap();
+    berth_testsupport::busybox_rootfs(rootfs.path()).unwrap();
+    // Both go into one layout; the second index.json write is replaced below.
+    let amd = oci_archive::busybox_image(rootfs.path())
+        .architecture("amd64")
+        .write_layout(layout.path(), None)
+        .unwrap();
+    let arm = oci_archive::busybox_image(rootfs.path())
+        .architecture("arm64")
+        .write_layout(layout.path(), None)
+        .unwrap();
+    let entry = |i: &ImageInfo, arch: &str| {
+        serde_json::json!({
+            "mediaType": i.manifest.media_type, "digest": i.manifest.digest,
+            "size": i.manifest.size, "platform": {"os": "linux", "architecture": arch},
+        })
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX,
+        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")],
+    }))
+    .unwrap();
+    let digest = sha256_digest(&index);
+    std::fs::write(
+        layout
+            .path()
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+        &index,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.path().join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": MEDIA_TYPE_INDEX, "digest": digest, "size": index.len(),
+                           "annotations": {"org.opencontainers.image.ref.name": "t"}}],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:t", layout.path().display()))
+        .arg(format!("docker://{dest}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo copy --all: {}",
+        text(&out.stderr)
+    );
+    (amd, arm)
+}
+
+#[test]
+fn platform_selects_from_a_multi_platform_index() {
+    if !prerequisites() {
+        return;
+    }
+    let reg = DockerRegistry::start();
+    let image = format!("{}/multi/busybox:1", reg.addr);
+    let (amd, arm) = push_multi_platform(&image);
+    let d = Daemon::start();
+    let arch = |d: &Daemon| {
+        d.docker_ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Architecture}}",
+            &image,
+        ])
+        .trim()
+        .to_string()
+    };
+
+    d.docker_ok(&["pull", "--platform", "linux/arm64", &image]);
+    assert_eq!(arch(&d), format!("{} arm64", arm.config_digest));
+    let out = d.docker_ok(&["pull", &image]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(arch(&d), format!("{} amd64", amd.config_digest));
+    let out = d.docker(&["run", "--rm", &image, "echo", "native"]);
+    assert_eq!(text(&out.stdout), "native\n", "{}", text(&out.stderr));
+
+    let out = d.docker(&["pull", "--platform", "linux/s390x", &image]);
+    assert!(!out.status.success(), "pulled a platform the index lacks");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("linux/s390x"), "{stderr}");
+    let (status, _) = raw_request(
+        &d.socket,
+        "POST",
+        &format!(
+            "/images/create?fromImage={}/multi/busybox&tag=1&platform=linux/s390x",
+            reg.addr
+        ),
+        "",
+    );
+    assert_eq!(status, 404);
+    let (status, body) = raw_request(&d.socket, "GET", &format!("/distribution/{image}/json"), "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Platforms"].as_array().map(Vec::len), Some(2), "{body}");
+}

@@ -118,7 +118,11 @@ pub(crate) fn registry_error(e: berth_distribution::Error, pulling: Option<&Refe
     use berth_distribution::Error as D;
     match e {
         D::InvalidReference { .. } => Error::InvalidParameter(format!("invalid reference format: {e}")),
-        D::NotFound { .. } => Error::NotFound(e.to_string()),
+        D::NotFound { .. }
+        | D::Image {
+            source: berth_image::Error::NoMatchingPlatform { .. },
+            ..
+        } => Error::NotFound(e.to_string()),
         D::Unauthorized { .. } => match pulling {
             Some(r) => Error::NotFound(format!(
                 "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
