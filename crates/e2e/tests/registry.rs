@@ -408,6 +408,8 @@ fn berth_push_to_berth_registry_then_skopeo_and_berth_pull_it_back() {
     assert_eq!(config, info.config_digest);
     assert_eq!(layers, info.layer_digests);
 
+    podman_pulls_the_same_image(&image, &info);
+
     // A second push finds every blob there.
     let again = assert_ok(&berth(&d, &none, &["push", &image]), "berth push again", &d);
     assert!(again.contains("Layer already exists"), "{again}");
@@ -892,4 +894,44 @@ fn platform_selects_from_a_multi_platform_index() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["Platforms"].as_array().map(Vec::len), Some(2), "{body}");
+}
+
+/// podman (its own storage in a temp dir) pulls `image` and sees the same manifest and layers.
+fn podman_pulls_the_same_image(image: &str, info: &ImageInfo) {
+    if !berth_testsupport::require(berth_testsupport::which("podman").is_some(), "podman") {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .arg("--root")
+            .arg(store.path().join("root"))
+            .arg("--runroot")
+            .arg(store.path().join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = podman(&["pull", "-q", "--tls-verify=false", image]);
+    assert!(out.status.success(), "podman pull: {}", text(&out.stderr));
+    let out = podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Digest}} {{json .RootFS.Layers}}",
+        image,
+    ]);
+    assert!(
+        out.status.success(),
+        "podman inspect: {}",
+        text(&out.stderr)
+    );
+    let inspected = text(&out.stdout);
+    let (digest, layers) = inspected.trim().split_once(' ').unwrap();
+    assert_eq!(digest, info.manifest_digest);
+    let layers: Vec<String> = serde_json::from_str(layers).unwrap();
+    assert_eq!(layers, info.diff_ids);
+    let _ = podman(&["rmi", "-a", "-f"]);
 }
