@@ -30,6 +30,9 @@ pub struct PullArgs {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
+    /// Push all tags of the repository.
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Suppress verbose output.
     #[arg(short, long)]
     pub quiet: bool,
@@ -297,7 +300,16 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32, ClientError> {
     let auth = registry_auth(r.domain());
     // The daemon names images as docker does: "busybox" for docker.io/library/busybox.
     let familiar = reference(&r.name())?.familiar();
-    let body = c.push(&familiar, r.tag(), auth.as_deref()).await?;
+    if a.all_tags && r.tag().is_some() {
+        return Err(proto("tag can't be used with --all-tags/-a"));
+    }
+    // Like docker: the tag given, "latest" without one, every tag with --all-tags.
+    let tag = match (a.all_tags, r.tag()) {
+        (true, _) => None,
+        (false, Some(t)) => Some(t),
+        (false, None) => Some("latest"),
+    };
+    let body = c.push(&familiar, tag, auth.as_deref()).await?;
     let mut display = Display::new(a.quiet);
     if let Some(msg) = follow(body, &mut display).await? {
         eprintln!("{msg}");
