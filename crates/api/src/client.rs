@@ -382,6 +382,19 @@ impl Client {
             .collect())
     }
 
+    /// GET /images/get: a `docker save` archive of `names`, streamed.
+    pub async fn save(&self, names: &[String]) -> Result<BodyReader> {
+        let q: Vec<String> = names
+            .iter()
+            .map(|n| format!("names={}", percent_encode(n)))
+            .collect();
+        Ok(BodyReader::new(
+            self.call(Method::GET, &format!("/images/get?{}", q.join("&")), None)
+                .await?
+                .into_body(),
+        ))
+    }
+
     /// GET /containers/{id}/logs: the raw (multiplexed unless tty) body.
     pub async fn logs(&self, id: &str, query: &str) -> Result<BodyReader> {
         Ok(BodyReader::new(

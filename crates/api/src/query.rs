@@ -39,16 +39,27 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, String>, Vec<(String, String)>);
 
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
         let mut m = HashMap::new();
+        let mut all = Vec::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             m.insert(percent_decode(k), percent_decode(v));
+            all.push((percent_decode(k), percent_decode(v)));
         }
-        Query(m)
+        Query(m, all)
+    }
+
+    /// Every value of a repeated key (`names=a&names=b`).
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.1
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {

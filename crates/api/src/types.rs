@@ -91,6 +91,8 @@ pub struct HostConfig {
     pub shm_size: i64,
     pub log_config: Option<serde_json::Value>,
     pub mounts: Option<Vec<Mount>>,
+    /// [height, width] of the client's terminal, applied before the process starts.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// HostConfig.Mounts (`--mount`).
@@ -183,6 +185,8 @@ pub struct ExecConfig {
     pub user: String,
     pub working_dir: String,
     pub detach_keys: String,
+    /// [height, width] of the client's terminal.
+    pub console_size: Option<[u16; 2]>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -64,6 +64,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Remove one or more images.
     Rmi(RmiArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(SaveArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -388,4 +390,13 @@ pub struct ExecArgs {
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<String>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
 }

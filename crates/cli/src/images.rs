@@ -2,7 +2,7 @@
 
 use berth_api::client::{Client, ClientError};
 
-use crate::args::{ImagesArgs, LoadArgs, RmiArgs, TagArgs};
+use crate::args::{ImagesArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::format;
 
 fn split_tag(t: &str) -> (String, String) {
@@ -129,4 +129,20 @@ pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32, ClientError> {
         }
     }
     Ok(code)
+}
+
+pub async fn save(c: &Client, a: SaveArgs) -> Result<i32, ClientError> {
+    let mut body = c.save(&a.images).await?;
+    let io = |e: std::io::Error| ClientError::Protocol(format!("write the archive: {e}"));
+    match &a.output {
+        Some(path) => {
+            let mut f = tokio::fs::File::create(path).await.map_err(io)?;
+            tokio::io::copy(&mut body, &mut f).await.map_err(io)?;
+        }
+        None => {
+            let mut out = tokio::io::stdout();
+            tokio::io::copy(&mut body, &mut out).await.map_err(io)?;
+        }
+    }
+    Ok(0)
 }

@@ -82,5 +82,6 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Login(a) => registry::login(c, a).await,
         C::Logout(a) => registry::logout(a).await,
         C::Registry(r) => registry::registry(r).await,
+        C::Save(a) => images::save(c, a).await,
     }
 }

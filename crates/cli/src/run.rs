@@ -144,6 +144,11 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
             nano_cpus: a.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
             pids_limit: a.pids_limit,
             mounts: (!mounts.is_empty()).then_some(mounts),
+            console_size: if a.tty {
+                tty::size().map(|(h, w)| [h, w])
+            } else {
+                None
+            },
             log_config: (!log_opts.is_empty())
                 .then(|| serde_json::json!({"Type": "json-file", "Config": log_opts})),
             ..HostConfig::default()
@@ -248,6 +253,11 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32, ClientError> {
         user: a.user.clone().unwrap_or_default(),
         working_dir: a.workdir.clone().unwrap_or_default(),
         detach_keys: String::new(),
+        console_size: if a.tty {
+            tty::size().map(|(h, w)| [h, w])
+        } else {
+            None
+        },
     };
     let exec_id = c.exec_create(&a.container, &cfg).await?;
     if a.detach {

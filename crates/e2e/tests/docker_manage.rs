@@ -247,3 +247,123 @@ fn json_file_logs_rotate() {
     );
     d.docker_ok(&["rm", &name]);
 }
+
+#[test]
+fn save_load_round_trip() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    d.docker_ok(&["tag", "busybox", "second:v2"]);
+    let id = d.docker_ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    let tar = d.root.path().join("saved.tar");
+    d.docker_ok(&[
+        "save",
+        "-o",
+        tar.to_str().expect("utf-8"),
+        "busybox",
+        "second:v2",
+    ]);
+    d.docker_ok(&["rmi", "-f", "busybox", "second:v2"]);
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    let out = d.docker_ok(&["load", "-i", tar.to_str().expect("utf-8")]);
+    assert!(
+        out.contains("Loaded image: busybox:latest") && out.contains("Loaded image: second:v2"),
+        "{out}"
+    );
+    // Same image id, and it runs.
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "--format", "{{.Id}}", "second:v2"]),
+        id
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "second:v2", "echo", "round trip"]),
+        "round trip\n"
+    );
+    let o = d.docker(&["save", "nosuchimage"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such image: nosuchimage"));
+}
+
+#[test]
+fn events_stream_and_history() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string();
+    let name = unique("ev");
+    let o = d.docker(&[
+        "run", "--rm", "--name", &name, "busybox", "sh", "-c", "exit 2",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // --until makes the stream finite: the history of what just happened, filtered.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+        .to_string();
+    let out = d.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &now,
+        "--filter",
+        &format!("container={name}"),
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    let actions: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        actions,
+        [
+            "container create <no value>",
+            "container start <no value>",
+            "container die 2",
+            "container destroy <no value>"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn system_df_and_prune() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let stopped = unique("stopped");
+    let running = unique("running");
+    d.docker_ok(&["run", "--name", &stopped, "busybox", "true"]);
+    d.docker_ok(&["run", "-d", "--name", &running, "busybox", "sleep", "1000"]);
+    let vol = unique("dfvol");
+    d.docker_ok(&["volume", "create", &vol]);
+    let df = d.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(df.lines().any(|l| l == "Images 1 1"), "{df}");
+    assert!(df.lines().any(|l| l == "Containers 2 1"), "{df}");
+    assert!(df.lines().any(|l| l == "Local Volumes 1 0"), "{df}");
+
+    let out = d.docker_ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    let names = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), running, "only the running one is left");
+    // The image is in use: image prune -a keeps it.
+    d.docker_ok(&["image", "prune", "-af"]);
+    assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 1);
+    d.docker_ok(&["rm", "-f", &running]);
+    d.docker_ok(&["system", "prune", "-af", "--volumes"]);
+    assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
+    assert!(d.docker_ok(&["volume", "ls", "-q"]).trim().is_empty());
+}

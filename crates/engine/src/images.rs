@@ -94,6 +94,7 @@ impl Engine {
                 },
                 &tags,
             )?;
+            self.events.emit("image", "load", &id, &[]);
             if tags.is_empty() {
                 lines.push(format!("Loaded image ID: {id}"));
             }
@@ -198,6 +199,44 @@ impl Engine {
         Err(Error::no_such_image(name))
     }
 
+    /// `docker save`: resolve every name now (so an unknown one is a 404 before any byte is
+    /// sent), then stream the archive into `out` on a blocking thread.
+    pub fn save_images(
+        self: &Arc<Self>,
+        names: &[String],
+        oci: bool,
+        out: Box<dyn std::io::Write + Send>,
+    ) -> Result<tokio::task::JoinHandle<Result<()>>> {
+        let mut images: Vec<archive::SaveImage> = Vec::new();
+        for n in names {
+            let row = self.find_image(n)?;
+            let tag = normalize(n);
+            let by_tag = self.db().tag_target(&tag)?.is_some_and(|id| id == row.id);
+            let manifest_digest = Digest::parse(&row.manifest)?;
+            match images
+                .iter_mut()
+                .find(|i| i.manifest_digest == manifest_digest)
+            {
+                Some(i) if by_tag => i.repo_tags.push(tag),
+                Some(_) => {}
+                None => images.push(archive::SaveImage {
+                    manifest_digest,
+                    repo_tags: if by_tag { vec![tag] } else { Vec::new() },
+                }),
+            }
+        }
+        let engine = self.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let format = if oci {
+                archive::ArchiveFormat::Oci
+            } else {
+                archive::ArchiveFormat::Docker
+            };
+            archive::save(&engine.content, &images, format, out)
+                .map_err(|e| Error::internal("save images", e))
+        }))
+    }
+
     /// `docker tag SOURCE TARGET`.
     pub fn tag_image(&self, source: &str, target: &str) -> Result<()> {
         let row = self.find_image(source)?;
@@ -207,7 +246,10 @@ impl Engine {
                 "refusing to create a tag with a digest reference: {target}"
             )));
         }
-        self.db().set_tag(&target, &row.id)
+        self.db().set_tag(&target, &row.id)?;
+        self.events
+            .emit("image", "tag", &row.id, &[("name", &target)]);
+        Ok(())
     }
 
     /// `docker rmi`: untag, and delete the image when nothing names or uses it any more.
@@ -257,6 +299,7 @@ impl Engine {
         if users.is_empty() {
             self.db().delete_image(&row.id)?;
             report.push(("Deleted".into(), row.id.clone()));
+            self.events.emit("image", "delete", &row.id, &[]);
             if let Err(e) = self.collect_garbage() {
                 tracing::warn!("image garbage collection: {e}");
             }
@@ -266,6 +309,45 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// `image prune`: untagged images (all unused ones with `all`) that no container uses.
+    /// Returns the deleted ids and the bytes the collection freed.
+    pub fn prune_images(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let used: std::collections::HashSet<String> = self
+            .db()
+            .containers()?
+            .into_iter()
+            .map(|c| c.image_id)
+            .collect();
+        let mut deleted = Vec::new();
+        let rows = self.db().images()?;
+        for row in rows {
+            let tagged = !self.db().tags_of(&row.id)?.is_empty();
+            if used.contains(&row.id) || (tagged && !all) {
+                continue;
+            }
+            self.db().delete_image(&row.id)?;
+            self.events.emit("image", "delete", &row.id, &[]);
+            deleted.push(row.id);
+        }
+        let freed = if deleted.is_empty() {
+            0
+        } else {
+            self.collect_garbage()?.freed_bytes
+        };
+        Ok((deleted, freed))
+    }
+
+    /// Bytes of an image's layers as stored (compressed blobs).
+    pub fn image_size(&self, id: &str) -> i64 {
+        self.db()
+            .image(id)
+            .ok()
+            .flatten()
+            .and_then(|row| self.resolve_row(&row).ok())
+            .map(|r| r.manifest.layers().iter().map(|l| l.size() as i64).sum())
+            .unwrap_or(0)
     }
 
     /// Remove blobs and snapshots no image or container reaches.

@@ -11,6 +11,7 @@
 pub mod containers;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod images;
 pub mod registry;
@@ -53,6 +54,7 @@ pub struct Engine {
     /// Held by image loads, container creation and garbage collection: a collection must not
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
+    pub events: events::Events,
     started: std::time::Instant,
 }
 
@@ -89,6 +91,7 @@ impl Engine {
             containers: containers::Registry::default(),
             distribution,
             store_lock: Mutex::new(()),
+            events: events::Events::default(),
             started: std::time::Instant::now(),
         });
         engine.recover().await?;

@@ -44,6 +44,8 @@ impl Engine {
             .map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
         let created = ids::now_rfc3339();
         self.db().put_volume(&name, &created, &labels)?;
+        self.events
+            .emit("volume", "create", &name, &[("driver", "local")]);
         Ok(self.volume_from(name, created, labels))
     }
 
@@ -110,6 +112,8 @@ impl Engine {
         }
         let dir = self.cfg.data_root.join("volumes").join(name);
         self.db().delete_volume(name)?;
+        self.events
+            .emit("volume", "destroy", name, &[("driver", "local")]);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(Error::internal(format!("remove {}", dir.display()), e));
@@ -135,7 +139,15 @@ impl Engine {
     }
 }
 
-fn du(p: &Path) -> u64 {
+impl Engine {
+    /// (bytes used, containers using it) for `system df`.
+    pub fn volume_usage(&self, name: &str) -> Result<(u64, usize)> {
+        Ok((du(&self.volume_dir(name)), self.volume_users(name)?.len()))
+    }
+}
+
+/// Bytes under `p` (files' lengths).
+pub fn du(p: &Path) -> u64 {
     let Ok(md) = std::fs::symlink_metadata(p) else {
         return 0;
     };

@@ -1,6 +1,7 @@
 //! Response bodies: whole JSON documents, and streams fed through a channel.
 
 use std::convert::Infallible;
+use std::io::Read;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -70,4 +71,90 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
             message: message.into(),
         },
     )
+}
+
+/// A blocking reader over body chunks arriving through a channel (for the image crate's
+/// synchronous archive reader, run on a blocking thread).
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// A request body as a blocking `Read` (for synchronous archive readers on blocking threads).
+pub fn reader(mut incoming: hyper::body::Incoming) -> ChannelReader {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        while let Some(frame) = incoming.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(data) = f.into_data() {
+                        if tx.send(data).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    ChannelReader {
+        rx,
+        cur: Bytes::new(),
+    }
+}
+
+/// A blocking writer feeding a response body (for the image crate's synchronous archive writer).
+pub struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    pub fn new(tx: tokio::sync::mpsc::Sender<Bytes>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
 }

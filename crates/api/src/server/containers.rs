@@ -334,3 +334,88 @@ pub fn top(ctx: &Ctx, id: &str) -> Response<Body> {
         Err(e) => error::response(&e),
     }
 }
+
+pub async fn prune(ctx: &Ctx) -> Response<Body> {
+    match ctx.engine.prune_containers().await {
+        Ok(ids) => body::json(
+            StatusCode::OK,
+            &serde_json::json!({"ContainersDeleted": ids, "SpaceReclaimed": 0}),
+        ),
+        Err(e) => error::response(&e),
+    }
+}
+
+fn stat_header(stat: &berth_engine::containers::archive::PathStat) -> hyper::header::HeaderValue {
+    use base64::Engine as _;
+    let json = serde_json::to_vec(stat).unwrap_or_default();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+    hyper::header::HeaderValue::from_str(&b64)
+        .unwrap_or_else(|_| hyper::header::HeaderValue::from_static(""))
+}
+
+fn archive_path(ctx: &Ctx) -> Option<String> {
+    ctx.query
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+}
+
+fn no_path() -> Response<Body> {
+    body::error(StatusCode::BAD_REQUEST, "path is required")
+}
+
+/// HEAD /containers/{id}/archive: the path's stat in a header.
+pub async fn archive_head(ctx: &Ctx, id: &str) -> Response<Body> {
+    let Some(path) = archive_path(ctx) else {
+        return no_path();
+    };
+    match ctx.engine.stat_path(id, &path).await {
+        Ok(stat) => {
+            let mut r = body::empty(StatusCode::OK);
+            r.headers_mut()
+                .insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+            r
+        }
+        Err(e) => error::response(&e),
+    }
+}
+
+/// GET /containers/{id}/archive: a tar of the path.
+pub async fn archive_get(ctx: &Ctx, id: &str) -> Response<Body> {
+    let Some(path) = archive_path(ctx) else {
+        return no_path();
+    };
+    let stat = match ctx.engine.stat_path(id, &path).await {
+        Ok(s) => s,
+        Err(e) => return error::response(&e),
+    };
+    let (tx, b) = body::channel();
+    let engine = ctx.engine.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let w = body::ChannelWriter::new(tx);
+        if let Err(e) = engine.archive_get(&id, &path, Box::new(w)).await {
+            tracing::warn!("archive {path} of {id}: {e}");
+        }
+    });
+    let mut r = Response::new(b);
+    r.headers_mut().insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static("application/x-tar"),
+    );
+    r.headers_mut()
+        .insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+    r
+}
+
+/// PUT /containers/{id}/archive?path=DIR: extract the tar body into DIR.
+pub async fn archive_put(ctx: Ctx, id: &str) -> Response<Body> {
+    let Some(path) = archive_path(&ctx) else {
+        return no_path();
+    };
+    let reader = body::reader(ctx.req.into_body());
+    match ctx.engine.archive_put(id, &path, Box::new(reader)).await {
+        Ok(()) => body::empty(StatusCode::OK),
+        Err(e) => error::response(&e),
+    }
+}

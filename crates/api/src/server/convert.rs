@@ -76,6 +76,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
                 sysctls: h.sysctls.unwrap_or_default(),
                 shm_size: h.shm_size,
                 log_opts: log_opts(h.log_config.as_ref()),
+                console_size: h.console_size.filter(|s| s[0] > 0 && s[1] > 0),
             },
         },
     }
@@ -152,6 +153,7 @@ pub fn exec_spec(c: ExecConfig) -> ExecSpec {
         attach_stdout: c.attach_stdout,
         attach_stderr: c.attach_stderr,
         privileged: c.privileged,
+        console_size: c.console_size.filter(|s| s[0] > 0 && s[1] > 0),
     }
 }
 

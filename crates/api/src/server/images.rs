@@ -1,7 +1,5 @@
 //! /images/…
 
-use std::io::Read;
-
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
@@ -11,49 +9,8 @@ use super::body::{self, Body};
 use super::{error, Ctx};
 use crate::types::{ImageSummary, StreamLine};
 
-/// A blocking reader over body chunks arriving through a channel (for the image crate's
-/// synchronous archive reader, run on a blocking thread).
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
-
 pub async fn load(ctx: Ctx) -> Response<Body> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let mut incoming = ctx.req.into_body();
-    tokio::spawn(async move {
-        while let Some(frame) = incoming.frame().await {
-            match frame {
-                Ok(f) => {
-                    if let Ok(data) = f.into_data() {
-                        if tx.send(data).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    });
-    let reader = ChannelReader {
-        rx,
-        cur: Bytes::new(),
-    };
+    let reader = body::reader(ctx.req.into_body());
     let lines = match ctx.engine.load_images(Box::new(reader)).await {
         Ok(l) => l,
         Err(e) => {
@@ -165,6 +122,58 @@ pub fn remove(ctx: &Ctx, name: &str) -> Response<Body> {
                 report.into_iter().map(|(k, v)| json!({ k: v })).collect();
             body::json(StatusCode::OK, &out)
         }
+        Err(e) => error::response(&e),
+    }
+}
+
+/// GET /images/get?names=a&names=b and GET /images/{name}/get.
+pub fn save(ctx: &Ctx, names: Vec<String>) -> Response<Body> {
+    if names.is_empty() {
+        return body::error(StatusCode::BAD_REQUEST, "no image names given");
+    }
+    let (tx, b) = body::channel();
+    let writer = body::ChannelWriter::new(tx);
+    let oci = ctx.query.get("format") == Some("oci");
+    match ctx.engine.save_images(&names, oci, Box::new(writer)) {
+        Ok(job) => {
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = job.await {
+                    tracing::warn!("{e}");
+                }
+            });
+            let mut r = Response::new(b);
+            r.headers_mut().insert(
+                "Content-Type",
+                hyper::header::HeaderValue::from_static("application/x-tar"),
+            );
+            r
+        }
+        Err(e) => error::response(&e),
+    }
+}
+
+/// POST /images/prune?filters={"dangling":["false"]}: false means every unused image.
+pub fn prune(ctx: &Ctx) -> Response<Body> {
+    let all = ctx
+        .query
+        .get("filters")
+        .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+        .map(|v| {
+            let d = &v["dangling"];
+            d.as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "false" || x == "0"))
+                || d.get("false").is_some()
+                || d.get("0").is_some()
+        })
+        .unwrap_or(false);
+    match ctx.engine.prune_images(all) {
+        Ok((ids, freed)) => body::json(
+            StatusCode::OK,
+            &json!({
+                "ImagesDeleted": ids.iter().map(|i| json!({"Deleted": i})).collect::<Vec<_>>(),
+                "SpaceReclaimed": freed,
+            }),
+        ),
         Err(e) => error::response(&e),
     }
 }

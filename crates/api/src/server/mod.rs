@@ -5,6 +5,7 @@ mod containers;
 mod convert;
 mod distribution;
 mod error;
+mod events;
 mod exec;
 mod hijack;
 mod images;
@@ -98,6 +99,18 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(m),
         (&Method::GET, ["version"]) => system::version(),
         (&Method::GET, ["info"]) => system::info(&ctx),
+        (&Method::GET, ["events"]) => events::events(&ctx),
+        (&Method::GET, ["system", "df"]) => system::df(&ctx),
+        (&Method::POST, ["containers", "prune"]) => containers::prune(&ctx).await,
+        (&Method::POST, ["images", "prune"]) => images::prune(&ctx),
+        // No user-defined networks or build cache exist yet: nothing to prune.
+        (&Method::POST, ["networks", "prune"]) => {
+            body::json(StatusCode::OK, &serde_json::json!({"NetworksDeleted": []}))
+        }
+        (&Method::POST, ["build", "prune"]) => body::json(
+            StatusCode::OK,
+            &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+        ),
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
         (&Method::POST, ["images", "create"]) => distribution::create(ctx).await,
@@ -109,6 +122,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
             distribution::inspect(ctx, &name.join("/")).await
         }
         (&Method::GET, ["images", "json"]) => images::list(&ctx),
+        (&Method::GET, ["images", "get"]) => images::save(&ctx, ctx.query.all("names")),
+        (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            images::save(&ctx, vec![name.join("/")])
+        }
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&ctx, &name.join("/"))
         }
@@ -137,6 +154,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&ctx, id),
         (&Method::GET, ["containers", id, "top"]) => containers::top(&ctx, id),
         (&Method::GET, ["containers", id, "stats"]) => stats::stats(&ctx, id).await,
+        (&Method::HEAD, ["containers", id, "archive"]) => containers::archive_head(&ctx, id).await,
+        (&Method::GET, ["containers", id, "archive"]) => containers::archive_get(&ctx, id).await,
+        (&Method::PUT, ["containers", id, "archive"]) => containers::archive_put(ctx, id).await,
 
         (&Method::POST, ["volumes", "create"]) => volumes::create(ctx).await,
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&ctx),

@@ -152,3 +152,48 @@ pub fn info(ctx: &Ctx) -> Response<Body> {
 fn humantime_now() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
+
+/// GET /system/df.
+pub fn df(ctx: &Ctx) -> Response<Body> {
+    let e = &ctx.engine;
+    let (images, containers, volumes) =
+        match (e.list_images(), e.list_containers(true), e.list_volumes()) {
+            (Ok(i), Ok(c), Ok(v)) => (i, c, v),
+            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return error::response(&err),
+        };
+    let data_root = e.config().data_root.clone();
+    let images_json: Vec<serde_json::Value> = images
+        .iter()
+        .map(|i| {
+            let n = containers.iter().filter(|c| c.image_id == i.id).count();
+            json!({"Id": i.id, "ParentId": "", "RepoTags": i.repo_tags, "RepoDigests": [],
+                   "Created": i.created, "Size": i.size, "SharedSize": -1, "Labels": i.labels,
+                   "Containers": n})
+        })
+        .collect();
+    let containers_json: Vec<serde_json::Value> = containers
+        .iter()
+        .map(|c| {
+            let mut s = serde_json::to_value(super::convert::summary(c)).unwrap_or_default();
+            let upper = data_root.join("snapshots/active").join(&c.id).join("fs");
+            s["SizeRw"] = json!(berth_engine::volumes::du(&upper));
+            s["SizeRootFs"] = json!(e.image_size(&c.image_id));
+            s
+        })
+        .collect();
+    let volumes_json: Vec<serde_json::Value> = volumes
+        .iter()
+        .map(|v| {
+            let (size, refs) = e.volume_usage(&v.name).unwrap_or((0, 0));
+            json!({"Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": v.created,
+                   "Labels": v.labels, "Scope": "local", "Options": {},
+                   "UsageData": {"Size": size, "RefCount": refs}})
+        })
+        .collect();
+    let layers: i64 = images.iter().map(|i| i.size).sum();
+    body::json(
+        StatusCode::OK,
+        &json!({"LayersSize": layers, "Images": images_json, "Containers": containers_json,
+                "Volumes": volumes_json, "BuildCache": []}),
+    )
+}

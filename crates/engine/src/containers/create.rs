@@ -203,7 +203,15 @@ impl Engine {
         };
         let inserted = made.and_then(|_| self.db().insert_container(&rec));
         match inserted {
-            Ok(true) => Ok(Created { id, warnings }),
+            Ok(true) => {
+                self.events.emit(
+                    "container",
+                    "create",
+                    &id,
+                    &[("name", &name), ("image", &rec.spec.image)],
+                );
+                Ok(Created { id, warnings })
+            }
             other => {
                 let _ = self.snapshots.remove_active(&id);
                 let _ = std::fs::remove_dir_all(&dir);

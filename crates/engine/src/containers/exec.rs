@@ -24,6 +24,8 @@ pub struct ExecSpec {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub privileged: bool,
+    /// [height, width] for the terminal.
+    pub console_size: Option<[u16; 2]>,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +218,7 @@ impl Engine {
                 tty: x.spec.tty,
                 caps: &caps,
                 no_new_privileges: false,
+                console_size: x.spec.console_size,
             },
         )
         .map_err(Error::InvalidParameter)?;

@@ -78,7 +78,7 @@ impl Engine {
         self.container_dir(id).join("rootfs")
     }
 
-    fn mount_rootfs(&self, id: &str) -> Result<()> {
+    pub(crate) fn mount_rootfs(&self, id: &str) -> Result<()> {
         let target = self.rootfs(id);
         let _ = unmount(&target);
         let m = self.snapshots.mounts(id)?;
@@ -86,7 +86,7 @@ impl Engine {
         Ok(())
     }
 
-    fn unmount_rootfs(&self, id: &str) {
+    pub(crate) fn unmount_rootfs(&self, id: &str) {
         let _ = unmount(&self.rootfs(id));
     }
 
@@ -199,7 +199,14 @@ impl Engine {
         rec.state.finished_at.clear();
         rec.state.exit_code = 0;
         self.save(&rec)?;
+        self.emit(&rec, "start", &[]);
         Ok(())
+    }
+
+    pub(crate) fn emit(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, &str)]) {
+        let mut attrs: Vec<(&str, &str)> = vec![("name", &rec.name), ("image", &rec.spec.image)];
+        attrs.extend_from_slice(extra);
+        self.events.emit("container", action, &rec.id, &attrs);
     }
 
     fn spawn_monitor(self: &Arc<Self>, id: String) {
@@ -256,6 +263,13 @@ impl Engine {
         let _ = std::fs::remove_file(self.exit_file(id));
         // The shim removes its socket; one killed outright leaves it behind.
         let _ = std::fs::remove_file(self.shim_socket(id));
+        if was_started {
+            let code = exit.code.to_string();
+            if exit.oom_killed {
+                self.emit(&rec, "oom", &[]);
+            }
+            self.emit(&rec, "die", &[("exitCode", &code)]);
+        }
         self.containers.notify(id, |w| {
             w.exits += 1;
             w.code = exit.code;
@@ -352,6 +366,7 @@ impl Engine {
         if matches!(sig, Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT) {
             self.mark_manually_stopped(&rec.id)?;
         }
+        self.emit(&rec, "kill", &[("signal", &(sig as i32).to_string())]);
         shim::call(
             &self.shim_socket(&rec.id),
             &Request::Kill {
@@ -390,7 +405,10 @@ impl Engine {
         )?;
         let timeout = timeout.or(rec.spec.stop_timeout).unwrap_or(10);
         self.mark_manually_stopped(&rec.id)?;
-        self.stop_task(&rec, sig, timeout).await
+        self.emit(&rec, "kill", &[("signal", &(sig as i32).to_string())]);
+        self.stop_task(&rec, sig, timeout).await?;
+        self.emit(&rec, "stop", &[]);
+        Ok(())
     }
 
     async fn stop_task(
@@ -487,6 +505,7 @@ impl Engine {
                 }
             }
         }
+        self.emit(&rec, "destroy", &[]);
         self.containers.notify(&id, |w| w.removed = true);
         self.containers.forget(&id);
         Ok(())

@@ -1,5 +1,6 @@
 //! Containers: records in the database, one shim per live container.
 
+pub mod archive;
 pub mod create;
 pub mod exec;
 pub mod lifecycle;

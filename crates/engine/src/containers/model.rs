@@ -61,6 +61,8 @@ pub struct HostSpec {
     pub shm_size: i64,
     /// json-file options ("max-size": "10m", "max-file": "3").
     pub log_opts: BTreeMap<String, String>,
+    /// [height, width] for the terminal, set before the process starts.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// Log rotation by default: 10 MB per file, three files.

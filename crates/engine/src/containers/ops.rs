@@ -49,7 +49,9 @@ impl Engine {
             .map_err(|e| Error::internal("pause", e))?
             .map_err(|e| Error::internal("pause", e))?;
         rec.state.status = Status::Paused;
-        self.db().update_container(&rec)
+        self.db().update_container(&rec)?;
+        self.emit(&rec, "pause", &[]);
+        Ok(())
     }
 
     pub async fn unpause_container(self: &Arc<Self>, key: &str) -> Result<()> {
@@ -67,7 +69,9 @@ impl Engine {
             .map_err(|e| Error::internal("unpause", e))?
             .map_err(|e| Error::internal("unpause", e))?;
         rec.state.status = Status::Running;
-        self.db().update_container(&rec)
+        self.db().update_container(&rec)?;
+        self.emit(&rec, "unpause", &[]);
+        Ok(())
     }
 
     pub fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
@@ -86,8 +90,10 @@ impl Engine {
                 )));
             }
         }
-        rec.name = new_name.to_string();
-        self.db().update_container(&rec)
+        let old = std::mem::replace(&mut rec.name, new_name.to_string());
+        self.db().update_container(&rec)?;
+        self.emit(&rec, "rename", &[("oldName", &format!("/{old}"))]);
+        Ok(())
     }
 
     pub fn top_container(&self, key: &str) -> Result<Top> {
@@ -139,5 +145,21 @@ impl Engine {
             .map_err(|e| Error::internal("stats", e))?
             .map_err(|e| Error::internal("stats", e))?;
         Ok((rec, stats))
+    }
+}
+
+impl Engine {
+    /// `container prune`: remove every container that is not running; returns their ids.
+    pub async fn prune_containers(self: &Arc<Self>) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for c in self.list_containers(true)? {
+            if c.state.running() || c.state.status == Status::Restarting {
+                continue;
+            }
+            if self.remove_container(&c.id, false).await.is_ok() {
+                removed.push(c.id);
+            }
+        }
+        Ok(removed)
     }
 }

@@ -155,6 +155,8 @@ pub struct ProcessParams<'a> {
     pub tty: bool,
     pub caps: &'a [String],
     pub no_new_privileges: bool,
+    /// [height, width] of the terminal.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// The `process` object for the container's init or an exec.
@@ -167,6 +169,7 @@ pub fn process(rootfs: &Path, p: &ProcessParams) -> Result<Value, String> {
         tty,
         caps,
         no_new_privileges,
+        console_size,
     } = *p;
     let ids = user::resolve(rootfs, user_spec)?;
     let mut env: Vec<String> = env.to_vec();
@@ -192,6 +195,9 @@ pub fn process(rootfs: &Path, p: &ProcessParams) -> Result<Value, String> {
     });
     if !ids.additional_gids.is_empty() {
         p["user"]["additionalGids"] = json!(ids.additional_gids);
+    }
+    if let (true, Some([h, w])) = (tty, console_size) {
+        p["consoleSize"] = json!({"height": h, "width": w});
     }
     Ok(p)
 }
@@ -220,6 +226,7 @@ pub fn config(
             tty: s.tty,
             caps: &caps,
             no_new_privileges: no_new_privs,
+            console_size: h.console_size,
         },
     )?;
 
