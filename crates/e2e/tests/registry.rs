@@ -268,6 +268,31 @@ fn docker_pull_draws_progress_then_runs_the_image() {
     );
     eprintln!("TIMING docker pull busybox (1 layer, ~1 MB) through berthd: first {first_pull:?}, up to date {second_pull:?}");
 
+    // Each pull is an image event, as in Docker.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .to_string();
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        "1",
+        "--until",
+        &now,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    assert_eq!(
+        events
+            .lines()
+            .filter(|l| *l == format!("pull {image}"))
+            .count(),
+        2,
+        "events: {events}"
+    );
     let out = d.docker(&["run", "--rm", &image, "echo", "pulled-ok"]);
     assert_eq!(text(&out.stdout), "pulled-ok\n", "{}", text(&out.stderr));
     let digests = d.docker_ok(&[

@@ -117,6 +117,10 @@ impl Engine {
                 .await
                 .map_err(|e| Error::internal("record pulled image", e))??;
             if let Some(pulled) = recorded {
+                // Docker names the image by the reference pulled.
+                let name = familiar_name(reference);
+                self.events
+                    .emit("image", "pull", &reference.familiar(), &[("name", &name)]);
                 return Ok(pulled);
             }
             tracing::info!(%reference, "pulled content was collected before it was named; pulling again");

@@ -125,6 +125,9 @@ impl Engine {
         self.distribution
             .digests
             .put(&repo_digest, &target.image_id)?;
+        let name = familiar_name(reference);
+        self.events
+            .emit("image", "push", &reference.familiar(), &[("name", &name)]);
         Ok(Pushed {
             reference: reference.clone(),
             tag: reference
