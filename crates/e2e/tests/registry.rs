@@ -926,6 +926,20 @@ fn platform_selects_from_a_multi_platform_index() {
     let out = d.docker(&["run", "--rm", &image, "echo", "native"]);
     assert_eq!(text(&out.stdout), "native\n", "{}", text(&out.stderr));
 
+    // A single-platform image pulled for another platform is refused, not named.
+    let single = format!("{}/single/busybox:1", reg.addr);
+    push_busybox(&single);
+    let out = d.docker(&["pull", "--platform", "linux/arm64", &single]);
+    assert!(!out.status.success(), "pulled amd64 as arm64");
+    assert!(
+        text(&out.stderr).contains("does not match the specified platform"),
+        "{}",
+        text(&out.stderr)
+    );
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.contains("single/busybox"), "{images}");
+    d.docker_ok(&["pull", "--platform", "linux/amd64", &single]);
+
     let out = d.docker(&["pull", "--platform", "linux/s390x", &image]);
     assert!(!out.status.success(), "pulled a platform the index lacks");
     let stderr = text(&out.stderr);

@@ -76,6 +76,20 @@ pub fn pull_reference(from_image: &str, tag: Option<&str>) -> Result<Reference> 
     Ok(r.with_default_tag())
 }
 
+/// Like Docker, an explicitly requested platform the image does not have is an error (an
+/// index was already matched; a lone manifest is whatever its config says).
+fn check_platform(result: &PullResult, want: &PlatformSpec) -> Result<()> {
+    let config = &result.image.config;
+    let actual = format!("{}/{}", config.os(), config.architecture());
+    match PlatformSpec::parse(&actual) {
+        Ok(a) if a.os == want.os && a.architecture == want.architecture => Ok(()),
+        _ => Err(Error::NotFound(format!(
+            "image with reference {} was found but does not match the specified platform: wanted {want}, actual: {actual}",
+            result.reference.familiar()
+        ))),
+    }
+}
+
 impl Engine {
     /// Pull `reference` for `platform` ("os/arch[/variant]", default the host's) and name it.
     /// `auth` is the request's credential (X-Registry-Auth); progress goes to `progress` in
@@ -87,12 +101,13 @@ impl Engine {
         auth: Option<Credential>,
         progress: Progress,
     ) -> Result<Pulled> {
-        let platform = match platform.map(str::trim).filter(|p| !p.is_empty()) {
+        let explicit = match platform.map(str::trim).filter(|p| !p.is_empty()) {
             Some(p) => {
-                PlatformSpec::parse(p).map_err(|e| Error::InvalidParameter(e.to_string()))?
+                Some(PlatformSpec::parse(p).map_err(|e| Error::InvalidParameter(e.to_string()))?)
             }
-            None => PlatformSpec::host(),
+            None => None,
         };
+        let platform = explicit.clone().unwrap_or_else(PlatformSpec::host);
         let opts = PullOptions {
             platform,
             ..PullOptions::default()
@@ -112,6 +127,9 @@ impl Engine {
                 .pull(reference, &opts, progress.clone())
                 .await
                 .map_err(|e| registry_error(e, Some(reference)))?;
+            if let Some(want) = &explicit {
+                check_platform(&result, want)?;
+            }
             let engine = self.clone();
             let recorded = tokio::task::spawn_blocking(move || engine.record_pull(&result))
                 .await
