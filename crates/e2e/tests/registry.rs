@@ -475,13 +475,39 @@ fn berth_push_to_berth_registry_then_skopeo_and_berth_pull_it_back() {
 
     // A fresh daemon pulls it with berth, then runs it.
     let d2 = Daemon::start();
+    // On a terminal berth draws indicatif bars (one line per layer, redrawn in place).
+    let tty_image = format!("{}/mine/busybox:tty", breg.addr);
+    d.docker_ok(&["tag", "busybox:latest", &tty_image]);
+    assert_ok(&berth(&d, &none, &["push", &tty_image]), "berth push", &d);
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "stty cols 160 rows 40; {} pull {tty_image}",
+                bin("berth").display()
+            ),
+            "/dev/null",
+        ])
+        .env("BERTH_HOST", d2.host())
+        .env("DOCKER_CONFIG", &none)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = assert_ok(&out, "berth pull (tty)", &d2);
+    assert!(screen.contains("Pull complete"), "{screen}");
+    assert!(screen.contains("\x1b["), "no terminal redraws: {screen:?}");
+    assert!(
+        screen.contains(&format!("Status: Downloaded newer image for {tty_image}")),
+        "{screen}"
+    );
     let started = Instant::now();
     let out = berth(&d2, &none, &["pull", &image]);
     let took = started.elapsed();
     let pulled = assert_ok(&out, "berth pull", &d2);
-    assert!(pulled.contains("Pull complete"), "{pulled}");
+    // The tty pull above fetched the layer already.
+    assert!(pulled.contains("Already exists"), "{pulled}");
     assert!(pulled.trim_end().ends_with(&image), "{pulled}");
-    eprintln!("TIMING berth pull busybox from berth registry: {took:?}");
+    eprintln!("TIMING berth pull from berth registry, layer already unpacked: {took:?}");
     let out = d2
         .berth_cmd(&["run", "--rm", &image, "echo", "round-trip"])
         .output()
