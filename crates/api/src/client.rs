@@ -20,6 +20,9 @@ use crate::types::{
     ImageSummary, Version, WaitResponse,
 };
 
+mod registry;
+pub use registry::REGISTRY_AUTH_HEADER;
+
 pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 
 #[derive(Debug, thiserror::Error)]

@@ -72,6 +72,17 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(crate::networks::NetworkCommand),
+    /// Download an image from a registry.
+    Pull(crate::registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(crate::registry::PushArgs),
+    /// Log in to a registry.
+    Login(crate::registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(crate::registry::LogoutArgs),
+    /// Run berth's own registry server.
+    #[command(subcommand)]
+    Registry(crate::registry::RegistryCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@ mod containers;
 mod format;
 mod images;
 mod networks;
+mod registry;
 mod run;
 mod stream;
 mod system;
@@ -78,6 +79,11 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Rmi(a) => images::rmi(c, a).await,
         C::Volume(v) => volumes::run(c, v).await,
         C::Network(n) => networks::run(c, n).await,
+        C::Pull(a) => registry::pull(c, a).await,
+        C::Push(a) => registry::push(c, a).await,
+        C::Login(a) => registry::login(c, a).await,
+        C::Logout(a) => registry::logout(a).await,
+        C::Registry(r) => registry::registry(r).await,
         C::Save(a) => images::save(c, a).await,
     }
 }

@@ -160,7 +160,8 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
 }
 
 pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let r = c.create(a.name.as_deref(), &create_body(&a)?).await?;
+    let r =
+        crate::registry::create_pulling(c, a.name.as_deref(), &a.image, &create_body(&a)?).await?;
     for w in &r.warnings {
         eprintln!("WARNING: {w}");
     }
@@ -169,14 +170,17 @@ pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let created = match c.create(a.name.as_deref(), &create_body(&a)?).await {
-        Ok(r) => r,
-        Err(e @ ClientError::Connect { .. }) => return Err(e),
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return Ok(125);
-        }
-    };
+    let created =
+        match crate::registry::create_pulling(c, a.name.as_deref(), &a.image, &create_body(&a)?)
+            .await
+        {
+            Ok(r) => r,
+            Err(e @ ClientError::Connect { .. }) => return Err(e),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return Ok(125);
+            }
+        };
     for w in &created.warnings {
         eprintln!("WARNING: {w}");
     }

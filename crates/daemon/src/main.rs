@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+mod registry_flags;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "berthd",
@@ -24,9 +26,11 @@ struct Args {
     /// The berth-shim binary (default: next to berthd, then $PATH).
     #[arg(long)]
     shim: Option<PathBuf>,
-    /// Accepted for compatibility; not read yet.
+    /// daemon.json (Docker's keys; registry settings are read). Default /etc/berth/daemon.json.
     #[arg(long)]
     config_file: Option<PathBuf>,
+    #[command(flatten)]
+    registry: registry_flags::RegistryFlags,
     /// Log filter (tracing's EnvFilter syntax), e.g. "debug".
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -82,6 +86,7 @@ async fn run(args: Args, socket: PathBuf) -> Result<(), String> {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
         shim_binary: args.shim.clone(),
+        registry: args.registry.resolve(args.config_file.as_deref())?,
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -166,6 +166,8 @@ async fn open_for_push(
             .await
         {
             Ok(r) => return Ok(r),
+            // An endpoint that answered (denied) has the last word.
+            Err(e) if !matches!(e, Error::Http { .. }) => return Err(e),
             Err(e) => last = Some(e),
         }
     }

@@ -54,6 +54,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// This daemon's own nftables table, default bridge and subnets (daemons run in parallel).
     pub net: NetSettings,
+    /// More berthd flags (e.g. --registry-mirror), kept across restarts.
+    extra_args: Vec<String>,
 }
 
 /// What `BERTH_NETWORK_SETTINGS` gives one test daemon.
@@ -107,6 +109,11 @@ impl NetSettings {
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with_args(&[])
+    }
+
+    /// A daemon with more berthd flags.
+    pub fn start_with_args(extra_args: &[&str]) -> Daemon {
         ensure_built();
         let root = tempfile::Builder::new()
             .prefix("berth-e2e-")
@@ -122,6 +129,7 @@ impl Daemon {
             socket,
             child: None,
             net: NetSettings::unique(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn();
         d
@@ -152,6 +160,7 @@ impl Daemon {
             .arg("--log-level")
             .arg("debug")
             .env("BERTH_NETWORK_SETTINGS", self.net.json())
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -182,6 +182,11 @@ impl Engine {
         if let Some(row) = db.image(name)? {
             return Ok(row);
         }
+        drop(db);
+        if let Some(row) = self.find_by_repo_digest(name)? {
+            return Ok(row);
+        }
+        let db = self.db();
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let ids = db.images_with_prefix(hex)?;
@@ -348,6 +353,11 @@ impl Engine {
     /// Remove blobs and snapshots no image or container reaches.
     pub fn collect_garbage(&self) -> Result<berth_image::gc::GcReport> {
         let _store = crate::lock(&self.store_lock);
+        if self.distribution.pulls_in_flight() {
+            // Their blobs and snapshots are not named yet; the next collection gets the rest.
+            tracing::info!("pulls in flight: garbage collection deferred");
+            return Ok(berth_image::gc::GcReport::default());
+        }
         let roots: Vec<Digest> = self
             .db()
             .images()?

@@ -17,6 +17,7 @@ pub mod events;
 pub mod ids;
 pub mod images;
 pub mod networks;
+pub mod registry;
 pub mod system;
 pub mod volumes;
 
@@ -41,6 +42,8 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// The `berth-shim` binary; None: next to the running executable, then $PATH.
     pub shim_binary: Option<PathBuf>,
+    /// Insecure registries, mirrors, download/upload limits.
+    pub registry: registry::RegistryConfig,
 }
 
 pub struct Engine {
@@ -51,6 +54,7 @@ pub struct Engine {
     snapshots: Snapshotter,
     containers: containers::Registry,
     net: networks::Networking,
+    distribution: registry::Distribution,
     /// Held by image loads, container creation and garbage collection: a collection must not
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
@@ -77,6 +81,12 @@ impl Engine {
         let snapshots = Snapshotter::open(cfg.data_root.join("snapshots"), None)?;
         let shim_binary = find_shim(cfg.shim_binary.as_deref())?;
         let net = networks::Networking::open(&cfg.data_root.join("berth.db"))?;
+        let distribution = registry::Distribution::open(
+            &cfg.data_root,
+            cfg.registry.clone(),
+            content.clone(),
+            snapshots.clone(),
+        )?;
         let engine = Arc::new(Engine {
             cfg,
             shim_binary,
@@ -85,6 +95,7 @@ impl Engine {
             snapshots,
             containers: containers::Registry::default(),
             net,
+            distribution,
             store_lock: Mutex::new(()),
             events: events::Events::default(),
             started: std::time::Instant::now(),

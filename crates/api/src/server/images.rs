@@ -42,10 +42,10 @@ pub fn list(ctx: &Ctx) -> Response<Body> {
             let out: Vec<ImageSummary> = v
                 .into_iter()
                 .map(|i| ImageSummary {
+                    repo_digests: ctx.engine.repo_digests(&i.id),
                     id: i.id,
                     parent_id: String::new(),
                     repo_tags: i.repo_tags,
-                    repo_digests: Vec::new(),
                     created: i.created,
                     size: i.size,
                     shared_size: -1,
@@ -70,7 +70,7 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Response<Body> {
         &json!({
             "Id": d.summary.id,
             "RepoTags": d.summary.repo_tags,
-            "RepoDigests": [],
+            "RepoDigests": ctx.engine.repo_digests(&d.summary.id),
             "Parent": "",
             "Comment": "",
             "Created": d.created,

@@ -3,6 +3,7 @@
 mod body;
 mod containers;
 mod convert;
+mod distribution;
 mod error;
 mod events;
 mod exec;
@@ -103,16 +104,21 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["system", "df"]) => system::df(&ctx),
         (&Method::POST, ["containers", "prune"]) => containers::prune(&ctx).await,
         (&Method::POST, ["images", "prune"]) => images::prune(&ctx),
-        // No user-defined networks or build cache exist yet: nothing to prune.
-        (&Method::POST, ["networks", "prune"]) => {
-            body::json(StatusCode::OK, &serde_json::json!({"NetworksDeleted": []}))
-        }
+        // No build cache exists yet: nothing to prune.
         (&Method::POST, ["build", "prune"]) => body::json(
             StatusCode::OK,
             &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
         ),
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
+        (&Method::POST, ["images", "create"]) => distribution::create(ctx).await,
+        (&Method::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            distribution::push(ctx, &name.join("/")).await
+        }
+        (&Method::POST, ["auth"]) => distribution::auth(ctx).await,
+        (&Method::GET, ["distribution", name @ .., "json"]) if !name.is_empty() => {
+            distribution::inspect(ctx, &name.join("/")).await
+        }
         (&Method::GET, ["images", "json"]) => images::list(&ctx),
         (&Method::GET, ["images", "get"]) => images::save(&ctx, ctx.query.all("names")),
         (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {

@@ -131,7 +131,7 @@ pub fn info(ctx: &Ctx) -> Response<Body> {
             "NCPU": ncpu,
             "MemTotal": mem,
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
+            "RegistryConfig": ctx.engine.registry_info(),
             "DockerRootDir": i.data_root,
             "Name": host,
             "Labels": [],

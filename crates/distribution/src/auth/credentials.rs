@@ -88,6 +88,23 @@ pub fn config_key(domain: &str) -> String {
     }
 }
 
+/// The registry domain of a login server address (docker's `serveraddress`):
+/// "https://index.docker.io/v1/" and "" are Docker Hub ("docker.io"); "http://127.0.0.1:5000/"
+/// is "127.0.0.1:5000".
+pub fn server_domain(address: &str) -> String {
+    let s = address.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    match s.split('/').next().unwrap_or(s) {
+        "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DEFAULT_DOMAIN.to_string()
+        }
+        host => host.to_string(),
+    }
+}
+
 /// "https://host:port/v1/" and "host:port" name the same registry: compare by host.
 fn normalize_key(key: &str) -> &str {
     let no_scheme = key

@@ -172,6 +172,8 @@ impl Client {
         for c in self.candidates(reference.domain()) {
             match self.repository_at(&c, reference, access, &[]).await {
                 Ok(r) => return Ok(r),
+                // An endpoint that answered (denied, not found) has the last word.
+                Err(e) if !c.mirror && !matches!(e, Error::Http { .. }) => return Err(e),
                 Err(e) => {
                     tracing::debug!(endpoint = %c.base, error = %e, "endpoint unusable");
                     last = Some(e);

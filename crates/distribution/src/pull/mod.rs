@@ -178,6 +178,15 @@ impl Puller {
         &self.client
     }
 
+    /// The same puller (store, download limit, in-flight layers) talking through `client`:
+    /// how a daemon pulls with one request's credentials without a second pipeline.
+    pub fn with_client(&self, client: Arc<Client>) -> Puller {
+        Puller {
+            client,
+            ..self.clone()
+        }
+    }
+
     pub fn store(&self) -> &ContentStore {
         &self.store
     }
@@ -335,6 +344,9 @@ impl Puller {
             };
             match attempt.await {
                 Ok(found) => return Ok(found),
+                // The registry itself answered (not found, denied): its other scheme would
+                // only add a connection error. Mirrors are different: the next may have it.
+                Err(e) if !c.mirror && !matches!(e, Error::Http { .. }) => return Err(e),
                 Err(e) if !is_last => {
                     tracing::info!(endpoint = %c.base, error = %e, "trying the next endpoint");
                     last = Some(e);
