@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod images;
+pub mod pull;
 pub mod system;
 pub mod volumes;
 
@@ -51,6 +52,8 @@ pub struct Engine {
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
     pub events: events::Events,
+    /// The registry client and pull pipeline, made on first use.
+    puller: Mutex<Option<berth_distribution::Puller>>,
     started: std::time::Instant,
 }
 
@@ -81,6 +84,7 @@ impl Engine {
             containers: containers::Registry::default(),
             store_lock: Mutex::new(()),
             events: events::Events::default(),
+            puller: Mutex::new(None),
             started: std::time::Instant::now(),
         });
         engine.recover().await?;

@@ -177,3 +177,46 @@ pub fn prune(ctx: &Ctx) -> Response<Body> {
         Err(e) => error::response(&e),
     }
 }
+
+/// POST /images/create?fromImage=NAME&tag=TAG: pull, streaming Docker's progress messages.
+pub fn create(ctx: &Ctx) -> Response<Body> {
+    let Some(from) = ctx.query.get("fromImage").filter(|f| !f.is_empty()) else {
+        return body::error(
+            StatusCode::BAD_REQUEST,
+            "importing a rootfs (fromSrc) is not supported yet; use fromImage",
+        );
+    };
+    let image = match ctx.query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if t.contains(':') => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.to_string(),
+    };
+    let (tx, b) = body::channel();
+    let engine = ctx.engine.clone();
+    tokio::spawn(async move {
+        let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
+        let pull = engine.pull_image(&image, ptx);
+        tokio::pin!(pull);
+        let line = |s: String| Bytes::from(format!("{s}\n"));
+        let result = loop {
+            tokio::select! {
+                r = &mut pull => break r,
+                Some(ev) = prx.recv() => { let _ = tx.send(line(ev.to_json())).await; }
+            }
+        };
+        while let Ok(ev) = prx.try_recv() {
+            let _ = tx.send(line(ev.to_json())).await;
+        }
+        let last = match result {
+            Ok(name) => json!({"status": format!("Status: Downloaded newer image for {name}")}),
+            Err(e) => json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}),
+        };
+        let _ = tx.send(line(last.to_string())).await;
+    });
+    let mut r = Response::new(b);
+    r.headers_mut().insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}

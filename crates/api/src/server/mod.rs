@@ -112,6 +112,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         ),
 
         (&Method::POST, ["images", "load"]) => images::load(ctx).await,
+        (&Method::POST, ["images", "create"]) => images::create(&ctx),
         (&Method::GET, ["images", "json"]) => images::list(&ctx),
         (&Method::GET, ["images", "get"]) => images::save(&ctx, ctx.query.all("names")),
         (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
