@@ -392,6 +392,39 @@ impl Client {
         ))
     }
 
+    /// POST /images/create?fromImage=: pull; `on_line` gets each progress message.
+    pub async fn pull(
+        &self,
+        image: &str,
+        mut on_line: impl FnMut(&serde_json::Value),
+    ) -> Result<()> {
+        use tokio::io::AsyncBufReadExt;
+        let body = self
+            .call(
+                Method::POST,
+                &format!("/images/create?fromImage={}", percent_encode(image)),
+                None,
+            )
+            .await?
+            .into_body();
+        let mut lines = tokio::io::BufReader::new(BodyReader::new(body)).lines();
+        while let Some(l) = lines
+            .next_line()
+            .await
+            .map_err(|e| proto("read pull progress", e))?
+        {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_default();
+            if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(ClientError::Api {
+                    status: 500,
+                    message: err.to_string(),
+                });
+            }
+            on_line(&v);
+        }
+        Ok(())
+    }
+
     /// GET /containers/{id}/logs: the raw (multiplexed unless tty) body.
     pub async fn logs(&self, id: &str, query: &str) -> Result<BodyReader> {
         Ok(BodyReader::new(

@@ -64,6 +64,8 @@ pub enum Command {
     Tag(TagArgs),
     /// Remove one or more images.
     Rmi(RmiArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default).
     Save(SaveArgs),
     /// Manage volumes.
@@ -388,4 +390,12 @@ pub struct SaveArgs {
     pub output: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    pub image: String,
 }

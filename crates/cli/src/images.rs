@@ -146,3 +146,32 @@ pub async fn save(c: &Client, a: SaveArgs) -> Result<i32, ClientError> {
     }
     Ok(0)
 }
+
+/// Pull, printing Docker's status lines (not the byte counters).
+/// `to_stderr`: as part of `run`, where stdout belongs to the container.
+pub async fn pull(
+    c: &Client,
+    image: &str,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<(), ClientError> {
+    c.pull(image, |v| {
+        if quiet {
+            return;
+        }
+        let status = v["status"].as_str().unwrap_or("");
+        if status.is_empty() || status == "Downloading" || status == "Extracting" {
+            return;
+        }
+        let line = match v["id"].as_str() {
+            Some(id) => format!("{id}: {status}"),
+            None => status.to_string(),
+        };
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    })
+    .await
+}

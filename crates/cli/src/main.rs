@@ -77,5 +77,6 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Rmi(a) => images::rmi(c, a).await,
         C::Volume(v) => volumes::run(c, v).await,
         C::Save(a) => images::save(c, a).await,
+        C::Pull(a) => images::pull(c, &a.image, a.quiet, false).await.map(|_| 0),
     }
 }

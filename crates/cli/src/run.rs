@@ -167,7 +167,24 @@ pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let created = match c.create(a.name.as_deref(), &create_body(&a)?).await {
+    let body = create_body(&a)?;
+    let mut created = c.create(a.name.as_deref(), &body).await;
+    // Like docker: a missing image is pulled, then the create is tried again.
+    if let Err(ClientError::Api {
+        status: 404,
+        message,
+    }) = &created
+    {
+        if message.starts_with("No such image") {
+            eprintln!("Unable to find image '{}' locally", a.image);
+            if let Err(e) = crate::images::pull(c, &a.image, false, true).await {
+                eprintln!("berth: {e}");
+                return Ok(125);
+            }
+            created = c.create(a.name.as_deref(), &body).await;
+        }
+    }
+    let created = match created {
         Ok(r) => r,
         Err(e @ ClientError::Connect { .. }) => return Err(e),
         Err(e) => {

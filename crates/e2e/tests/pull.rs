@@ -85,6 +85,18 @@ fn run_pulls_a_missing_image() {
             .any(|l| l == format!("127.0.0.1:{port}/berth/{repo}:v1")),
         "{images}"
     );
+    // berth's own run pulls the same way.
+    d.docker_ok(&["rmi", &image]);
+    let o = d
+        .berth_cmd(&["run", "--rm", &image, "echo", "via berth"])
+        .output()
+        .expect("berth");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "via berth\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let missing = d.docker(&["pull", &format!("127.0.0.1:{port}/berth/nosuch:v1")]);
     assert!(!missing.status.success());
 }
