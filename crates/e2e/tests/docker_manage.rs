@@ -37,6 +37,27 @@ fn stats_top_pause_rename_filters() {
     assert!(stats.contains("/ 64MiB"), "memory limit in stats: {stats}");
     assert_eq!(fields.last(), Some(&"1"), "pids: {stats}");
 
+    // update changes the live cgroup limit and what inspect reports.
+    d.docker_ok(&[
+        "update",
+        "--memory",
+        "96m",
+        "--memory-swap",
+        "192m",
+        "--restart",
+        "on-failure:3",
+        &name,
+    ]);
+    let st = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), format!("{} on-failure", 96 << 20));
+    let stats = d.docker_ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", &name]);
+    assert!(stats.contains("/ 96MiB"), "limit after update: {stats}");
+
     let top = d.docker_ok(&["top", &name]);
     assert!(top.lines().any(|l| l.ends_with("sleep 1000")), "top: {top}");
 

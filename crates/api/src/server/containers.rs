@@ -429,3 +429,34 @@ pub async fn archive_put(ctx: Ctx, id: &str) -> Response<Body> {
         Err(e) => error::response(&e),
     }
 }
+
+pub async fn update(ctx: Ctx, id: &str) -> Response<Body> {
+    let engine = ctx.engine.clone();
+    let b: crate::types::UpdateBody = match json_body(ctx.req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // Docker's CLI sends zeros for what it does not change.
+    let nz = |v: Option<i64>| v.filter(|n| *n != 0);
+    let u = berth_engine::containers::ops::Update {
+        memory: nz(b.memory),
+        memory_swap: nz(b.memory_swap),
+        memory_reservation: nz(b.memory_reservation),
+        nano_cpus: nz(b.nano_cpus),
+        cpu_shares: nz(b.cpu_shares),
+        cpu_quota: nz(b.cpu_quota),
+        cpu_period: nz(b.cpu_period),
+        cpuset_cpus: b.cpuset_cpus.filter(|c| !c.is_empty()),
+        pids_limit: nz(b.pids_limit),
+        restart_policy: b.restart_policy.filter(|p| !p.name.is_empty()).map(|p| {
+            berth_engine::RestartPolicy {
+                name: p.name,
+                maximum_retry_count: p.maximum_retry_count,
+            }
+        }),
+    };
+    match engine.update_container(id, u).await {
+        Ok(()) => body::json(StatusCode::OK, &serde_json::json!({"Warnings": []})),
+        Err(e) => error::response(&e),
+    }
+}

@@ -150,6 +150,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, ["containers", id, "pause"]) => containers::pause(&ctx, id).await,
         (&Method::POST, ["containers", id, "unpause"]) => containers::unpause(&ctx, id).await,
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&ctx, id),
+        (&Method::POST, ["containers", id, "update"]) => containers::update(ctx, id).await,
         (&Method::GET, ["containers", id, "top"]) => containers::top(&ctx, id),
         (&Method::GET, ["containers", id, "stats"]) => stats::stats(&ctx, id).await,
         (&Method::HEAD, ["containers", id, "archive"]) => containers::archive_head(&ctx, id).await,

@@ -163,3 +163,68 @@ impl Engine {
         Ok(removed)
     }
 }
+
+/// `docker update`: resource limits and the restart policy; None leaves a value as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub restart_policy: Option<super::model::RestartPolicy>,
+}
+
+impl Engine {
+    pub async fn update_container(self: &Arc<Self>, key: &str, u: Update) -> Result<()> {
+        let mut rec = self.container(key)?;
+        let h = &mut rec.spec.host;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = u.$f.clone() { h.$f = v; } )* };
+        }
+        set!(
+            memory,
+            memory_swap,
+            memory_reservation,
+            nano_cpus,
+            cpu_shares,
+            cpu_quota,
+            cpu_period,
+            cpuset_cpus
+        );
+        if let Some(p) = u.pids_limit {
+            h.pids_limit = Some(p);
+        }
+        if let Some(p) = u.restart_policy.clone() {
+            p.validate().map_err(Error::InvalidParameter)?;
+            if h.auto_remove && !p.is_none() {
+                return Err(Error::InvalidParameter(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
+                ));
+            }
+            h.restart_policy = p;
+        }
+        if rec.state.running() {
+            // Device rules stay as created (the spec's devices were added to them then).
+            let mut json = super::spec::resources(&rec.spec.host);
+            if let Some(m) = json.as_object_mut() {
+                m.remove("devices");
+            }
+            let res: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(json).map_err(|e| Error::internal("resources", e))?;
+            let rt = self.runtime();
+            let id = rec.id.clone();
+            tokio::task::spawn_blocking(move || rt.update(&id, &res))
+                .await
+                .map_err(|e| Error::internal("update", e))?
+                .map_err(|e| Error::InvalidParameter(format!("update: {e}")))?;
+        }
+        self.db().update_container(&rec)?;
+        self.emit(&rec, "update", &[]);
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::model::{ContainerRecord, MountKind};
+use super::model::{ContainerRecord, HostSpec, MountKind};
 use super::user;
 
 /// Docker's default capability set.
@@ -202,6 +202,56 @@ pub fn process(rootfs: &Path, p: &ProcessParams) -> Result<Value, String> {
     Ok(p)
 }
 
+/// linux.resources for the host config (also what `update` applies to a running container).
+pub fn resources(h: &HostSpec) -> Value {
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if h.privileged {
+        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    }
+    let mut memory = serde_json::Map::new();
+    if h.memory > 0 {
+        memory.insert("limit".into(), json!(h.memory));
+        // Docker: swap defaults to twice the memory limit.
+        let swap = match h.memory_swap {
+            0 => h.memory * 2,
+            n => n,
+        };
+        memory.insert("swap".into(), json!(swap));
+    }
+    if h.memory_reservation > 0 {
+        memory.insert("reservation".into(), json!(h.memory_reservation));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if h.nano_cpus > 0 {
+        let period = 100_000i64;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!(h.nano_cpus * period / 1_000_000_000));
+    } else {
+        if h.cpu_quota > 0 {
+            cpu.insert("quota".into(), json!(h.cpu_quota));
+        }
+        if h.cpu_period > 0 {
+            cpu.insert("period".into(), json!(h.cpu_period));
+        }
+    }
+    if h.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(h.cpu_shares));
+    }
+    if !h.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(h.cpuset_cpus));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+    resources
+}
+
 /// The whole config.json; `rootfs` is the mounted root of the container, `volume_dir` where a
 /// named volume's data is.
 pub fn config(
@@ -278,51 +328,7 @@ pub fn config(
         }
     }
 
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    if h.privileged {
-        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
-    }
-    let mut memory = serde_json::Map::new();
-    if h.memory > 0 {
-        memory.insert("limit".into(), json!(h.memory));
-        // Docker: swap defaults to twice the memory limit.
-        let swap = match h.memory_swap {
-            0 => h.memory * 2,
-            n => n,
-        };
-        memory.insert("swap".into(), json!(swap));
-    }
-    if h.memory_reservation > 0 {
-        memory.insert("reservation".into(), json!(h.memory_reservation));
-    }
-    if !memory.is_empty() {
-        resources["memory"] = Value::Object(memory);
-    }
-    let mut cpu = serde_json::Map::new();
-    if h.nano_cpus > 0 {
-        let period = 100_000i64;
-        cpu.insert("period".into(), json!(period));
-        cpu.insert("quota".into(), json!(h.nano_cpus * period / 1_000_000_000));
-    } else {
-        if h.cpu_quota > 0 {
-            cpu.insert("quota".into(), json!(h.cpu_quota));
-        }
-        if h.cpu_period > 0 {
-            cpu.insert("period".into(), json!(h.cpu_period));
-        }
-    }
-    if h.cpu_shares > 0 {
-        cpu.insert("shares".into(), json!(h.cpu_shares));
-    }
-    if !h.cpuset_cpus.is_empty() {
-        cpu.insert("cpus".into(), json!(h.cpuset_cpus));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": p});
-    }
+    let resources = resources(h);
 
     let mut linux = json!({
         "resources": resources,
