@@ -126,19 +126,39 @@ fn registry_auth(domain: &str) -> Option<String> {
 struct Display {
     bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
     quiet: bool,
+    /// Inside `run`, stdout belongs to the container: progress goes to stderr, as docker does.
+    to_stderr: bool,
 }
 
 impl Display {
     fn new(quiet: bool) -> Display {
-        let tty = std::io::stdout().is_terminal() && !quiet;
+        Display::with_target(quiet, false)
+    }
+
+    fn with_target(quiet: bool, to_stderr: bool) -> Display {
+        let tty = !quiet
+            && if to_stderr {
+                std::io::stderr().is_terminal()
+            } else {
+                std::io::stdout().is_terminal()
+            };
+        let target = if to_stderr {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::stdout()
+        };
         Display {
-            bars: tty.then(|| {
-                (
-                    MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
-                    HashMap::new(),
-                )
-            }),
+            bars: tty.then(|| (MultiProgress::with_draw_target(target), HashMap::new())),
             quiet,
+            to_stderr,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
         }
     }
 
@@ -150,8 +170,8 @@ impl Display {
             // Byte counts are for bars only.
             if e.progress_detail.is_none() {
                 match &e.id {
-                    Some(id) => println!("{id}: {}", e.status),
-                    None => println!("{}", e.status),
+                    Some(id) => self.line(&format!("{id}: {}", e.status)),
+                    None => self.line(&e.status),
                 }
             }
             return;
@@ -243,11 +263,13 @@ async fn pull_image(
     name: &str,
     platform: Option<&str>,
     quiet: bool,
+    to_stderr: bool,
 ) -> Result<bool, ClientError> {
     let r = reference(name)?;
     let tagged = r.clone().with_default_tag();
+    let mut display = Display::with_target(quiet, to_stderr);
     if r.tag().is_none() && r.digest().is_none() && !quiet {
-        println!("Using default tag: latest");
+        display.line("Using default tag: latest");
     }
     let auth = registry_auth(r.domain());
     let tag = tagged
@@ -257,7 +279,6 @@ async fn pull_image(
     let body = c
         .pull(&r.name(), tag.as_deref(), platform, auth.as_deref())
         .await?;
-    let mut display = Display::new(quiet);
     if let Some(msg) = follow(body, &mut display).await? {
         eprintln!("{msg}");
         return Ok(false);
@@ -266,7 +287,7 @@ async fn pull_image(
 }
 
 pub async fn pull(c: &Client, a: PullArgs) -> Result<i32, ClientError> {
-    if !pull_image(c, &a.name, a.platform.as_deref(), a.quiet).await? {
+    if !pull_image(c, &a.name, a.platform.as_deref(), a.quiet, false).await? {
         return Ok(1);
     }
     println!("{}", reference(&a.name)?.with_default_tag());
@@ -286,7 +307,7 @@ pub async fn create_pulling(
                 .map(|r| r.with_default_tag().familiar())
                 .unwrap_or_else(|_| image.to_string());
             eprintln!("Unable to find image '{shown}' locally");
-            if !pull_image(c, image, None, false).await? {
+            if !pull_image(c, image, None, false, true).await? {
                 return Err(ClientError::Protocol(format!("pull {shown} failed")));
             }
             c.create(name, body).await

@@ -216,14 +216,25 @@ pub fn host_port_free(host_ip: Option<Ipv4Addr>, port: u16, protocol: Protocol) 
     })
 }
 
-/// The first port in `range` free both among `existing` mappings and on the host.
+/// A port in `range` free both among `existing` mappings and on the host. The scan starts at a
+/// varying point, as the kernel's own ephemeral choice does: a port just released is not handed out
+/// again at once (its conntrack entries may linger), and daemons sharing a host rarely collide.
 pub fn pick_ephemeral(
     host_ip: Option<Ipv4Addr>,
     protocol: Protocol,
     range: std::ops::RangeInclusive<u16>,
     existing: &[PublishedPort],
 ) -> Result<u16> {
-    for port in range.clone() {
+    let (lo, hi) = (*range.start() as u32, *range.end() as u32);
+    let len = hi - lo + 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let start = seed % len;
+    for i in 0..len {
+        let port = (lo + (start + i) % len) as u16;
         if conflicting(host_ip, port, protocol, existing).is_none()
             && host_port_free(host_ip, port, protocol).is_ok()
         {
