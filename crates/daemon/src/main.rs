@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+mod network_flags;
 mod registry_flags;
 
 #[derive(Parser, Debug)]
@@ -31,6 +32,8 @@ struct Args {
     config_file: Option<PathBuf>,
     #[command(flatten)]
     registry: registry_flags::RegistryFlags,
+    #[command(flatten)]
+    network: network_flags::NetworkFlags,
     /// Log filter (tracing's EnvFilter syntax), e.g. "debug".
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -87,6 +90,7 @@ async fn run(args: Args, socket: PathBuf) -> Result<(), String> {
         exec_root: args.exec_root.clone(),
         shim_binary: args.shim.clone(),
         registry: args.registry.resolve(args.config_file.as_deref())?,
+        network: args.network.resolve(args.config_file.as_deref())?,
     })
     .await
     .map_err(|e| e.to_string())?;

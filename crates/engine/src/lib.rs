@@ -44,6 +44,9 @@ pub struct Config {
     pub shim_binary: Option<PathBuf>,
     /// Insecure registries, mirrors, download/upload limits.
     pub registry: registry::RegistryConfig,
+    /// Default bridge, its subnet and the pool for user networks (daemon.json `bip`, `bridge`,
+    /// `default-address-pools`); None: berth's defaults. Used when the network state is first made.
+    pub network: Option<berth_network::Settings>,
 }
 
 pub struct Engine {
@@ -80,7 +83,7 @@ impl Engine {
         let content = ContentStore::open(&cfg.data_root)?;
         let snapshots = Snapshotter::open(cfg.data_root.join("snapshots"), None)?;
         let shim_binary = find_shim(cfg.shim_binary.as_deref())?;
-        let net = networks::Networking::open(&cfg.data_root.join("berth.db"))?;
+        let net = networks::Networking::open(&cfg.data_root.join("berth.db"), cfg.network.clone())?;
         let distribution = registry::Distribution::open(
             &cfg.data_root,
             cfg.registry.clone(),

@@ -143,7 +143,7 @@ impl Networking {
     /// Load (or start) the state from the database at `db_path`, make sure the default network
     /// exists and the kernel matches the state (bridges, sysctls, one nftables table), and give
     /// back the addresses of endpoints whose namespace vanished while no daemon was watching.
-    pub fn open(db_path: &Path) -> Result<Networking> {
+    pub fn open(db_path: &Path, settings: Option<Settings>) -> Result<Networking> {
         let conn = rusqlite::Connection::open(db_path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
@@ -161,7 +161,10 @@ impl Networking {
             Some(t) => serde_json::from_str::<Stored>(&t)
                 .map_err(|e| Error::internal("load network state", e))?,
             None => Stored {
-                state: NetworkState::new(settings_from_env()?),
+                state: NetworkState::new(match settings {
+                    Some(s) => s,
+                    None => settings_from_env()?,
+                }),
                 meta: BTreeMap::new(),
             },
         };
