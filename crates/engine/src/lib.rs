@@ -69,6 +69,7 @@ impl Engine {
     /// Open the state under the configured roots and re-adopt the shims of running containers.
     /// Must be called inside a tokio runtime (monitors are spawned).
     pub async fn open(cfg: Config) -> Result<Arc<Engine>> {
+        check_exec_root(&cfg.exec_root)?;
         for d in [
             cfg.data_root.clone(),
             cfg.data_root.join("containers"),
@@ -121,11 +122,14 @@ impl Engine {
         self.cfg.data_root.join("containers").join(id)
     }
 
+    /// Named by the id's first 16 hex digits: a unix socket path must fit in 108 bytes, and a
+    /// 64-digit id under a long --exec-root would not.
     fn shim_socket(&self, id: &str) -> PathBuf {
-        self.cfg.exec_root.join("shims").join(format!("{id}.sock"))
+        shim_socket_in(&self.cfg.exec_root, id)
     }
 
     fn exit_file(&self, id: &str) -> PathBuf {
+        // (A regular file: no length limit, the full id is fine.)
         self.cfg.exec_root.join("shims").join(format!("{id}.exit"))
     }
 
@@ -167,4 +171,46 @@ pub(crate) type Map<T> = Mutex<HashMap<String, T>>;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Longest socket path the kernel accepts (sun_path holds 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+fn shim_socket_in(exec_root: &std::path::Path, id: &str) -> PathBuf {
+    let short = &id[..id.len().min(16)];
+    exec_root.join("shims").join(format!("{short}.sock"))
+}
+
+/// Refuse an --exec-root whose shim sockets could not be bound, with a clear message.
+fn check_exec_root(exec_root: &std::path::Path) -> Result<()> {
+    let probe = shim_socket_in(exec_root, &"0".repeat(64));
+    let len = probe.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::InvalidParameter(format!(
+            "--exec-root {} is too long: shim sockets like {} would be {len} bytes, over the \
+             kernel's {MAX_SOCKET_PATH}-byte limit for unix sockets",
+            exec_root.display(),
+            probe.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod socket_path_tests {
+    use super::*;
+
+    #[test]
+    fn shim_sockets_fit_and_long_exec_roots_are_refused() {
+        let ok = std::path::Path::new("/tmp/berth-bench.AbCdEf/berth-run");
+        check_exec_root(ok).unwrap();
+        let id = "a".repeat(64);
+        assert!(shim_socket_in(ok, &id).as_os_str().len() <= MAX_SOCKET_PATH);
+        let long = std::path::PathBuf::from(format!("/tmp/{}", "x".repeat(90)));
+        let err = check_exec_root(&long).unwrap_err().to_string();
+        assert!(
+            err.contains("--exec-root") && err.contains("too long"),
+            "{err}"
+        );
+    }
 }
