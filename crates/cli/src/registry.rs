@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Read};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,7 +11,7 @@ use berth_api::types::{CreateBody, CreateResponse};
 use berth_distribution::auth::credentials::server_domain;
 use berth_distribution::auth::credentials::DOCKER_HUB_KEY;
 use berth_distribution::{Credential, DockerConfig, ProgressEvent, Reference};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::io::AsyncBufReadExt;
 
@@ -60,44 +58,7 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
-pub enum AuthMode {
-    /// HTTP Basic against the htpasswd file.
-    Basic,
-    /// Bearer tokens from the built-in /token endpoint (credentials from the htpasswd file).
-    Token,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum RegistryCommand {
-    /// Serve an OCI distribution registry (until SIGINT/SIGTERM).
-    Serve {
-        /// Address to listen on (port 0 picks a free one; the address is printed).
-        #[arg(long, default_value = "127.0.0.1:5000")]
-        addr: SocketAddr,
-        /// Where blobs and repositories are kept.
-        #[arg(long)]
-        root: PathBuf,
-        /// bcrypt htpasswd file; without it, no authentication.
-        #[arg(long)]
-        htpasswd: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "basic", requires = "htpasswd")]
-        auth: AuthMode,
-        /// Token audience (`service=` in challenges).
-        #[arg(long, default_value = "berth-registry")]
-        service: String,
-        /// PEM certificate chain (with --tls-key: serve HTTPS).
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-    },
-    /// Remove blobs no manifest references (with the server stopped).
-    Gc {
-        #[arg(long)]
-        root: PathBuf,
-    },
-}
+pub use berth_registry::command::Command as RegistryCommand;
 
 fn proto(e: impl std::fmt::Display) -> ClientError {
     ClientError::Protocol(e.to_string())
@@ -442,49 +403,21 @@ pub async fn logout(a: LogoutArgs) -> Result<i32, ClientError> {
 
 pub async fn registry(cmd: RegistryCommand) -> Result<i32, ClientError> {
     match cmd {
-        RegistryCommand::Serve {
-            addr,
-            root,
-            htpasswd,
-            auth,
-            service,
-            tls_cert,
-            tls_key,
-        } => {
-            use berth_registry::{AuthConfig, Config, TlsConfig};
-            let auth = match (htpasswd, auth) {
-                (None, _) => AuthConfig::None,
-                (Some(htpasswd), AuthMode::Basic) => AuthConfig::Basic { htpasswd },
-                (Some(htpasswd), AuthMode::Token) => AuthConfig::Token { htpasswd, service },
+        RegistryCommand::Serve(args) => {
+            let config = args.into_config();
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
             };
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
-                _ => None,
-            };
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            serve(
-                Config {
-                    addr,
-                    root,
-                    auth,
-                    tls,
-                },
-                scheme,
-            )
-            .await
+            serve(config, scheme).await
         }
         RegistryCommand::Gc { root } => {
             let report = tokio::task::spawn_blocking(move || berth_registry::gc(&root))
                 .await
                 .map_err(proto)?
                 .map_err(proto)?;
-            println!(
-                "removed {} blobs ({} bytes), {} dangling links, {} stale uploads",
-                report.removed_blobs.len(),
-                report.freed_bytes,
-                report.removed_links,
-                report.removed_uploads
-            );
+            println!("{}", berth_registry::command::gc_summary(&report));
             Ok(0)
         }
     }

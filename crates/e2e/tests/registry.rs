@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_e2e::{bin, raw_request, tail, Daemon};
+use berth_e2e::{bin, ensure_built, raw_request, tail, Daemon};
 use berth_testsupport::oci_archive::{self, ImageInfo};
 
 fn prerequisites() -> bool {
@@ -109,6 +109,8 @@ impl BerthRegistry {
         user: Option<(&str, &str)>,
         extra: impl FnOnce(&Path) -> Vec<String>,
     ) -> BerthRegistry {
+        // Another test of this binary may be relinking `berth` right now: wait for that build.
+        ensure_built();
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-breg-")
             .tempdir()

@@ -12,6 +12,7 @@
 
 pub mod api_error;
 pub mod auth;
+pub mod command;
 pub mod error;
 pub mod gc;
 pub mod http;

@@ -1,53 +1,15 @@
 //! `berth-registry serve|gc`: the registry server until `berth registry` wraps it.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_registry::{AuthConfig, Config, TlsConfig};
-use clap::{Parser, Subcommand, ValueEnum};
+use berth_registry::command::{gc_summary, Command};
+use clap::Parser;
 
 #[derive(Parser)]
 #[command(name = "berth-registry", about = "OCI distribution registry server")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AuthMode {
-    /// HTTP Basic against the htpasswd file.
-    Basic,
-    /// Bearer tokens from the built-in /token endpoint (credentials from the htpasswd file).
-    Token,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the registry.
-    Serve {
-        #[arg(long, default_value = "127.0.0.1:5000")]
-        addr: SocketAddr,
-        #[arg(long)]
-        root: PathBuf,
-        /// bcrypt htpasswd file; without it, no authentication.
-        #[arg(long)]
-        htpasswd: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "basic", requires = "htpasswd")]
-        auth: AuthMode,
-        /// Token audience (`service=` in challenges).
-        #[arg(long, default_value = "berth-registry")]
-        service: String,
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-    },
-    /// Remove blobs no manifest of any repository references (run with the server stopped).
-    Gc {
-        #[arg(long)]
-        root: PathBuf,
-    },
 }
 
 fn main() -> ExitCode {
@@ -71,30 +33,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> berth_registry::Result<()> {
     match cli.command {
-        Command::Serve {
-            addr,
-            root,
-            htpasswd,
-            auth,
-            service,
-            tls_cert,
-            tls_key,
-        } => {
-            let auth = match (htpasswd, auth) {
-                (None, _) => AuthConfig::None,
-                (Some(htpasswd), AuthMode::Basic) => AuthConfig::Basic { htpasswd },
-                (Some(htpasswd), AuthMode::Token) => AuthConfig::Token { htpasswd, service },
-            };
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
-                _ => None,
-            };
-            let config = Config {
-                addr,
-                root,
-                auth,
-                tls,
-            };
+        Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -102,17 +41,10 @@ fn run(cli: Cli) -> berth_registry::Result<()> {
                     context: "start async runtime".into(),
                     source: e,
                 })?;
-            runtime.block_on(berth_registry::serve(config))
+            runtime.block_on(berth_registry::serve(args.into_config()))
         }
         Command::Gc { root } => {
-            let report = berth_registry::gc(&root)?;
-            println!(
-                "removed {} blobs ({} bytes), {} dangling links, {} stale uploads",
-                report.removed_blobs.len(),
-                report.freed_bytes,
-                report.removed_links,
-                report.removed_uploads
-            );
+            println!("{}", gc_summary(&berth_registry::gc(&root)?));
             Ok(())
         }
     }
