@@ -201,6 +201,15 @@ impl Engine {
             return Err(Error::NotModified("container already started".into()));
         }
         self.ensure_task(&mut rec).await?;
+        // Recorded as running *before* the process is let go: a process that exits at once is
+        // then seen by the exit monitor as a started container's exit (exit code, restart
+        // policy), and nothing here writes over what the monitor records afterwards.
+        rec.state.status = Status::Running;
+        rec.state.manually_stopped = false;
+        rec.state.started_at = ids::now_rfc3339();
+        rec.state.finished_at.clear();
+        rec.state.exit_code = 0;
+        self.save(&rec)?;
         if let Err(e) = shim::call(&self.shim_socket(&id), &Request::Start).await {
             let _ = shim::call(
                 &self.shim_socket(&id),
@@ -212,12 +221,6 @@ impl Engine {
             .await;
             return Err(e);
         }
-        rec.state.status = Status::Running;
-        rec.state.manually_stopped = false;
-        rec.state.started_at = ids::now_rfc3339();
-        rec.state.finished_at.clear();
-        rec.state.exit_code = 0;
-        self.save(&rec)?;
         self.emit(&rec, "start", &[]);
         Ok(())
     }
@@ -244,11 +247,11 @@ impl Engine {
                     finished_at: ids::now_rfc3339(),
                     oom_killed: false,
                 });
-            engine.on_exit(&id, exit).await;
+            engine.on_exit(&id, exit);
         });
     }
 
-    async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) {
+    fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) {
         let Ok(mut rec) = self.container(id) else {
             return;
         };
@@ -476,8 +479,29 @@ impl Engine {
             )
             .await;
         }
-        exited(&mut rx).await;
-        Ok(())
+        // The monitor records the exit; should the shim be gone without one (killed outright
+        // while berthd was down, say), don't wait forever: record the kill ourselves.
+        loop {
+            if tokio::time::timeout(Duration::from_secs(10), exited(&mut rx))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if shim::call(&socket, &Request::State).await.is_err() {
+                tracing::warn!(
+                    "container {}: its shim is gone and no exit was recorded; recording a kill",
+                    rec.id
+                );
+                let exit = shim::read_exit_file(&self.exit_file(&rec.id)).unwrap_or(ExitStatus {
+                    code: 137,
+                    finished_at: ids::now_rfc3339(),
+                    oom_killed: false,
+                });
+                self.on_exit(&rec.id, exit);
+                return Ok(());
+            }
+        }
     }
 
     pub async fn remove_container(self: &Arc<Self>, key: &str, force: bool) -> Result<()> {
@@ -605,7 +629,7 @@ impl Engine {
                                 oom_killed: false,
                             }
                         });
-                    self.on_exit(&rec.id, exit).await;
+                    self.on_exit(&rec.id, exit);
                 }
             }
         }
