@@ -149,7 +149,12 @@ impl Engine {
                 .map_err(|e| Error::internal(format!("pause {} for commit", rec.id), e))?;
         }
         let _store = crate::lock(&self.store_lock);
-        let layer = store_layer(&self.content, &layers.upper, TreeKind::OverlayUpper);
+        let layer = store_layer(
+            &self.content,
+            &layers.upper,
+            TreeKind::OverlayUpper,
+            &crate::containers::changes::engine_files(),
+        );
         if freeze {
             if let Err(e) = rt.resume(&rec.id) {
                 tracing::warn!("resume {} after commit: {e}", rec.id);
@@ -281,7 +286,7 @@ impl Engine {
                 berth_image::snapshot::Backend::Overlay => TreeKind::OverlayUpper,
                 berth_image::snapshot::Backend::Copy => TreeKind::Plain,
             };
-            let layer = store_layer(&self.content, &fs, kind)?;
+            let layer = store_layer(&self.content, &fs, kind, &[])?;
             self.snapshots.commit(&key, &layer.diff_id)?;
             Ok::<_, Error>(layer)
         })();

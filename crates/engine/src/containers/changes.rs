@@ -11,6 +11,15 @@ use berth_image::snapshot::{Backend, Mount};
 use crate::error::{Error, Result};
 use crate::Engine;
 
+/// Files the engine bind-mounts over (their mount points appear in the writable layer, the
+/// container's writes go to the engine's copies): not the container's changes, as with Docker.
+pub(crate) fn engine_files() -> Vec<PathBuf> {
+    ["etc/hostname", "etc/hosts", "etc/resolv.conf"]
+        .iter()
+        .map(PathBuf::from)
+        .collect()
+}
+
 /// A container's writable layer and the layers under it (topmost first).
 pub(crate) struct Layers {
     pub upper: PathBuf,
@@ -53,7 +62,7 @@ impl Engine {
         let engine = self.clone();
         tokio::task::spawn_blocking(move || {
             let layers = engine.container_layers(&id)?;
-            overlay_changes(&layers.upper, &layers.lowers)
+            overlay_changes(&layers.upper, &layers.lowers, &engine_files())
                 .map_err(|e| Error::internal(format!("changes of {id}"), e))
         })
         .await
@@ -70,7 +79,7 @@ impl Engine {
         let name = key.to_string();
         self.with_rootfs(key, move |root| {
             let mut out = out;
-            write_tar(root, TreeKind::Plain, &mut out)
+            write_tar(root, TreeKind::Plain, &[], &mut out)
                 .and_then(|_| out.flush())
                 .map_err(|e| Error::internal(format!("export {name}"), e))
         })

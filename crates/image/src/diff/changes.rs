@@ -26,11 +26,16 @@ pub struct Change {
 /// Whiteouts and opaque directories that hid something are deletions; a directory or file that
 /// existed below is modified; anything else was added. Every ancestor of a change is itself in
 /// the upper directory (overlay copies them up), so parents show as modified, as Docker's do.
-pub fn overlay_changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
+/// Relative paths in `skip` are left out.
+pub fn overlay_changes(
+    upper: &Path,
+    lowers: &[PathBuf],
+    skip: &[PathBuf],
+) -> io::Result<Vec<Change>> {
     let mut out = Vec::new();
     // Opaque directories of the upper layer: nothing below them is seen from the lowers.
     let mut opaque: Vec<PathBuf> = Vec::new();
-    walk(upper, &mut |e| {
+    walk(upper, skip, &mut |e| {
         let path = format!("/{}", e.rel.display());
         let under_opaque = opaque.iter().any(|o| e.rel.starts_with(o) && e.rel != o);
         let below = !under_opaque && exists_below(lowers, e.rel);

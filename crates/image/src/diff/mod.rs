@@ -9,7 +9,7 @@ mod walk;
 pub use changes::{overlay_changes, Change, ChangeKind};
 pub use tar_out::{write_tar, TreeKind};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::content::{BlobInfo, ContentStore};
@@ -28,8 +28,14 @@ pub struct StoredLayer {
 }
 
 /// Tar the tree at `root` (see `TreeKind`), gzip it and store it as a blob. The blob appears in
-/// the store only once complete; a failure leaves nothing behind.
-pub fn store_layer(store: &ContentStore, root: &Path, kind: TreeKind) -> Result<StoredLayer> {
+/// the store only once complete; a failure leaves nothing behind. Relative paths in `skip` are
+/// left out.
+pub fn store_layer(
+    store: &ContentStore,
+    root: &Path,
+    kind: TreeKind,
+    skip: &[PathBuf],
+) -> Result<StoredLayer> {
     static N: AtomicU64 = AtomicU64::new(0);
     let reference = format!(
         "layer-{}-{}-{}",
@@ -43,7 +49,7 @@ pub fn store_layer(store: &ContentStore, root: &Path, kind: TreeKind) -> Result<
     let writer = store.writer(&reference, None, None)?;
     let gz = flate2::write::GzEncoder::new(writer, flate2::Compression::default());
     let mut tar_hash = HashingWriter::new(gz, Algorithm::Sha256);
-    let written = write_tar(root, kind, &mut tar_hash);
+    let written = write_tar(root, kind, skip, &mut tar_hash);
     let (gz, diff_id, uncompressed_size) = tar_hash.finish();
     if let Err(e) = written {
         if let Ok(w) = gz.finish() {

@@ -20,12 +20,18 @@ pub enum TreeKind {
     OverlayUpper,
 }
 
-/// Write the tree under `root` (not including the root itself) as a tar to `out`.
-pub fn write_tar(root: &Path, kind: TreeKind, out: &mut dyn Write) -> io::Result<()> {
+/// Write the tree under `root` (not including the root itself, nor the relative paths in
+/// `skip`) as a tar to `out`.
+pub fn write_tar(
+    root: &Path,
+    kind: TreeKind,
+    skip: &[PathBuf],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     // (dev, inode) → first path: later names of a multiply linked file become hard links.
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    walk(root, &mut |e| append(&mut tar, e, kind, &mut links))?;
+    walk(root, skip, &mut |e| append(&mut tar, e, kind, &mut links))?;
     tar.finish()
 }
 

@@ -84,19 +84,25 @@ pub fn kind_of(st: &FileStat) -> FileKind {
     }
 }
 
-/// Visit every entry under `root` in name order, parents before children.
-pub fn walk(root: &Path, visit: &mut dyn FnMut(&Entry<'_>) -> io::Result<()>) -> io::Result<()> {
+/// Visit every entry under `root` in name order, parents before children, leaving out the
+/// relative paths in `skip` (and what is below them).
+pub fn walk(
+    root: &Path,
+    skip: &[PathBuf],
+    visit: &mut dyn FnMut(&Entry<'_>) -> io::Result<()>,
+) -> io::Result<()> {
     let fd = nix::fcntl::open(
         root,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    walk_dir(fd.as_fd(), &mut PathBuf::new(), visit)
+    walk_dir(fd.as_fd(), &mut PathBuf::new(), skip, visit)
 }
 
 fn walk_dir(
     dir: BorrowedFd<'_>,
     rel: &mut PathBuf,
+    skip: &[PathBuf],
     visit: &mut dyn FnMut(&Entry<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut names = fsops::list_dir(dir)?;
@@ -106,6 +112,10 @@ fn walk_dir(
             continue; // removed while we walked
         };
         rel.push(&name);
+        if skip.iter().any(|s| s == rel) {
+            rel.pop();
+            continue;
+        }
         let sub: Option<OwnedFd> = if kind_of(&stat) == FileKind::Dir {
             Some(fsops::open_subdir(dir, &name)?)
         } else {
@@ -120,7 +130,7 @@ fn walk_dir(
         };
         visit(&entry)?;
         if let Some(sub) = &sub {
-            walk_dir(sub.as_fd(), rel, visit)?;
+            walk_dir(sub.as_fd(), rel, skip, visit)?;
         }
         rel.pop();
     }
