@@ -309,6 +309,9 @@ fn hostile_import_tarballs_never_write_outside() {
     dev.set_device_major(1).unwrap();
     dev.set_device_minor(3).unwrap();
     dev.set_mode(0o666);
+    dev.set_uid(0);
+    dev.set_gid(0);
+    dev.set_mtime(0);
     dev.set_size(0);
     dev.set_cksum();
     b.append(&dev, std::io::empty()).unwrap();
