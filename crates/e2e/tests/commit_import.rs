@@ -426,3 +426,92 @@ fn malformed_requests_are_400_naming_the_field() {
     let (status, _) = raw_request(s, "GET", "/v1.47/images/nope/history", "");
     assert_eq!(status, 404);
 }
+
+fn berth(d: &Daemon, args: &[&str]) -> String {
+    let o = d.berth_cmd(args).output().expect("run berth");
+    assert!(
+        o.status.success(),
+        "berth {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn berth_cli_diff_commit_history_export_import() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    let tar = d.root.path().join("bb.tar");
+    berth_e2e::busybox_tar(&tar, "busybox:latest");
+    berth(&d, &["load", "-i", tar.to_str().unwrap()]);
+    let name = unique("bcommit");
+    berth(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello > /greeting; rm /etc/group; touch /ready; exec sleep 1000",
+        ],
+    );
+    let diff = eventually("berth diff", || {
+        let out = berth(&d, &["diff", &name]);
+        out.contains("A /ready").then_some(out)
+    });
+    assert!(diff.lines().any(|l| l == "A /greeting"), "{diff}");
+    assert!(diff.lines().any(|l| l == "D /etc/group"), "{diff}");
+
+    let id = berth(
+        &d,
+        &[
+            "commit",
+            "-c",
+            "CMD [\"cat\", \"/greeting\"]",
+            "-m",
+            "via berth",
+            &name,
+            "bsnap:1",
+        ],
+    );
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(berth(&d, &["run", "--rm", "bsnap:1"]), "hello\n");
+    let comments = berth(&d, &["history", "--format", "{{.Comment}}", "bsnap:1"]);
+    assert_eq!(comments.lines().next(), Some("via berth"), "{comments}");
+    let quiet = berth(&d, &["history", "-q", "bsnap:1"]);
+    let short: String = id
+        .trim()
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect();
+    assert_eq!(quiet.lines().next(), Some(short.as_str()), "{quiet}");
+    assert!(quiet.lines().skip(1).all(|l| l == "<missing>"), "{quiet}");
+    let table = berth(&d, &["history", "bsnap:1"]);
+    assert!(table.starts_with("IMAGE"), "{table}");
+
+    // Export the container and import the export as an image of its own.
+    let out = d.root.path().join("export.tar");
+    berth(&d, &["export", "-o", out.to_str().unwrap(), &name]);
+    assert!(tar_listing(&out).iter().any(|n| n == "greeting"));
+    let imported = berth(
+        &d,
+        &[
+            "import",
+            "-m",
+            "round trip",
+            out.to_str().unwrap(),
+            "round:trip",
+        ],
+    );
+    assert!(imported.trim().starts_with("sha256:"), "{imported}");
+    assert_eq!(
+        berth(&d, &["run", "--rm", "round:trip", "cat", "/greeting"]),
+        "hello\n"
+    );
+}
