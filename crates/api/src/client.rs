@@ -20,7 +20,9 @@ use crate::types::{
     ImageSummary, Version, WaitResponse,
 };
 
+mod images;
 mod registry;
+pub use images::CommitRequest;
 pub use registry::REGISTRY_AUTH_HEADER;
 
 pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";

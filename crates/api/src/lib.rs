@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 pub mod client;
+pub mod image_types;
 pub mod query;
 pub mod types;
 

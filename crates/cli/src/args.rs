@@ -66,6 +66,16 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default).
     Save(SaveArgs),
+    /// Create a new image from a container's changes.
+    Commit(crate::commit::CommitArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(crate::commit::ImportArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(crate::commit::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(crate::commit::DiffArgs),
+    /// Show the history of an image.
+    History(crate::commit::HistoryArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),

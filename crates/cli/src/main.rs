@@ -1,6 +1,7 @@
 //! `berth`: Docker's command line over the Docker Engine API (through `berth_api::client` only).
 
 mod args;
+mod commit;
 mod containers;
 mod format;
 mod images;
@@ -85,5 +86,10 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Logout(a) => registry::logout(a).await,
         C::Registry(r) => registry::registry(r).await,
         C::Save(a) => images::save(c, a).await,
+        C::Commit(a) => commit::commit(c, a).await,
+        C::Import(a) => commit::import(c, a).await,
+        C::Export(a) => commit::export(c, a).await,
+        C::Diff(a) => commit::diff(c, a).await,
+        C::History(a) => commit::history(c, a).await,
     }
 }

@@ -52,7 +52,7 @@ pub fn normalize(name: &str) -> String {
     }
 }
 
-fn unix_secs(rfc3339: &str) -> i64 {
+pub(crate) fn unix_secs(rfc3339: &str) -> i64 {
     humantime::parse_rfc3339_weak(rfc3339)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -4,17 +4,23 @@
 //!   overlay snapshots, named in the state database.
 //! - `containers`: create/start/stop/kill/wait/remove/logs/exec; every container process is
 //!   held by its own `berth-shim`, which outlives berthd; the engine re-adopts shims on start.
+//! - `commit`, `history`, `image_config`: images made from containers (commit) and root
+//!   filesystem tarballs (import), their configs and history; `containers::changes`: diff and
+//!   export.
 //! - `db`: the SQLite state database (WAL).
 //! - `networks`: container networking over `berth_network` (bridge by default, user networks,
 //!   ports, embedded DNS), its state persisted in the database and reconciled at start.
 //!
 //! The engine speaks no HTTP: the API crate maps Docker's JSON onto these calls.
 
+pub mod commit;
 pub mod containers;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod ids;
+pub mod image_config;
 pub mod images;
 pub mod networks;
 pub mod registry;

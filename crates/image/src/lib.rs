@@ -17,6 +17,7 @@
 
 pub mod archive;
 pub mod content;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod extract;

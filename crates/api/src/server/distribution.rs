@@ -86,13 +86,10 @@ fn stream(
     r
 }
 
-/// `POST /images/create?fromImage=&tag=&platform=`.
+/// `POST /images/create?fromImage=&tag=&platform=`; with `fromSrc`, an import (`commit::import`).
 pub async fn create(ctx: Ctx) -> Response<Body> {
     if ctx.query.get("fromSrc").is_some_and(|s| !s.is_empty()) {
-        return body::error(
-            StatusCode::NOT_IMPLEMENTED,
-            "importing a root filesystem (fromSrc) is not supported",
-        );
+        return super::commit::import(ctx).await;
     }
     let Some(from) = ctx.query.get("fromImage").filter(|f| !f.is_empty()) else {
         return body::error(StatusCode::BAD_REQUEST, "fromImage is required");

@@ -1,6 +1,7 @@
 //! The HTTP server: hyper on a unix socket, Docker's routes mapped onto the engine.
 
 mod body;
+mod commit;
 mod containers;
 mod convert;
 mod distribution;
@@ -124,6 +125,12 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
             images::save(&ctx, vec![name.join("/")])
         }
+        (&Method::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
+            commit::history(&ctx, &name.join("/"))
+        }
+        (&Method::POST, ["commit"]) => commit::commit(ctx).await,
+        (&Method::GET, ["containers", id, "changes"]) => commit::changes(&ctx, id).await,
+        (&Method::GET, ["containers", id, "export"]) => commit::export(&ctx, id).await,
         (&Method::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&ctx, &name.join("/"))
         }

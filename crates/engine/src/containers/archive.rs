@@ -103,7 +103,7 @@ fn stat_of(host: &Path, name: &str) -> Result<PathStat> {
 
 impl Engine {
     /// Run `f` with the container's root filesystem mounted (temporarily when it is stopped).
-    async fn with_rootfs<T: Send + 'static>(
+    pub(crate) async fn with_rootfs<T: Send + 'static>(
         self: &Arc<Self>,
         key: &str,
         f: impl FnOnce(&Path) -> Result<T> + Send + 'static,

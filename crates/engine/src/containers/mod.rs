@@ -1,6 +1,7 @@
 //! Containers: records in the database, one shim per live container.
 
 pub mod archive;
+pub mod changes;
 pub mod create;
 pub mod exec;
 pub mod lifecycle;

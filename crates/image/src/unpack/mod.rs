@@ -19,7 +19,7 @@
 //! `trusted.overlay.opaque=y`) when the target is an overlay upper directory.
 
 mod decompress;
-mod fsops;
+pub(crate) mod fsops;
 mod path;
 
 pub use decompress::{detect as detect_compression, Decoder};
