@@ -7,6 +7,7 @@
 //! serves its socket (see the `berth_shim` protocol).
 
 mod args;
+mod footprint;
 mod logfile;
 mod monitor;
 mod poll;

@@ -312,6 +312,7 @@ impl Shim<'_> {
 
     /// Execs whose process exited and whose output is drained: last frame, then close.
     fn finish_execs(&mut self) {
+        let before = self.execs.len();
         self.execs.retain_mut(|x| {
             let (Some(code), true) = (x.code, x.io.outputs.is_empty()) else {
                 return true;
@@ -323,6 +324,10 @@ impl Shim<'_> {
             }
             false
         });
+        // The last exec is gone (health checks come every few seconds): back to idle size.
+        if before > 0 && self.execs.is_empty() {
+            crate::footprint::release_startup_pages();
+        }
     }
 
     fn accept(&mut self) {
@@ -355,6 +360,7 @@ impl Shim<'_> {
                     match self.runtime.start(&self.args.id) {
                         Ok(()) => {
                             self.started = true;
+                            crate::footprint::release_startup_pages();
                             Reply::ok()
                         }
                         Err(e) => Reply::err(format!("start: {e}")),
