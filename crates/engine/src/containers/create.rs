@@ -96,6 +96,9 @@ impl Engine {
             .validate()
             .map_err(Error::InvalidParameter)?;
         spec.host.log_rotation().map_err(Error::InvalidParameter)?;
+        let caps = super::spec::capabilities_for(&spec.host);
+        super::seccomp::validate(&spec.host.security_opt, &caps)
+            .map_err(|e| Error::InvalidParameter(e.to_string()))?;
         if spec.host.auto_remove && !spec.host.restart_policy.is_none() {
             return Err(Error::InvalidParameter(
                 "can't create 'AutoRemove' container with restart policy".into(),
@@ -108,7 +111,18 @@ impl Engine {
             .into_iter()
             .collect();
         self.net_validate_create(&mut spec, &exposed, req.publish_all_ports)?;
-        let warnings = Vec::new();
+        let mut warnings = Vec::new();
+        if spec.host.oom_kill_disable {
+            // Docker's behaviour: v2 has no switch, so the setting is dropped, with a warning.
+            if berth_runtime::cgroups::host_version() == berth_runtime::cgroups::Version::V2 {
+                spec.host.oom_kill_disable = false;
+                warnings.push(
+                    "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
+                );
+            } else if spec.host.memory <= 0 {
+                warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
+            }
+        }
 
         // -v strings join the structured mounts; volumes are created, anonymous ones named.
         for b in &spec.host.binds.clone() {

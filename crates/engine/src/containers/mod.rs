@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod model;
 pub mod ops;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stream;

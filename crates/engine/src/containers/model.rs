@@ -51,6 +51,8 @@ pub struct HostSpec {
     pub cpu_period: i64,
     pub cpuset_cpus: String,
     pub pids_limit: Option<i64>,
+    /// cgroup v1 memory.oom_control (v2 has no equivalent: dropped at create with a warning).
+    pub oom_kill_disable: bool,
     pub privileged: bool,
     pub readonly_rootfs: bool,
     pub cap_add: Vec<String>,

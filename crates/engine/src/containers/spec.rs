@@ -119,7 +119,11 @@ fn cap_name(c: &str) -> String {
 
 /// The capability set after --privileged / --cap-add / --cap-drop.
 pub fn capabilities(rec: &ContainerRecord) -> Vec<String> {
-    let h = &rec.spec.host;
+    capabilities_for(&rec.spec.host)
+}
+
+/// [`capabilities`] from the host config alone.
+pub fn capabilities_for(h: &HostSpec) -> Vec<String> {
     if h.privileged {
         return all_caps();
     }
@@ -220,6 +224,9 @@ pub fn resources(h: &HostSpec) -> Value {
     }
     if h.memory_reservation > 0 {
         memory.insert("reservation".into(), json!(h.memory_reservation));
+    }
+    if h.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
     }
     if !memory.is_empty() {
         resources["memory"] = Value::Object(memory);
@@ -341,6 +348,12 @@ pub fn config(
     }
     if !h.sysctls.is_empty() {
         linux["sysctl"] = json!(h.sysctls);
+    }
+    // Docker's default profile unless unconfined or privileged; rules follow the capabilities.
+    if let Some(profile) = super::seccomp::linux_seccomp(&h.security_opt, h.privileged, &caps)
+        .map_err(|e| e.to_string())?
+    {
+        linux["seccomp"] = profile;
     }
     let mut cfg = json!({
         "ociVersion": "1.2.0",
