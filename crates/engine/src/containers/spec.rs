@@ -48,9 +48,23 @@ const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Every capability the kernel knows, for --privileged.
+/// Every capability the kernel knows and the daemon holds, for --privileged: a capability
+/// outside our own bounding set (berthd itself confined) cannot be granted, capset would fail.
 fn all_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     caps_list()
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, name)| name)
+        .collect()
 }
 
 fn caps_list() -> Vec<String> {
