@@ -3,6 +3,7 @@
 mod args;
 mod containers;
 mod format;
+mod health;
 mod images;
 mod networks;
 mod registry;

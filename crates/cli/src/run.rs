@@ -122,6 +122,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
             labels: labels(&a.label),
             stop_signal: a.stop_signal.clone(),
             stop_timeout: a.stop_timeout,
+            healthcheck: a.health.healthcheck()?,
             ..ContainerConfig::default()
         },
         host_config: HostConfig {

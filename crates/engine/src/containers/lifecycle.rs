@@ -219,6 +219,7 @@ impl Engine {
         rec.state.exit_code = 0;
         self.save(&rec)?;
         self.emit(&rec, "start", &[]);
+        self.arm_healthcheck(&rec, true);
         Ok(())
     }
 
@@ -591,6 +592,7 @@ impl Engine {
                         self.save(&rec)?;
                     }
                     self.spawn_monitor(rec.id.clone());
+                    self.arm_healthcheck(&rec, false);
                 }
                 Ok(_) => {
                     // Exiting right now: its monitor will get the status.

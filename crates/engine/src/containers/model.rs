@@ -27,6 +27,8 @@ pub struct ContainerSpec {
     pub attach_stderr: bool,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// HEALTHCHECK, merged with the image's (Test ["NONE"]: disabled).
+    pub healthcheck: Option<super::health::HealthConfig>,
     pub host: HostSpec,
 }
 
@@ -254,6 +256,8 @@ pub struct State {
     /// Stopped or killed by a user: restart policies leave it alone (Docker's
     /// HasBeenManuallyStopped).
     pub manually_stopped: bool,
+    /// Present while a healthcheck is configured and the container has run.
+    pub health: Option<super::health::Health>,
 }
 
 impl State {
