@@ -4,6 +4,15 @@
 
 use berth_e2e::{eventually, prerequisites, unique, Daemon};
 
+/// Seconds since the epoch, for `events --since/--until` (an until in the future would wait).
+fn now_secs() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string()
+}
+
 fn health(d: &Daemon, name: &str) -> String {
     d.docker_ok(&["inspect", "--format", "{{.State.Health.Status}}", name])
         .trim()
@@ -23,13 +32,7 @@ fn health_checks_turn_healthy_then_unhealthy_and_survive_a_daemon_restart() {
     }
     let mut d = Daemon::start();
     d.load_busybox("busybox:latest");
-    let since = d.docker_ok(&["version", "--format", "{{.Server.Version}}"]);
-    assert!(!since.is_empty());
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        .to_string();
+    let t0 = now_secs();
     let name = unique("healthy");
     d.docker_ok(&[
         "run",
@@ -101,7 +104,7 @@ fn health_checks_turn_healthy_then_unhealthy_and_survive_a_daemon_restart() {
         "--since",
         &t0,
         "--until",
-        &(t0.parse::<u64>().expect("t0") + 3600).to_string(),
+        &now_secs(),
         "--filter",
         &format!("container={name}"),
         "--format",
