@@ -124,7 +124,10 @@ mod tests {
             no_healthcheck: true,
             ..HealthFlags::default()
         };
-        assert_eq!(none.healthcheck().unwrap().unwrap()["Test"], json!(["NONE"]));
+        assert_eq!(
+            none.healthcheck().unwrap().unwrap()["Test"],
+            json!(["NONE"])
+        );
         assert!(HealthFlags::default().healthcheck().unwrap().is_none());
         let both = HealthFlags {
             no_healthcheck: true,

@@ -59,7 +59,13 @@ fn health_checks_turn_healthy_then_unhealthy_and_survive_a_daemon_restart() {
     assert_eq!(cfg["Interval"], 1_000_000_000i64);
     wait_for_health(&d, &name, "healthy");
 
-    let ps = d.docker_ok(&["ps", "--filter", &format!("name={name}"), "--format", "{{.Status}}"]);
+    let ps = d.docker_ok(&[
+        "ps",
+        "--filter",
+        &format!("name={name}"),
+        "--format",
+        "{{.Status}}",
+    ]);
     assert!(ps.contains("(healthy)"), "ps status: {ps}");
     let healthy = d.docker_ok(&["ps", "-q", "--filter", "health=healthy"]);
     assert_eq!(healthy.lines().count(), 1, "health=healthy: {healthy}");
@@ -67,7 +73,10 @@ fn health_checks_turn_healthy_then_unhealthy_and_survive_a_daemon_restart() {
     assert!(unhealthy.trim().is_empty(), "health=unhealthy: {unhealthy}");
     let log = d.docker_ok(&["inspect", "--format", "{{json .State.Health}}", &name]);
     let h: serde_json::Value = serde_json::from_str(&log).expect("health json");
-    let last = h["Log"].as_array().and_then(|l| l.last()).expect("a result");
+    let last = h["Log"]
+        .as_array()
+        .and_then(|l| l.last())
+        .expect("a result");
     assert_eq!(last["ExitCode"], 0);
     assert_eq!(last["Output"], "fine\n");
     assert!(last["Start"].as_str().is_some_and(|s| !s.is_empty()));
@@ -146,20 +155,51 @@ fn image_healthcheck_is_inherited_overridden_disabled_and_timed_out() {
     // Overridden: our command, the image's interval and retries.
     let overridden = unique("override");
     d.docker_ok(&[
-        "run", "-d", "--name", &overridden, "--health-cmd", "true", "hc", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &overridden,
+        "--health-cmd",
+        "true",
+        "hc",
+        "sleep",
+        "1000",
     ]);
     wait_for_health(&d, &overridden, "healthy");
-    let cfg = d.docker_ok(&["inspect", "--format", "{{json .Config.Healthcheck}}", &overridden]);
+    let cfg = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Healthcheck}}",
+        &overridden,
+    ]);
     let cfg: serde_json::Value = serde_json::from_str(&cfg).expect("json");
     assert_eq!(cfg["Test"], serde_json::json!(["CMD-SHELL", "true"]));
-    assert_eq!((cfg["Interval"].as_i64(), cfg["Retries"].as_i64()), (Some(1_000_000_000), Some(1)));
+    assert_eq!(
+        (cfg["Interval"].as_i64(), cfg["Retries"].as_i64()),
+        (Some(1_000_000_000), Some(1))
+    );
 
     // Disabled: no State.Health, no "(health" in ps.
     let disabled = unique("nohc");
-    d.docker_ok(&["run", "-d", "--name", &disabled, "--no-healthcheck", "hc", "sleep", "1000"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &disabled,
+        "--no-healthcheck",
+        "hc",
+        "sleep",
+        "1000",
+    ]);
     let h = d.docker_ok(&["inspect", "--format", "{{json .State.Health}}", &disabled]);
     assert_eq!(h.trim(), "null");
-    let ps = d.docker_ok(&["ps", "--filter", &format!("name={disabled}"), "--format", "{{.Status}}"]);
+    let ps = d.docker_ok(&[
+        "ps",
+        "--filter",
+        &format!("name={disabled}"),
+        "--format",
+        "{{.Status}}",
+    ]);
     assert!(ps.starts_with("Up") && !ps.contains("health"), "ps: {ps}");
     let none = d.docker_ok(&["ps", "--filter", "health=none", "--format", "{{.Names}}"]);
     assert!(none.lines().any(|l| l == disabled), "health=none: {none}");
@@ -167,11 +207,29 @@ fn image_healthcheck_is_inherited_overridden_disabled_and_timed_out() {
     // A check that overruns its timeout is killed and counts as a failure.
     let slow = unique("slow");
     d.docker_ok(&[
-        "run", "-d", "--name", &slow, "--health-cmd", "sleep 30", "--health-timeout", "300ms",
-        "--health-interval", "1s", "--health-retries", "1", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &slow,
+        "--health-cmd",
+        "sleep 30",
+        "--health-timeout",
+        "300ms",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sleep",
+        "1000",
     ]);
     wait_for_health(&d, &slow, "unhealthy");
-    let out = d.docker_ok(&["inspect", "--format", "{{(index .State.Health.Log 0).Output}}", &slow]);
+    let out = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{(index .State.Health.Log 0).Output}}",
+        &slow,
+    ]);
     assert!(out.contains("exceeded timeout"), "output: {out}");
     // The killed check is gone from the container (the shim reaped it).
     let ps = eventually("the overrun check to be killed", || {
@@ -184,9 +242,18 @@ fn image_healthcheck_is_inherited_overridden_disabled_and_timed_out() {
 
     // Bad healthcheck settings are a 400.
     let o = d.docker(&[
-        "create", "--health-cmd", "true", "--health-interval", "10us", "busybox", "true",
+        "create",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "10us",
+        "busybox",
+        "true",
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("Interval in Healthcheck cannot be less than 1ms"), "{err}");
+    assert!(
+        err.contains("Interval in Healthcheck cannot be less than 1ms"),
+        "{err}"
+    );
 }

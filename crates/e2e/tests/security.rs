@@ -34,15 +34,25 @@ fn default_seccomp_profile_refuses_namespaces_and_lets_ordinary_programs_run() {
     d.load_busybox("busybox:latest");
 
     let info = d.docker_ok(&["info", "--format", "{{json .SecurityOptions}}"]);
-    assert!(info.contains("name=seccomp,profile=builtin"), "info: {info}");
+    assert!(
+        info.contains("name=seccomp,profile=builtin"),
+        "info: {info}"
+    );
 
-    assert_eq!(seccomp_mode(&d, &[]), "2", "a filter on a default container");
+    assert_eq!(
+        seccomp_mode(&d, &[]),
+        "2",
+        "a filter on a default container"
+    );
     // Ordinary programs: a shell, files, processes, time, sockets (a server and a client).
     let script = "ls / >/dev/null && date >/dev/null && ps >/dev/null && sleep 0 && \
                   mkdir -p /tmp/www && echo served >/tmp/www/index.html && \
                   httpd -p 8080 -h /tmp/www && wget -q -O- http://127.0.0.1:8080/";
     let (ok, out, err) = run(&d, &["busybox", "sh", "-c", script]);
-    assert!(ok && out.contains("served"), "ordinary commands: {out} {err}");
+    assert!(
+        ok && out.contains("served"),
+        "ordinary commands: {out} {err}"
+    );
 
     // New namespaces need CAP_SYS_ADMIN; the profile refuses them without it.
     for flag in ["-m", "-U"] {
@@ -55,7 +65,10 @@ fn default_seccomp_profile_refuses_namespaces_and_lets_ordinary_programs_run() {
     }
 
     // Unconfined: no filter at all; with CAP_SYS_ADMIN a mount namespace is allowed.
-    assert_eq!(seccomp_mode(&d, &["--security-opt", "seccomp=unconfined"]), "0");
+    assert_eq!(
+        seccomp_mode(&d, &["--security-opt", "seccomp=unconfined"]),
+        "0"
+    );
     let (ok, _, err) = run(
         &d,
         &[
@@ -117,7 +130,14 @@ fn custom_seccomp_profile_file_and_malformed_profiles() {
     // --privileged lifts a custom profile too.
     let (ok, _, err) = run(
         &d,
-        &["--privileged", "--security-opt", &opt, "busybox", "mkdir", "/tmp/x"],
+        &[
+            "--privileged",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "mkdir",
+            "/tmp/x",
+        ],
     );
     assert!(ok, "privileged mkdir: {err}");
 
@@ -178,7 +198,12 @@ fn oom_kill_disable_reaches_the_memory_cgroup() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let shown = d.docker_ok(&["inspect", "--format", "{{.HostConfig.OomKillDisable}}", &name]);
+    let shown = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.OomKillDisable}}",
+        &name,
+    ]);
     if v2 {
         // Like Docker: no cgroup v2 equivalent, so it is dropped with a warning.
         assert_eq!(shown.trim(), "false");
@@ -194,18 +219,28 @@ fn oom_kill_disable_reaches_the_memory_cgroup() {
         .find_map(|l| {
             let mut f = l.splitn(3, ':');
             let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-            ctrl.split(',').any(|c| c == "memory").then(|| path.to_string())
+            ctrl.split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
         })
         .expect("a memory cgroup");
-    let control = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{memory}/memory.oom_control"))
-        .expect("read memory.oom_control");
+    let control =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/memory{memory}/memory.oom_control"))
+            .expect("read memory.oom_control");
     assert!(
         control.lines().any(|l| l == "oom_kill_disable 1"),
         "memory.oom_control: {control}"
     );
     // And a container without the flag keeps the OOM killer.
     let other = unique("oom");
-    d.docker_ok(&["run", "-d", "--name", &other, "-m", "32m", "busybox", "sleep", "1000"]);
-    let shown = d.docker_ok(&["inspect", "--format", "{{.HostConfig.OomKillDisable}}", &other]);
+    d.docker_ok(&[
+        "run", "-d", "--name", &other, "-m", "32m", "busybox", "sleep", "1000",
+    ]);
+    let shown = d.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.OomKillDisable}}",
+        &other,
+    ]);
     assert_eq!(shown.trim(), "false");
 }

@@ -278,7 +278,12 @@ pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
 
 /// State.Health in Docker's shape; null without a healthcheck.
 fn health_json(rec: &ContainerRecord) -> Value {
-    let Some(h) = rec.state.health.as_ref().filter(|_| health_status(rec) != "none") else {
+    let Some(h) = rec
+        .state
+        .health
+        .as_ref()
+        .filter(|_| health_status(rec) != "none")
+    else {
         return Value::Null;
     };
     json!({

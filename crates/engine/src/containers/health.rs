@@ -75,9 +75,7 @@ impl HealthConfig {
             ("StartInterval", self.start_interval),
         ] {
             if v != 0 && v < MIN_DURATION {
-                return Err(format!(
-                    "{name} in Healthcheck cannot be less than 1ms"
-                ));
+                return Err(format!("{name} in Healthcheck cannot be less than 1ms"));
             }
         }
         if self.retries < 0 {
@@ -191,7 +189,11 @@ impl Engine {
             let start_interval =
                 HealthConfig::or_default(cfg.start_interval, DEFAULT_START_INTERVAL);
             let timeout = HealthConfig::or_default(cfg.timeout, DEFAULT_TIMEOUT);
-            let retries = if cfg.retries > 0 { cfg.retries } else { DEFAULT_RETRIES };
+            let retries = if cfg.retries > 0 {
+                cfg.retries
+            } else {
+                DEFAULT_RETRIES
+            };
             loop {
                 let in_start = started.elapsed() < start_period;
                 let wait = if in_start { start_interval } else { interval };
@@ -249,7 +251,12 @@ impl Engine {
     }
 
     /// Run the check once as an exec in the container.
-    async fn probe(&self, rec: &ContainerRecord, cfg: &HealthConfig, timeout: Duration) -> ProbeResult {
+    async fn probe(
+        &self,
+        rec: &ContainerRecord,
+        cfg: &HealthConfig,
+        timeout: Duration,
+    ) -> ProbeResult {
         let start = ids::now_rfc3339();
         let (exit_code, output) = match self.run_check(rec, cfg, timeout).await {
             Ok(r) => r,

@@ -217,12 +217,7 @@ fn cap_norm(c: &str) -> String {
 }
 
 /// Does this rule apply to a container with `caps` on `host`? (Docker's includes/excludes.)
-fn applies(
-    s: &Syscall,
-    i: usize,
-    caps: &[String],
-    host: &Host,
-) -> Result<bool, ProfileError> {
+fn applies(s: &Syscall, i: usize, caps: &[String], host: &Host) -> Result<bool, ProfileError> {
     let has = |c: &String| caps.contains(&cap_norm(c));
     if let Some(inc) = &s.includes {
         if let Some(a) = inc.arches.as_deref().filter(|a| !a.is_empty()) {
@@ -396,10 +391,24 @@ mod tests {
             oci["architectures"],
             json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
         );
-        for ordinary in ["read", "execve", "openat", "wait4", "arch_prctl", "modify_ldt"] {
+        for ordinary in [
+            "read",
+            "execve",
+            "openat",
+            "wait4",
+            "arch_prctl",
+            "modify_ldt",
+        ] {
             assert_eq!(rules_for(&oci, ordinary).len(), 1, "{ordinary}");
         }
-        for refused in ["unshare", "mount", "setns", "reboot", "init_module", "settimeofday"] {
+        for refused in [
+            "unshare",
+            "mount",
+            "setns",
+            "reboot",
+            "init_module",
+            "settimeofday",
+        ] {
             assert!(rules_for(&oci, refused).is_empty(), "{refused} allowed");
         }
         // Architecture-specific rules of other machines are left out.
@@ -423,7 +432,9 @@ mod tests {
         assert!(rules_for(&oci_old, "ptrace").is_empty());
         let personality = rules_for(&oci, "personality");
         assert_eq!(personality.len(), 5);
-        assert!(personality.iter().all(|r| r["args"][0]["op"] == "SCMP_CMP_EQ"));
+        assert!(personality
+            .iter()
+            .all(|r| r["args"][0]["op"] == "SCMP_CMP_EQ"));
     }
 
     #[test]
@@ -432,7 +443,14 @@ mod tests {
         caps.push("CAP_SYS_ADMIN".into());
         caps.push("CAP_SYS_TIME".into());
         let oci = to_oci(builtin().unwrap(), &caps, &amd64()).unwrap();
-        for name in ["unshare", "mount", "umount2", "setns", "settimeofday", "clock_settime"] {
+        for name in [
+            "unshare",
+            "mount",
+            "umount2",
+            "setns",
+            "settimeofday",
+            "clock_settime",
+        ] {
             assert_eq!(rules_for(&oci, name).len(), 1, "{name}");
         }
         // clone and clone3 unrestricted: no argument rule, no ENOSYS.
@@ -483,7 +501,10 @@ mod tests {
         )
         .unwrap();
         let oci = to_oci(&p, &[], &amd64()).unwrap();
-        assert_eq!(oci["syscalls"][0], json!({"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13}));
+        assert_eq!(
+            oci["syscalls"][0],
+            json!({"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13})
+        );
         assert_eq!(oci["architectures"], json!(["SCMP_ARCH_X86_64"]));
 
         let err = |j: &str| match parse(j) {
@@ -491,14 +512,25 @@ mod tests {
             Ok(p) => to_oci(&p, &[], &amd64()).unwrap_err().to_string(),
         };
         let e = err(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#);
-        assert!(e.contains("defaultAction") && e.contains("SCMP_ACT_NOPE"), "{e}");
-        let e = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_BOGUS"}]}]}"#);
+        assert!(
+            e.contains("defaultAction") && e.contains("SCMP_ACT_NOPE"),
+            "{e}"
+        );
+        let e = err(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_BOGUS"}]}]}"#,
+        );
         assert!(e.contains("syscalls[0].args[0].op"), "{e}");
-        let e = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#);
+        let e = err(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#,
+        );
         assert!(e.contains("archMap"), "{e}");
-        let e = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ERRNO"}]}"#);
+        let e = err(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
         assert!(e.contains("syscalls[0]") && e.contains("'names'"), "{e}");
-        let e = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["a"],"action":"SCMP_ACT_ERRNO","args":[{"index":7,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#);
+        let e = err(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["a"],"action":"SCMP_ACT_ERRNO","args":[{"index":7,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
         assert!(e.contains("syscalls[0].args[0].index"), "{e}");
         let e = err("not json");
         assert!(e.contains("invalid seccomp profile"), "{e}");
