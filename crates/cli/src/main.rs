@@ -8,6 +8,7 @@ mod images;
 mod networks;
 mod registry;
 mod run;
+mod security;
 mod stream;
 mod system;
 mod tty;

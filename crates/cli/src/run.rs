@@ -134,7 +134,9 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
             cap_drop: (!a.cap_drop.is_empty()).then(|| a.cap_drop.clone()),
             privileged: a.privileged,
             readonly_rootfs: a.read_only,
-            security_opt: (!a.security_opt.is_empty()).then(|| a.security_opt.clone()),
+            security_opt: (!a.security_opt.is_empty())
+                .then(|| crate::security::security_opts(&a.security_opt))
+                .transpose()?,
             init: a.init.then_some(true),
             memory: a
                 .memory

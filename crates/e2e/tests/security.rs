@@ -124,6 +124,25 @@ fn custom_seccomp_profile_file_and_malformed_profiles() {
         &["--security-opt", &opt, "busybox", "touch", "/tmp/file"],
     );
     assert!(ok, "touch under the custom profile: {err}");
+    // berth's own CLI sends the file's content too.
+    let o = d
+        .berth_cmd(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            &opt,
+            "busybox",
+            "mkdir",
+            "/tmp/x",
+        ])
+        .output()
+        .expect("run berth");
+    assert!(!o.status.success(), "berth run: mkdir succeeded");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"),
+        "berth run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // The profile is what the container got, not the default: unshare is no longer refused
     // by seccomp (only by the missing capability, which also says EPERM), so check the mode.
     assert_eq!(seccomp_mode(&d, &["--security-opt", &opt]), "2");
