@@ -89,6 +89,7 @@ pub struct HostConfig {
     pub cpu_period: i64,
     pub cpuset_cpus: String,
     pub pids_limit: Option<i64>,
+    pub oom_kill_disable: Option<bool>,
     pub sysctls: Option<BTreeMap<String, String>>,
     pub shm_size: i64,
     pub log_config: Option<serde_json::Value>,

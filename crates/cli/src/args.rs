@@ -281,6 +281,8 @@ pub struct RunArgs {
     pub log_opt: Vec<String>,
     #[command(flatten)]
     pub net: crate::networks::NetFlags,
+    #[command(flatten)]
+    pub health: crate::health::HealthFlags,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -122,6 +122,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
             labels: labels(&a.label),
             stop_signal: a.stop_signal.clone(),
             stop_timeout: a.stop_timeout,
+            healthcheck: a.health.healthcheck()?,
             ..ContainerConfig::default()
         },
         host_config: HostConfig {
@@ -133,7 +134,9 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
             cap_drop: (!a.cap_drop.is_empty()).then(|| a.cap_drop.clone()),
             privileged: a.privileged,
             readonly_rootfs: a.read_only,
-            security_opt: (!a.security_opt.is_empty()).then(|| a.security_opt.clone()),
+            security_opt: (!a.security_opt.is_empty())
+                .then(|| crate::security::security_opts(&a.security_opt))
+                .transpose()?,
             init: a.init.then_some(true),
             memory: a
                 .memory

@@ -414,7 +414,12 @@ impl Shim<'_> {
                 stdin,
             } => match self.exec(&exec_id, process, stdin) {
                 Ok(x) => {
-                    if reply(&stream, &Reply::ok()).is_ok() {
+                    // The pid lets the engine kill an overrunning health check.
+                    let ok = Reply {
+                        pid: x.pid,
+                        ..Reply::ok()
+                    };
+                    if reply(&stream, &ok).is_ok() {
                         let mut x = x;
                         x.client = Some(Client {
                             stream,

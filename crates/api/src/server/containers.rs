@@ -285,7 +285,7 @@ impl Filters {
                     serde_json::Value::Object(o) => o.keys().cloned().collect(),
                     _ => Vec::new(),
                 };
-                if !["name", "status", "label", "id", "ancestor"].contains(&k.as_str()) {
+                if !["name", "status", "label", "id", "ancestor", "health"].contains(&k.as_str()) {
                     return Err(format!("invalid filter '{k}'"));
                 }
                 out.insert(k.clone(), list);
@@ -301,6 +301,7 @@ impl Filters {
                 "status" => c.state.status.as_str() == v,
                 "id" => c.id.starts_with(v.as_str()),
                 "ancestor" => &c.spec.image == v || c.image_id == *v,
+                "health" => crate::server::convert::health_status(c) == v,
                 "label" => match v.split_once('=') {
                     Some((key, val)) => c.spec.labels.get(key).is_some_and(|x| x == val),
                     None => c.spec.labels.contains_key(v.as_str()),

@@ -32,6 +32,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
         entrypoint: c.entrypoint.map(|s| s.0),
         cmd: c.cmd.map(|s| s.0),
         publish_all_ports: false,
+        healthcheck: c.healthcheck.clone(),
         spec: ContainerSpec {
             image: c.image,
             hostname: c.hostname,
@@ -50,6 +51,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
             attach_stderr: c.attach_stderr,
             stop_signal: c.stop_signal.filter(|s| !s.is_empty()),
             stop_timeout: c.stop_timeout,
+            healthcheck: None,
             host: HostSpec {
                 auto_remove: h.auto_remove,
                 network_mode: h.network_mode,
@@ -65,6 +67,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
                 cpu_period: h.cpu_period,
                 cpuset_cpus: h.cpuset_cpus,
                 pids_limit: h.pids_limit,
+                oom_kill_disable: h.oom_kill_disable.unwrap_or(false),
                 privileged: h.privileged,
                 readonly_rootfs: h.readonly_rootfs,
                 cap_add: h.cap_add.unwrap_or_default(),
@@ -215,14 +218,28 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
+/// For `ps --filter health=`: "starting", "healthy", "unhealthy" or "none".
+pub fn health_status(rec: &ContainerRecord) -> &'static str {
+    let checked = rec.spec.healthcheck.as_ref().is_some_and(|h| h.enabled());
+    match &rec.state.health {
+        Some(h) if checked => h.status.as_str(),
+        _ => "none",
+    }
+}
+
 pub fn status_text(rec: &ContainerRecord) -> String {
     use berth_engine::Status;
     let now = now_secs();
     match rec.state.status {
-        Status::Running => format!(
-            "Up {}",
-            human_duration(now - parse_rfc3339(&rec.state.started_at).unwrap_or(now))
-        ),
+        Status::Running => {
+            let up = human_duration(now - parse_rfc3339(&rec.state.started_at).unwrap_or(now));
+            // Docker: "Up 3 seconds (healthy)", "(health: starting)".
+            match health_status(rec) {
+                "none" => format!("Up {up}"),
+                "starting" => format!("Up {up} (health: starting)"),
+                s => format!("Up {up} ({s})"),
+            }
+        }
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(now - parse_rfc3339(&rec.state.started_at).unwrap_or(now))
@@ -259,6 +276,28 @@ pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
     }
 }
 
+/// State.Health in Docker's shape; null without a healthcheck.
+fn health_json(rec: &ContainerRecord) -> Value {
+    let Some(h) = rec
+        .state
+        .health
+        .as_ref()
+        .filter(|_| health_status(rec) != "none")
+    else {
+        return Value::Null;
+    };
+    json!({
+        "Status": h.status.as_str(),
+        "FailingStreak": h.failing_streak,
+        "Log": h.log.iter().map(|r| json!({
+            "Start": r.start,
+            "End": r.end,
+            "ExitCode": r.exit_code,
+            "Output": r.output,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn zero_time(s: &str) -> &str {
     if s.is_empty() {
         "0001-01-01T00:00:00Z"
@@ -291,6 +330,7 @@ pub fn inspect(rec: &ContainerRecord, data_root: &str) -> Value {
             "Error": st.error,
             "StartedAt": zero_time(&st.started_at),
             "FinishedAt": zero_time(&st.finished_at),
+            "Health": health_json(rec),
         },
         "Image": rec.image_id,
         "ResolvConfPath": "",
@@ -325,6 +365,7 @@ pub fn inspect(rec: &ContainerRecord, data_root: &str) -> Value {
             "CpuPeriod": h.cpu_period,
             "CpusetCpus": h.cpuset_cpus,
             "PidsLimit": h.pids_limit,
+            "OomKillDisable": h.oom_kill_disable,
             "Sysctls": h.sysctls,
             "ShmSize": if h.shm_size > 0 { h.shm_size } else { 64 << 20 },
             "LogConfig": {"Type": "json-file", "Config": h.log_opts},
@@ -354,6 +395,7 @@ pub fn inspect(rec: &ContainerRecord, data_root: &str) -> Value {
             "Labels": s.labels,
             "StopSignal": s.stop_signal,
             "StopTimeout": s.stop_timeout,
+            "Healthcheck": s.healthcheck,
         },
         "NetworkSettings": {
             "Bridge": "",

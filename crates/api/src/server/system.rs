@@ -143,10 +143,23 @@ pub fn info(ctx: &Ctx) -> Response<Body> {
             "LiveRestoreEnabled": true,
             "Isolation": "",
             "InitBinary": "",
-            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "SecurityOptions": security_options(),
             "Warnings": [],
         }),
     )
+}
+
+/// Docker's list: seccomp with the built-in default profile when the kernel has seccomp (every
+/// container gets it unless unconfined or privileged).
+fn security_options() -> Vec<&'static str> {
+    let seccomp = std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
+        .unwrap_or(false);
+    if seccomp {
+        vec!["name=seccomp,profile=builtin"]
+    } else {
+        Vec::new()
+    }
 }
 
 fn humantime_now() -> String {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::health::HealthConfig;
 use super::model::{ContainerRecord, ContainerSpec, State};
 use crate::error::{Error, Result};
 use crate::{ids, Engine};
@@ -15,6 +16,8 @@ pub struct CreateRequest {
     pub cmd: Option<Vec<String>>,
     /// `-P`: publish every exposed port on a host port of the kernel's choosing.
     pub publish_all_ports: bool,
+    /// Config.Healthcheck as the client sent it (Docker's JSON); None: the image's.
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +41,34 @@ fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
 }
 
 impl Engine {
+    /// The request's healthcheck over the image's (Docker's field-by-field merge).
+    fn merged_healthcheck(
+        &self,
+        image: &berth_image::media::ResolvedImage,
+        requested: Option<serde_json::Value>,
+    ) -> Result<Option<HealthConfig>> {
+        let requested = requested
+            .filter(|v| !v.is_null())
+            .map(serde_json::from_value::<HealthConfig>)
+            .transpose()
+            .map_err(|e| Error::InvalidParameter(format!("Config.Healthcheck: {e}")))?;
+        // Image configs are Docker's JSON; the OCI types have no Healthcheck, read it raw.
+        let from_image = self
+            .content
+            .read_json::<serde_json::Value>(&image.config_digest)
+            .ok()
+            .and_then(|c| c.pointer("/config/Healthcheck").cloned())
+            .and_then(|h| serde_json::from_value::<HealthConfig>(h).ok());
+        let merged = match requested {
+            Some(r) => Some(r.inherit(from_image.as_ref())),
+            None => from_image,
+        };
+        if let Some(h) = &merged {
+            h.validate().map_err(Error::InvalidParameter)?;
+        }
+        Ok(merged)
+    }
+
     pub async fn create_container(self: &Arc<Self>, req: CreateRequest) -> Result<Created> {
         let engine = self.clone();
         tokio::task::spawn_blocking(move || engine.create_blocking(req))
@@ -83,6 +114,7 @@ impl Engine {
         if spec.stop_signal.is_none() {
             spec.stop_signal = ic.stop_signal().clone();
         }
+        spec.healthcheck = self.merged_healthcheck(&image, req.healthcheck)?;
         let mut labels: std::collections::BTreeMap<String, String> = ic
             .labels()
             .clone()
@@ -96,6 +128,9 @@ impl Engine {
             .validate()
             .map_err(Error::InvalidParameter)?;
         spec.host.log_rotation().map_err(Error::InvalidParameter)?;
+        let caps = super::spec::capabilities_for(&spec.host);
+        super::seccomp::validate(&spec.host.security_opt, &caps)
+            .map_err(|e| Error::InvalidParameter(e.to_string()))?;
         if spec.host.auto_remove && !spec.host.restart_policy.is_none() {
             return Err(Error::InvalidParameter(
                 "can't create 'AutoRemove' container with restart policy".into(),
@@ -108,7 +143,18 @@ impl Engine {
             .into_iter()
             .collect();
         self.net_validate_create(&mut spec, &exposed, req.publish_all_ports)?;
-        let warnings = Vec::new();
+        let mut warnings = Vec::new();
+        if spec.host.oom_kill_disable {
+            // Docker's behaviour: v2 has no switch, so the setting is dropped, with a warning.
+            if berth_runtime::cgroups::host_version() == berth_runtime::cgroups::Version::V2 {
+                spec.host.oom_kill_disable = false;
+                warnings.push(
+                    "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
+                );
+            } else if spec.host.memory <= 0 {
+                warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
+            }
+        }
 
         // -v strings join the structured mounts; volumes are created, anonymous ones named.
         for b in &spec.host.binds.clone() {

@@ -222,6 +222,7 @@ impl Engine {
             return Err(e);
         }
         self.emit(&rec, "start", &[]);
+        self.arm_healthcheck(&rec, true);
         Ok(())
     }
 
@@ -615,6 +616,7 @@ impl Engine {
                         self.save(&rec)?;
                     }
                     self.spawn_monitor(rec.id.clone());
+                    self.arm_healthcheck(&rec, false);
                 }
                 Ok(_) => {
                     // Exiting right now: its monitor will get the status.

@@ -27,6 +27,8 @@ pub struct ContainerSpec {
     pub attach_stderr: bool,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// HEALTHCHECK, merged with the image's (Test ["NONE"]: disabled).
+    pub healthcheck: Option<super::health::HealthConfig>,
     pub host: HostSpec,
 }
 
@@ -51,6 +53,8 @@ pub struct HostSpec {
     pub cpu_period: i64,
     pub cpuset_cpus: String,
     pub pids_limit: Option<i64>,
+    /// cgroup v1 memory.oom_control (v2 has no equivalent: dropped at create with a warning).
+    pub oom_kill_disable: bool,
     pub privileged: bool,
     pub readonly_rootfs: bool,
     pub cap_add: Vec<String>,
@@ -252,6 +256,8 @@ pub struct State {
     /// Stopped or killed by a user: restart policies leave it alone (Docker's
     /// HasBeenManuallyStopped).
     pub manually_stopped: bool,
+    /// Present while a healthcheck is configured and the container has run.
+    pub health: Option<super::health::Health>,
 }
 
 impl State {

@@ -48,9 +48,23 @@ const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Every capability the kernel knows, for --privileged.
+/// Every capability the kernel knows and the daemon holds, for --privileged: a capability
+/// outside our own bounding set (berthd itself confined) cannot be granted, capset would fail.
 fn all_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     caps_list()
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, name)| name)
+        .collect()
 }
 
 fn caps_list() -> Vec<String> {
@@ -119,7 +133,11 @@ fn cap_name(c: &str) -> String {
 
 /// The capability set after --privileged / --cap-add / --cap-drop.
 pub fn capabilities(rec: &ContainerRecord) -> Vec<String> {
-    let h = &rec.spec.host;
+    capabilities_for(&rec.spec.host)
+}
+
+/// [`capabilities`] from the host config alone.
+pub fn capabilities_for(h: &HostSpec) -> Vec<String> {
     if h.privileged {
         return all_caps();
     }
@@ -220,6 +238,9 @@ pub fn resources(h: &HostSpec) -> Value {
     }
     if h.memory_reservation > 0 {
         memory.insert("reservation".into(), json!(h.memory_reservation));
+    }
+    if h.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
     }
     if !memory.is_empty() {
         resources["memory"] = Value::Object(memory);
@@ -341,6 +362,12 @@ pub fn config(
     }
     if !h.sysctls.is_empty() {
         linux["sysctl"] = json!(h.sysctls);
+    }
+    // Docker's default profile unless unconfined or privileged; rules follow the capabilities.
+    if let Some(profile) = super::seccomp::linux_seccomp(&h.security_opt, h.privileged, &caps)
+        .map_err(|e| e.to_string())?
+    {
+        linux["seccomp"] = profile;
     }
     let mut cfg = json!({
         "ociVersion": "1.2.0",
