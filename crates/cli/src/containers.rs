@@ -9,6 +9,13 @@ use crate::args::{
 };
 use crate::{format, stream};
 
+/// Docker's `ps --format 'table …'` headers.
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("RunningFor", "CREATED"),
+    ("Names", "NAMES"),
+];
+
 pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
     let list = c.containers(a.all).await?;
     if a.quiet {
@@ -46,7 +53,7 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
         })
         .collect();
     if let Some(f) = &a.format {
-        format::templated(f, &rows);
+        format::templated_with(f, &rows, PS_HEADERS)?;
         return Ok(0);
     }
     let cols = [
@@ -195,7 +202,7 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32, ClientError> {
     match &a.format {
         Some(f) => {
             for v in &out {
-                println!("{}", format::render(f, v));
+                println!("{}", format::render(f, v)?);
             }
         }
         None => println!(

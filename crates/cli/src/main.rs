@@ -9,6 +9,7 @@ mod registry;
 mod run;
 mod stream;
 mod system;
+mod template;
 mod tty;
 mod volumes;
 
