@@ -20,6 +20,8 @@ use crate::types::{
     ImageSummary, Version, WaitResponse,
 };
 
+mod archive;
+mod events;
 mod registry;
 pub use registry::REGISTRY_AUTH_HEADER;
 

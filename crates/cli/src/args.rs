@@ -21,7 +21,7 @@ pub enum Command {
     /// Show the client and daemon versions.
     Version,
     /// Display system-wide information.
-    Info,
+    Info(crate::system::InfoArgs),
     /// List images.
     Images(ImagesArgs),
     /// Load images from a tar archive (docker save or OCI layout).
@@ -80,6 +80,23 @@ pub enum Command {
     Login(crate::registry::LoginArgs),
     /// Log out from a registry.
     Logout(crate::registry::LogoutArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(crate::manage::ContainerCommand),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(crate::manage::ImageCommand),
+    /// Manage berth (df, prune, info, events).
+    #[command(subcommand)]
+    System(crate::system::SystemCommand),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(crate::cp::CpArgs),
+    /// Update configuration of one or more containers.
+    Update(crate::update::UpdateArgs),
+    /// Get real time events from the server.
+    Events(crate::events::EventsArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(crate::manage::PortArgs),
     /// Run berth's own registry server.
     #[command(subcommand)]
     Registry(crate::registry::RegistryCommand),
@@ -302,6 +319,9 @@ pub struct PsArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter output based on conditions provided (status=exited, name=web, label=k=v, …).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]

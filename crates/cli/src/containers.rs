@@ -17,7 +17,11 @@ const PS_HEADERS: &[(&str, &str)] = &[
 ];
 
 pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
-    let list = c.containers(a.all).await?;
+    let mut path = format!("/containers/json?all={}", u8::from(a.all));
+    if let Some(f) = crate::events::filters_json(&a.filter)? {
+        path.push_str(&format!("&filters={}", percent_encode(&f)));
+    }
+    let list: Vec<berth_api::types::ContainerSummary> = c.get(&path).await?;
     if a.quiet {
         for x in &list {
             println!(
@@ -46,7 +50,7 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
                 "RunningFor": format::ago(x.created),
                 "Status": x.status,
                 "State": x.state,
-                "Ports": "",
+                "Ports": ports_column(&x.ports),
                 "Names": x.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": x.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             })
@@ -86,6 +90,31 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
         &cells,
     );
     Ok(0)
+}
+
+/// `0.0.0.0:8080->80/tcp, 443/tcp` like docker ps.
+fn ports_column(ports: &[serde_json::Value]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let private = format!(
+                "{}/{}",
+                p["PrivatePort"],
+                p["Type"].as_str().unwrap_or("tcp")
+            );
+            match p["PublicPort"].as_u64() {
+                Some(public) => {
+                    let ip = p["IP"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("0.0.0.0");
+                    format!("{ip}:{public}->{private}")
+                }
+                None => private,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Run `f` on each name, printing the name on success and the error otherwise (docker's way).

@@ -11,11 +11,12 @@ fn unescape(tpl: &str) -> String {
     tpl.replace("\\t", "\t").replace("\\n", "\n")
 }
 
-fn parse(tpl: &str) -> Result<Template, ClientError> {
+/// Parse once, run per value (`exec`): events and other streams.
+pub fn parse(tpl: &str) -> Result<Template, ClientError> {
     Template::parse(&unescape(tpl)).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
-fn exec(t: &Template, v: &Value) -> Result<String, ClientError> {
+pub fn exec(t: &Template, v: &Value) -> Result<String, ClientError> {
     t.execute(v)
         .map_err(|e| ClientError::Protocol(e.to_string()))
 }
@@ -74,10 +75,6 @@ pub fn templated_with(
         }
     }
     Ok(())
-}
-
-pub fn templated(tpl: &str, rows: &[Value]) -> Result<(), ClientError> {
-    templated_with(tpl, rows, &[])
 }
 
 /// Align tab-separated cells like Go's tabwriter (min width 10, padding 3), as Docker does.

@@ -2,8 +2,11 @@
 
 mod args;
 mod containers;
+mod cp;
+mod events;
 mod format;
 mod images;
+mod manage;
 mod networks;
 mod registry;
 mod run;
@@ -11,6 +14,7 @@ mod stream;
 mod system;
 mod template;
 mod tty;
+mod update;
 mod volumes;
 
 use clap::Parser;
@@ -56,7 +60,7 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
     use args::Command as C;
     match cmd {
         C::Version => system::version(c).await,
-        C::Info => system::info(c).await,
+        C::Info(a) => system::info(c, a).await,
         C::Images(a) => images::list(c, a).await,
         C::Load(a) => images::load(c, a).await,
         C::Run(a) => run::run(c, a).await,
@@ -86,5 +90,12 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Logout(a) => registry::logout(a).await,
         C::Registry(r) => registry::registry(r).await,
         C::Save(a) => images::save(c, a).await,
+        C::Container(m) => manage::container(c, m).await,
+        C::Image(m) => manage::image(c, m).await,
+        C::System(m) => system::system(c, m).await,
+        C::Cp(a) => cp::cp(c, a).await,
+        C::Update(a) => update::update(c, a).await,
+        C::Events(a) => events::events(c, a).await,
+        C::Port(a) => manage::port(c, a).await,
     }
 }
