@@ -36,7 +36,9 @@ impl Client {
 
     /// GET: a tar of `path` (rooted at its last component) and the raw stat header.
     pub async fn archive_get(&self, id: &str, path: &str) -> Result<(Option<String>, BodyReader)> {
-        let resp = self.call(Method::GET, &archive_path(id, path), None).await?;
+        let resp = self
+            .call(Method::GET, &archive_path(id, path), None)
+            .await?;
         let stat = stat_header(&resp);
         Ok((stat, BodyReader::new(resp.into_body())))
     }
