@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show the client and daemon versions.
-    Version,
+    Version(crate::system::VersionArgs),
     /// Display system-wide information.
     Info(crate::system::InfoArgs),
     /// List images.
@@ -288,6 +288,8 @@ pub struct RunArgs {
     pub log_opt: Vec<String>,
     #[command(flatten)]
     pub net: crate::networks::NetFlags,
+    #[command(flatten)]
+    pub more: crate::runflags::MoreRunFlags,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -10,6 +10,7 @@ mod manage;
 mod networks;
 mod registry;
 mod run;
+mod runflags;
 mod stream;
 mod system;
 mod template;
@@ -59,7 +60,7 @@ fn main() {
 async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
     use args::Command as C;
     match cmd {
-        C::Version => system::version(c).await,
+        C::Version(a) => system::version(c, a).await,
         C::Info(a) => system::info(c, a).await,
         C::Images(a) => images::list(c, a).await,
         C::Load(a) => images::load(c, a).await,

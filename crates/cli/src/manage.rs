@@ -285,3 +285,46 @@ pub async fn port(c: &Client, a: PortArgs) -> Result<i32, ClientError> {
         _ => Ok(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap's own checks over every command: no flag clashes (e.g. two `-c`s in `run`).
+    #[test]
+    fn command_line_is_consistent() {
+        crate::args::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn management_aliases_parse() {
+        use clap::Parser;
+        for argv in [
+            &["berth", "container", "ls", "-a"][..],
+            &["berth", "container", "ps"][..],
+            &["berth", "image", "ls"][..],
+            &["berth", "image", "prune", "-a", "-f"][..],
+            &["berth", "system", "prune", "-a", "-f", "--volumes"][..],
+            &["berth", "system", "df", "-v"][..],
+            &["berth", "system", "info"][..],
+            &["berth", "system", "events", "--since", "1m"][..],
+            &["berth", "cp", "-aL", "c:/x", "-"][..],
+            &["berth", "update", "-m", "1g", "--cpus", "2", "c"][..],
+            &[
+                "berth",
+                "run",
+                "-c",
+                "512",
+                "--env-file",
+                "f",
+                "--tmpfs",
+                "/t",
+                "busybox",
+            ][..],
+        ] {
+            if let Err(e) = crate::args::Cli::try_parse_from(argv) {
+                panic!("{argv:?}: {e}");
+            }
+        }
+    }
+}

@@ -58,7 +58,25 @@ pub async fn system(c: &Client, cmd: SystemCommand) -> Result<i32, ClientError> 
     }
 }
 
-pub async fn version(c: &Client) -> Result<i32, ClientError> {
+#[derive(Args, Debug, Default)]
+pub struct VersionArgs {
+    /// Format output using a template ('{{.Server.Version}}', '{{json .}}').
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+pub async fn version(c: &Client, a: VersionArgs) -> Result<i32, ClientError> {
+    if let Some(f) = &a.format {
+        // Docker's shape: {"Client": {...}, "Server": {...}}; the client part needs no daemon.
+        let client = json!({"Version": env!("CARGO_PKG_VERSION"), "ApiVersion": berth_api::API_VERSION,
+                            "Os": "linux", "Arch": std::env::consts::ARCH});
+        let server = serde_json::to_value(c.version().await?).unwrap_or(Value::Null);
+        println!(
+            "{}",
+            format::render(f, &json!({"Client": client, "Server": server}))?
+        );
+        return Ok(0);
+    }
     println!("Client:");
     println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
     println!(" API version:       {}", berth_api::API_VERSION);

@@ -533,3 +533,72 @@ fn berth_host_env_names_the_daemon_and_how_to_start_one() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unix:///nonexistent/flag.sock"), "{err}");
 }
+
+#[test]
+fn berth_run_flags_reach_the_container() {
+    if !prerequisites() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    let env_file = d.root.path().join("app.env");
+    std::fs::write(&env_file, "# settings\nFROM_FILE=1\nOVERRIDDEN=file\n\n").expect("write");
+    let name = unique("flags");
+    let args = [
+        "create",
+        "--name",
+        &name,
+        "--env-file",
+        env_file.to_str().expect("utf-8"),
+        "-e",
+        "OVERRIDDEN=flag",
+        "--tmpfs",
+        "/scratch:size=8m",
+        "-c",
+        "512",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--shm-size",
+        "16m",
+        "--pids-limit",
+        "40",
+        "-w",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $FROM_FILE $OVERRIDDEN; pwd; grep ' /scratch ' /proc/mounts | cut -d' ' -f3",
+    ];
+    ok(&d, &args);
+    let got = ok(
+        &d,
+        &[
+            "container",
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuShares}} {{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.ShmSize}} {{.HostConfig.PidsLimit}}",
+            &name,
+        ],
+    );
+    assert_eq!(got.trim(), "512 67108864 134217728 16777216 40");
+    let out = ok(&d, &["start", "-a", &name]);
+    assert_eq!(out, "1 flag\n/scratch\ntmpfs\n");
+    assert_eq!(ok(&d, &["wait", &name]).trim(), "0");
+
+    let v = ok(
+        &d,
+        &[
+            "version",
+            "--format",
+            "{{.Server.ApiVersion}} {{.Client.Os}}",
+        ],
+    );
+    assert!(v.trim().ends_with(" linux") && v.starts_with("1."), "{v}");
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["system", "info", "--format", "{{json .}}"])).expect("json");
+    assert!(
+        info["Containers"].as_i64().is_some_and(|n| n >= 1),
+        "{info}"
+    );
+}
