@@ -117,6 +117,9 @@ pub enum VolumeCommand {
         /// Only display volume names.
         #[arg(short, long)]
         quiet: bool,
+        /// Format output using a template ('{{.Name}}', '{{json .}}').
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Display detailed information on one or more volumes.
     Inspect {

@@ -449,6 +449,16 @@ fn berth_management_aliases_and_port() {
     assert_eq!(code, Some(1));
     assert!(err.contains("No public port '81/tcp'"), "{err}");
 
+    // volume ls / network ls take templates too.
+    ok(&d, &["volume", "create", "vfmt"]);
+    let vols = ok(&d, &["volume", "ls", "--format", "{{.Name}}:{{.Driver}}"]);
+    assert!(vols.lines().any(|l| l == "vfmt:local"), "{vols}");
+    let nets = ok(&d, &["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(nets.lines().any(|l| l == "bridge bridge"), "{nets}");
+    let table = ok(&d, &["network", "ls", "--format", r"table {{.ID}}\t{{.Name}}"]);
+    // Docker's tabwriter: a 12-character ID column is 15 wide, header included.
+    assert!(table.starts_with("NETWORK ID     NAME\n"), "{table}");
+
     ok(&d, &["container", "stop", "-t", "1", &name]);
     assert_eq!(ok(&d, &["container", "rm", &name]).trim(), name);
 }
