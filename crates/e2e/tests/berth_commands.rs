@@ -455,7 +455,10 @@ fn berth_management_aliases_and_port() {
     assert!(vols.lines().any(|l| l == "vfmt:local"), "{vols}");
     let nets = ok(&d, &["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert!(nets.lines().any(|l| l == "bridge bridge"), "{nets}");
-    let table = ok(&d, &["network", "ls", "--format", r"table {{.ID}}\t{{.Name}}"]);
+    let table = ok(
+        &d,
+        &["network", "ls", "--format", r"table {{.ID}}\t{{.Name}}"],
+    );
     // Docker's tabwriter: a 12-character ID column is 15 wide, header included.
     assert!(table.starts_with("NETWORK ID     NAME\n"), "{table}");
 
