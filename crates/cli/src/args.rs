@@ -162,6 +162,9 @@ pub struct StatsArgs {
     /// Disable streaming stats and only pull the first result.
     #[arg(long)]
     pub no_stream: bool,
+    /// Format output using a template ('{{.Name}} {{.MemUsage}}', '{{json .}}').
+    #[arg(long)]
+    pub format: Option<String>,
     /// Show all containers (default shows just running).
     #[arg(short, long)]
     pub all: bool,
@@ -352,6 +355,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL).
     #[arg(short, long)]
     pub force: bool,
+    /// Remove anonymous volumes associated with the container.
+    #[arg(short, long)]
+    pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }

@@ -159,10 +159,20 @@ pub async fn kill(c: &Client, a: KillArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn rm(c: &Client, a: RmArgs) -> Result<i32, ClientError> {
-    each(
-        &a.containers,
-        |n| async move { c.remove(&n, a.force).await },
-    )
+    each(&a.containers, |n| async move {
+        c.call_bytes(
+            berth_api::client::Method::DELETE,
+            &format!(
+                "/containers/{}?force={}&v={}",
+                percent_encode(&n),
+                u8::from(a.force),
+                u8::from(a.volumes)
+            ),
+            None,
+        )
+        .await
+        .map(|_| ())
+    })
     .await
 }
 
@@ -355,17 +365,39 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32, ClientError> {
                 .await?;
             rows.push(stats_row(n, &s));
         }
-        format::table(
-            &[
-                "CONTAINER ID",
-                "NAME",
-                "CPU %",
-                "MEM USAGE / LIMIT",
-                "MEM %",
-                "PIDS",
-            ],
-            &rows,
-        );
+        if let Some(f) = &a.format {
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let cell = |i: usize| r.get(i).cloned().unwrap_or_default();
+                    serde_json::json!({"ID": cell(0), "Container": cell(1), "Name": cell(1),
+                        "CPUPerc": cell(2), "MemUsage": cell(3), "MemPerc": cell(4), "PIDs": cell(5)})
+                })
+                .collect();
+            format::templated_with(
+                f,
+                &rows,
+                &[
+                    ("ID", "CONTAINER ID"),
+                    ("CPUPerc", "CPU %"),
+                    ("MemUsage", "MEM USAGE / LIMIT"),
+                    ("MemPerc", "MEM %"),
+                    ("PIDs", "PIDS"),
+                ],
+            )?;
+        } else {
+            format::table(
+                &[
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "PIDS",
+                ],
+                &rows,
+            );
+        }
         if a.no_stream {
             return Ok(0);
         }

@@ -233,6 +233,18 @@ fn berth_update_then_inspect_shows_it() {
     let (code, _, err) = berth(&d, &["update", &name]);
     assert_eq!(code, Some(1));
     assert!(err.contains("one or more flags"), "{err}");
+    let st = ok(
+        &d,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.PIDs}}",
+            &name,
+        ],
+    );
+    assert_eq!(st.trim(), format!("{name} 1"));
+    assert_eq!(ok(&d, &["rm", "-fv", &name]).trim(), name);
 }
 
 #[test]
