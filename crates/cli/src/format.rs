@@ -40,6 +40,27 @@ fn header_of(field: &str) -> String {
     out
 }
 
+/// The first component of each `.Field` inside `{{ }}` (for headers of empty tables).
+fn named_fields(tpl: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for action in tpl.split("{{").skip(1).filter_map(|p| p.split("}}").next()) {
+        let chars: Vec<char> = action.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            let starts = *c == '.' && (i == 0 || !chars[i - 1].is_alphanumeric());
+            if starts {
+                let name: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_alphanumeric() || **c == '_')
+                    .collect();
+                if !name.is_empty() && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Rows through a template; a `table ` prefix adds a header row (each field's header from
 /// `headers`, else its name in capitals) and aligns tab-separated columns.
 pub fn templated_with(
@@ -61,6 +82,11 @@ pub fn templated_with(
         }
         for (k, name) in headers {
             h.insert(k.to_string(), Value::String(name.to_string()));
+        }
+        // With no rows yet, the fields the template names still get their headers.
+        for f in named_fields(body) {
+            h.entry(f.clone())
+                .or_insert_with(|| Value::String(header_of(&f)));
         }
         lines.push(exec(&t, &Value::Object(h))?);
     }
@@ -223,6 +249,10 @@ mod tests {
         assert_eq!(header_of("CreatedAt"), "CREATED AT");
         assert_eq!(header_of("ID"), "ID");
         assert_eq!(header_of("RunningFor"), "RUNNING FOR");
+        assert_eq!(
+            named_fields("{{.ID}}\t{{upper .State.Status}} {{$x.Y}}"),
+            ["ID", "State"]
+        );
         let lines = vec![
             "CONTAINER ID\tIMAGE".to_string(),
             "abc\tbusybox".to_string(),

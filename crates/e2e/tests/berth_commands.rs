@@ -407,6 +407,20 @@ fn berth_system_df_and_prune() {
     let out = ok(&d, &["container", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
     assert_eq!(ok(&d, &["container", "ls", "-aq"]), "");
+    // An empty table still has its header.
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "container",
+                "ls",
+                "-a",
+                "--format",
+                r"table {{.ID}}\t{{.Names}}"
+            ]
+        ),
+        "CONTAINER ID   NAMES\n"
+    );
     let out = ok(&d, &["image", "prune", "-a", "-f"]);
     assert!(out.contains("deleted: sha256:"), "{out}");
     assert_eq!(ok(&d, &["image", "ls", "-q"]), "");
