@@ -9,7 +9,7 @@ use crate::manage::{confirm, prune_containers, prune_images};
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCommand {
-    /// Show docker disk usage.
+    /// Show disk usage (images, containers, volumes).
     Df(DfArgs),
     /// Remove unused data (stopped containers, unused networks, dangling images).
     Prune(SystemPruneArgs),
