@@ -272,6 +272,25 @@ fn ensure_parents(dir: &Path, rel: &Path, create: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// A regular file: written through a 1 MiB buffer (tar's own unpack copies 8 KiB at a time),
+/// created fresh (`create_new`: the caller removed what was there), then mode and mtime.
+fn write_file<R: Read>(e: &mut tar::Entry<R>, target: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = e.header().mode()? & 0o7777;
+    let mtime = e.header().mtime().unwrap_or(0);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(target)?;
+    let mut w = io::BufWriter::with_capacity(1 << 20, f);
+    let n = io::copy(e, &mut w)?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(n)
+}
+
 /// Extract a tar into `dir`; returns the bytes of file content written.
 fn extract(
     r: impl Read,
@@ -313,14 +332,14 @@ fn extract(
                 fs::hard_link(dir.join(&src_rel), &target)?;
             }
             tar::EntryType::Block | tar::EntryType::Char | tar::EntryType::Fifo => continue,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                copied += write_file(&mut e, &target)?;
+            }
             _ => {
                 e.set_preserve_permissions(true);
                 e.set_preserve_mtime(true);
                 e.set_unpack_xattrs(false);
                 e.unpack(&target)?;
-                if kind.is_file() {
-                    copied += e.header().size().unwrap_or(0);
-                }
             }
         }
         if archive {
