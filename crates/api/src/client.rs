@@ -20,6 +20,8 @@ use crate::types::{
     ImageSummary, Version, WaitResponse,
 };
 
+mod archive;
+mod events;
 mod images;
 mod registry;
 pub use images::CommitRequest;

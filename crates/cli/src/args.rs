@@ -19,9 +19,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show the client and daemon versions.
-    Version,
+    Version(crate::system::VersionArgs),
     /// Display system-wide information.
-    Info,
+    Info(crate::system::InfoArgs),
     /// List images.
     Images(ImagesArgs),
     /// Load images from a tar archive (docker save or OCI layout).
@@ -90,6 +90,23 @@ pub enum Command {
     Login(crate::registry::LoginArgs),
     /// Log out from a registry.
     Logout(crate::registry::LogoutArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(crate::manage::ContainerCommand),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(crate::manage::ImageCommand),
+    /// Manage berth (df, prune, info, events).
+    #[command(subcommand)]
+    System(crate::system::SystemCommand),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(crate::cp::CpArgs),
+    /// Update configuration of one or more containers.
+    Update(crate::update::UpdateArgs),
+    /// Get real time events from the server.
+    Events(crate::events::EventsArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(crate::manage::PortArgs),
     /// Run berth's own registry server.
     #[command(subcommand)]
     Registry(crate::registry::RegistryCommand),
@@ -110,6 +127,9 @@ pub enum VolumeCommand {
         /// Only display volume names.
         #[arg(short, long)]
         quiet: bool,
+        /// Format output using a template ('{{.Name}}', '{{json .}}').
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Display detailed information on one or more volumes.
     Inspect {
@@ -152,6 +172,9 @@ pub struct StatsArgs {
     /// Disable streaming stats and only pull the first result.
     #[arg(long)]
     pub no_stream: bool,
+    /// Format output using a template ('{{.Name}} {{.MemUsage}}', '{{json .}}').
+    #[arg(long)]
+    pub format: Option<String>,
     /// Show all containers (default shows just running).
     #[arg(short, long)]
     pub all: bool,
@@ -283,6 +306,8 @@ pub struct RunArgs {
     pub net: crate::networks::NetFlags,
     #[command(flatten)]
     pub health: crate::health::HealthFlags,
+    #[command(flatten)]
+    pub more: crate::runflags::MoreRunFlags,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -314,6 +339,9 @@ pub struct PsArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter output based on conditions provided (status=exited, name=web, label=k=v, …).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -339,6 +367,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL).
     #[arg(short, long)]
     pub force: bool,
+    /// Remove anonymous volumes associated with the container.
+    #[arg(short, long)]
+    pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }

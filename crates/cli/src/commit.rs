@@ -182,7 +182,16 @@ pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32, ClientError> {
             println!("{}", r["ID"].as_str().unwrap_or(""));
         }
     } else if let Some(f) = &a.format {
-        format::templated(f, &rows);
+        format::templated_with(
+            f,
+            &rows,
+            &[
+                ("ID", "IMAGE"),
+                ("CreatedSince", "CREATED"),
+                ("CreatedAt", "CREATED AT"),
+                ("CreatedBy", "CREATED BY"),
+            ],
+        )?;
     } else {
         let cells: Vec<Vec<String>> = rows
             .iter()

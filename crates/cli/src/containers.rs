@@ -9,8 +9,19 @@ use crate::args::{
 };
 use crate::{format, stream};
 
+/// Docker's `ps --format 'table …'` headers.
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("RunningFor", "CREATED"),
+    ("Names", "NAMES"),
+];
+
 pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
-    let list = c.containers(a.all).await?;
+    let mut path = format!("/containers/json?all={}", u8::from(a.all));
+    if let Some(f) = crate::events::filters_json(&a.filter)? {
+        path.push_str(&format!("&filters={}", percent_encode(&f)));
+    }
+    let list: Vec<berth_api::types::ContainerSummary> = c.get(&path).await?;
     if a.quiet {
         for x in &list {
             println!(
@@ -39,14 +50,14 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
                 "RunningFor": format::ago(x.created),
                 "Status": x.status,
                 "State": x.state,
-                "Ports": "",
+                "Ports": ports_column(&x.ports),
                 "Names": x.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": x.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             })
         })
         .collect();
     if let Some(f) = &a.format {
-        format::templated(f, &rows);
+        format::templated_with(f, &rows, PS_HEADERS)?;
         return Ok(0);
     }
     let cols = [
@@ -79,6 +90,31 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
         &cells,
     );
     Ok(0)
+}
+
+/// `0.0.0.0:8080->80/tcp, 443/tcp` like docker ps.
+fn ports_column(ports: &[serde_json::Value]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let private = format!(
+                "{}/{}",
+                p["PrivatePort"],
+                p["Type"].as_str().unwrap_or("tcp")
+            );
+            match p["PublicPort"].as_u64() {
+                Some(public) => {
+                    let ip = p["IP"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("0.0.0.0");
+                    format!("{ip}:{public}->{private}")
+                }
+                None => private,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Run `f` on each name, printing the name on success and the error otherwise (docker's way).
@@ -123,10 +159,20 @@ pub async fn kill(c: &Client, a: KillArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn rm(c: &Client, a: RmArgs) -> Result<i32, ClientError> {
-    each(
-        &a.containers,
-        |n| async move { c.remove(&n, a.force).await },
-    )
+    each(&a.containers, |n| async move {
+        c.call_bytes(
+            berth_api::client::Method::DELETE,
+            &format!(
+                "/containers/{}?force={}&v={}",
+                percent_encode(&n),
+                u8::from(a.force),
+                u8::from(a.volumes)
+            ),
+            None,
+        )
+        .await
+        .map(|_| ())
+    })
     .await
 }
 
@@ -195,7 +241,7 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32, ClientError> {
     match &a.format {
         Some(f) => {
             for v in &out {
-                println!("{}", format::render(f, v));
+                println!("{}", format::render(f, v)?);
             }
         }
         None => println!(
@@ -319,17 +365,39 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32, ClientError> {
                 .await?;
             rows.push(stats_row(n, &s));
         }
-        format::table(
-            &[
-                "CONTAINER ID",
-                "NAME",
-                "CPU %",
-                "MEM USAGE / LIMIT",
-                "MEM %",
-                "PIDS",
-            ],
-            &rows,
-        );
+        if let Some(f) = &a.format {
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let cell = |i: usize| r.get(i).cloned().unwrap_or_default();
+                    serde_json::json!({"ID": cell(0), "Container": cell(1), "Name": cell(1),
+                        "CPUPerc": cell(2), "MemUsage": cell(3), "MemPerc": cell(4), "PIDs": cell(5)})
+                })
+                .collect();
+            format::templated_with(
+                f,
+                &rows,
+                &[
+                    ("ID", "CONTAINER ID"),
+                    ("CPUPerc", "CPU %"),
+                    ("MemUsage", "MEM USAGE / LIMIT"),
+                    ("MemPerc", "MEM %"),
+                    ("PIDs", "PIDS"),
+                ],
+            )?;
+        } else {
+            format::table(
+                &[
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "PIDS",
+                ],
+                &rows,
+            );
+        }
         if a.no_stream {
             return Ok(0);
         }

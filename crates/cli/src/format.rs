@@ -1,64 +1,139 @@
-//! Output: docker-like tables and Go-template basics (`{{.Field}}`, `{{.A.B}}`, `{{json .}}`,
-//! `{{json .Field}}`, the `table` prefix).
+//! Output: docker-like tables and `--format` Go templates (crate::template), with Docker's
+//! `table` prefix (a header row, columns aligned like its tabwriter).
 
+use berth_api::client::ClientError;
 use serde_json::Value;
 
-fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = v;
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        cur = cur.get(part)?;
-    }
-    Some(cur)
+use crate::template::Template;
+
+/// Docker's `\t`/`\n` escapes, which shells pass through literally.
+fn unescape(tpl: &str) -> String {
+    tpl.replace("\\t", "\t").replace("\\n", "\n")
 }
 
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "<no value>".into(),
-        Value::Array(a) => format!("[{}]", a.iter().map(plain).collect::<Vec<_>>().join(" ")),
-        Value::Object(m) => format!(
-            "map[{}]",
-            m.iter()
-                .map(|(k, v)| format!("{k}:{}", plain(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        other => other.to_string(),
-    }
+/// Parse once, run per value (`exec`): events and other streams.
+pub fn parse(tpl: &str) -> Result<Template, ClientError> {
+    Template::parse(&unescape(tpl)).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
-/// Render `tpl` against `v`.
-pub fn render(tpl: &str, v: &Value) -> String {
-    let tpl = tpl.replace("\\t", "\t").replace("\\n", "\n");
+pub fn exec(t: &Template, v: &Value) -> Result<String, ClientError> {
+    t.execute(v)
+        .map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+/// Render `tpl` against `v` (`inspect -f`, one object).
+pub fn render(tpl: &str, v: &Value) -> Result<String, ClientError> {
+    exec(&parse(tpl)?, v)
+}
+
+/// "CreatedAt" → "CREATED AT": Docker's header words for fields it names no other way.
+fn header_of(field: &str) -> String {
     let mut out = String::new();
-    let mut rest = tpl.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let expr = rest[start + 2..start + end].trim();
-        rest = &rest[start + end + 2..];
-        if let Some(arg) = expr.strip_prefix("json ") {
-            let arg = arg.trim();
-            let target = if arg == "." { Some(v) } else { lookup(v, arg) };
-            out.push_str(
-                &target
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "null".into()),
-            );
-        } else if let Some(path) = expr.strip_prefix('.') {
-            out.push_str(
-                &lookup(v, path)
-                    .map(plain)
-                    .unwrap_or_else(|| "<no value>".into()),
-            );
-        } else {
-            out.push_str(&format!("{{{{{expr}}}}}"));
+    let chars: Vec<char> = field.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        if i > 0 && c.is_uppercase() && (chars[i - 1].is_lowercase() || next_lower) {
+            out.push(' ');
+        }
+        out.extend(c.to_uppercase());
+    }
+    out
+}
+
+/// The first component of each `.Field` inside `{{ }}` (for headers of empty tables).
+fn named_fields(tpl: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for action in tpl.split("{{").skip(1).filter_map(|p| p.split("}}").next()) {
+        let chars: Vec<char> = action.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            let starts = *c == '.' && (i == 0 || !chars[i - 1].is_alphanumeric());
+            if starts {
+                let name: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_alphanumeric() || **c == '_')
+                    .collect();
+                if !name.is_empty() && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
         }
     }
-    out.push_str(rest);
+    out
+}
+
+/// Rows through a template; a `table ` prefix adds a header row (each field's header from
+/// `headers`, else its name in capitals) and aligns tab-separated columns.
+pub fn templated_with(
+    tpl: &str,
+    rows: &[Value],
+    headers: &[(&str, &str)],
+) -> Result<(), ClientError> {
+    let (body, table) = match tpl.trim_start().strip_prefix("table") {
+        Some(t) => (t.trim_start(), true),
+        None => (tpl, false),
+    };
+    let t = parse(body)?;
+    let mut lines = Vec::new();
+    if table {
+        // Docker renders the header by running the template over the header names.
+        let mut h = serde_json::Map::new();
+        for k in rows.first().map(crate::template::keys).unwrap_or_default() {
+            h.insert(k.clone(), Value::String(header_of(&k)));
+        }
+        for (k, name) in headers {
+            h.insert(k.to_string(), Value::String(name.to_string()));
+        }
+        // With no rows yet, the fields the template names still get their headers.
+        for f in named_fields(body) {
+            h.entry(f.clone())
+                .or_insert_with(|| Value::String(header_of(&f)));
+        }
+        lines.push(exec(&t, &Value::Object(h))?);
+    }
+    for r in rows {
+        lines.push(exec(&t, r)?);
+    }
+    if table {
+        print!("{}", tabwrite(&lines));
+    } else {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}
+
+/// Align tab-separated cells like Go's tabwriter (min width 10, padding 3), as Docker does.
+pub fn tabwrite(lines: &[String]) -> String {
+    let split: Vec<Vec<&str>> = lines
+        .iter()
+        .flat_map(|l| l.split('\n'))
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let mut widths: Vec<usize> = Vec::new();
+    for cells in &split {
+        for (i, c) in cells.iter().enumerate().take(cells.len().saturating_sub(1)) {
+            let w = (c.chars().count() + 3).max(10);
+            if widths.len() <= i {
+                widths.push(w);
+            } else {
+                widths[i] = widths[i].max(w);
+            }
+        }
+    }
+    let mut out = String::new();
+    for cells in split {
+        let mut line = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 < cells.len() {
+                line.push_str(&format!("{c:<w$}", w = widths[i]));
+            } else {
+                line.push_str(c);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
     out
 }
 
@@ -84,27 +159,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     line(headers.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
-    }
-}
-
-/// Rows through a template; a `table ` prefix prints a header of the field names.
-pub fn templated(tpl: &str, rows: &[Value]) {
-    let (tpl, header) = match tpl.strip_prefix("table ") {
-        Some(t) => (t, true),
-        None => (tpl, false),
-    };
-    if header {
-        let h = tpl
-            .split("{{")
-            .skip(1)
-            .filter_map(|p| p.split("}}").next())
-            .map(|e| e.trim().trim_start_matches('.').to_uppercase())
-            .collect::<Vec<_>>()
-            .join("\t");
-        println!("{h}");
-    }
-    for r in rows {
-        println!("{}", render(tpl, r));
     }
 }
 
@@ -182,12 +236,31 @@ mod tests {
     #[test]
     fn templates_like_go() {
         let v = json!({"ID": "abc", "State": {"Status": "running"}, "N": 3});
+        let r = |t: &str| render(t, &v).unwrap_or_else(|e| e.to_string());
+        assert_eq!(r("{{.ID}} {{.State.Status}} {{.N}}"), "abc running 3");
+        assert_eq!(r("{{json .State}}"), r#"{"Status":"running"}"#);
+        assert_eq!(r("{{.Missing}}"), "<no value>");
+        assert_eq!(r("{{.ID}}\\t{{.N}}"), "abc\t3");
+        assert!(r("{{.ID").contains("template parsing error"));
+    }
+
+    #[test]
+    fn headers_and_columns_like_docker() {
+        assert_eq!(header_of("CreatedAt"), "CREATED AT");
+        assert_eq!(header_of("ID"), "ID");
+        assert_eq!(header_of("RunningFor"), "RUNNING FOR");
         assert_eq!(
-            render("{{.ID}} {{.State.Status}} {{.N}}", &v),
-            "abc running 3"
+            named_fields("{{.ID}}\t{{upper .State.Status}} {{$x.Y}}"),
+            ["ID", "State"]
         );
-        assert_eq!(render("{{json .State}}", &v), r#"{"Status":"running"}"#);
-        assert_eq!(render("{{.Missing}}", &v), "<no value>");
+        let lines = vec![
+            "CONTAINER ID\tIMAGE".to_string(),
+            "abc\tbusybox".to_string(),
+        ];
+        assert_eq!(
+            tabwrite(&lines),
+            "CONTAINER ID   IMAGE\nabc            busybox\n"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub async fn list(c: &Client, a: ImagesArgs) -> Result<i32, ClientError> {
             println!("{}", r["ID"].as_str().unwrap_or(""));
         }
     } else if let Some(f) = &a.format {
-        format::templated(f, &rows);
+        format::templated_with(f, &rows, &[("ID", "IMAGE ID"), ("CreatedSince", "CREATED")])?;
     } else {
         let cells: Vec<Vec<String>> = rows
             .iter()

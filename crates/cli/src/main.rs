@@ -3,16 +3,22 @@
 mod args;
 mod commit;
 mod containers;
+mod cp;
+mod events;
 mod format;
 mod health;
 mod images;
+mod manage;
 mod networks;
 mod registry;
 mod run;
+mod runflags;
 mod security;
 mod stream;
 mod system;
+mod template;
 mod tty;
+mod update;
 mod volumes;
 
 use clap::Parser;
@@ -57,8 +63,8 @@ fn main() {
 async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
     use args::Command as C;
     match cmd {
-        C::Version => system::version(c).await,
-        C::Info => system::info(c).await,
+        C::Version(a) => system::version(c, a).await,
+        C::Info(a) => system::info(c, a).await,
         C::Images(a) => images::list(c, a).await,
         C::Load(a) => images::load(c, a).await,
         C::Run(a) => run::run(c, a).await,
@@ -93,5 +99,12 @@ async fn dispatch(c: &Client, cmd: args::Command) -> Result<i32, ClientError> {
         C::Export(a) => commit::export(c, a).await,
         C::Diff(a) => commit::diff(c, a).await,
         C::History(a) => commit::history(c, a).await,
+        C::Container(m) => manage::container(c, m).await,
+        C::Image(m) => manage::image(c, m).await,
+        C::System(m) => system::system(c, m).await,
+        C::Cp(a) => cp::cp(c, a).await,
+        C::Update(a) => update::update(c, a).await,
+        C::Events(a) => events::events(c, a).await,
+        C::Port(a) => manage::port(c, a).await,
     }
 }

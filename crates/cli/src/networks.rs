@@ -148,6 +148,9 @@ pub enum NetworkCommand {
         /// Only display network IDs.
         #[arg(short, long)]
         quiet: bool,
+        /// Format output using a template ('{{.Name}} {{.Driver}}', '{{json .}}').
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Display detailed information on one or more networks.
     Inspect {
@@ -223,10 +226,20 @@ pub async fn run(c: &Client, cmd: NetworkCommand) -> Result<i32, ClientError> {
             println!("{}", r["Id"].as_str().unwrap_or(""));
             Ok(0)
         }
-        NetworkCommand::Ls { quiet } => {
+        NetworkCommand::Ls { quiet, format } => {
             let l: Vec<Value> = c.get("/networks").await?;
             let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
-            if quiet {
+            if let Some(f) = format.filter(|_| !quiet) {
+                let rows: Vec<Value> = l
+                    .iter()
+                    .map(|n| {
+                        json!({"ID": format::short_id(&s(n, "Id")), "Name": s(n, "Name"),
+                               "Driver": s(n, "Driver"), "Scope": s(n, "Scope"),
+                               "Internal": n["Internal"].as_bool().unwrap_or(false)})
+                    })
+                    .collect();
+                format::templated_with(&f, &rows, &[("ID", "NETWORK ID")])?;
+            } else if quiet {
                 for n in &l {
                     println!("{}", format::short_id(&s(n, "Id")));
                 }

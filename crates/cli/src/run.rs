@@ -159,6 +159,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
         networking_config: None,
     };
     crate::networks::apply(&a.net, &mut body)?;
+    crate::runflags::apply(&a.more, &mut body)?;
     Ok(body)
 }
 

@@ -27,9 +27,20 @@ pub async fn run(c: &Client, cmd: VolumeCommand) -> Result<i32, ClientError> {
             println!("{}", v.name);
             Ok(0)
         }
-        VolumeCommand::Ls { quiet } => {
+        VolumeCommand::Ls { quiet, format } => {
             let l: VolumeList = c.get("/volumes").await?;
-            if quiet {
+            if let Some(f) = format.filter(|_| !quiet) {
+                let rows: Vec<serde_json::Value> = l
+                    .volumes
+                    .iter()
+                    .map(|v| {
+                        serde_json::json!({"Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint,
+                            "Scope": v.scope, "CreatedAt": v.created_at,
+                            "Labels": v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")})
+                    })
+                    .collect();
+                format::templated_with(&f, &rows, &[("Name", "VOLUME NAME")])?;
+            } else if quiet {
                 for v in &l.volumes {
                     println!("{}", v.name);
                 }
