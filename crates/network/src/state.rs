@@ -605,6 +605,7 @@ impl NetworkState {
                 .map(|n| BridgeRules {
                     bridge: n.bridge.clone(),
                     subnet: n.ipam.subnet,
+                    gateway: n.ipam.gateway,
                     internal: n.internal,
                 })
                 .collect(),
