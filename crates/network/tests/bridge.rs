@@ -762,3 +762,59 @@ fn traffic_between_containers_skips_conntrack_and_published_ports_stay_tracked()
         "published flow not tracked with its DNAT reply: {flows:?}"
     );
 }
+
+#[test]
+fn links_get_a_large_mtu_and_the_way_out_keeps_1500_unless_the_network_names_one() {
+    if !prerequisites() {
+        return;
+    }
+    let mut g = StateGuard::new();
+    let net = g
+        .state
+        .create_network(net_config("n17", "10.231.17.0/24"))
+        .unwrap()
+        .clone();
+    let mut sized = net_config("n18", "10.231.18.0/24");
+    sized.mtu = Some(1400);
+    let sized = g.state.create_network(sized).unwrap().clone();
+    let (a, b, c) = (Netns::new("btma"), Netns::new("btmb"), Netns::new("btmc"));
+    for (name, ns, network) in [("a", &a, "n17"), ("b", &b, "n17"), ("c", &c, "n18")] {
+        g.state
+            .connect(name, &ns.reference(), network, &ConnectOptions::default())
+            .unwrap();
+    }
+    let mtu_of = |ns: Option<&Netns>, link: &str| {
+        let mut cmd = vec!["ip"];
+        if let Some(ns) = ns {
+            cmd.extend(["-n", ns.name.as_str()]);
+        }
+        cmd.extend(["-o", "link", "show", link]);
+        let out = run_ok(&cmd);
+        out.split_whitespace()
+            .skip_while(|w| *w != "mtu")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let route_to = |ns: &Netns, ip: &str| run_ok(&["ip", "-n", &ns.name, "route", "get", ip]);
+    // Host-local links: the bridge and the container's end.
+    assert_eq!(mtu_of(None, &net.bridge), "65520");
+    assert_eq!(mtu_of(Some(&a), "eth0"), "65520");
+    // To a neighbour on the bridge: the link's MTU; to anywhere else: Docker's 1500.
+    let b_ip = g.state.endpoints_of("b").next().unwrap().ip.to_string();
+    let to_b = route_to(&a, &b_ip);
+    assert!(!to_b.contains("mtu"), "{to_b}");
+    let out = route_to(&a, "192.0.2.99");
+    assert!(out.contains("mtu 1500"), "{out}");
+    // And neighbours still talk (both ends of the veth agree on the MTU).
+    let _server = Httpd::start(&b, 8087, "big");
+    assert_eq!(
+        a.wget(&format!("http://{b_ip}:8087/")).as_deref(),
+        Some("big")
+    );
+    // A network with its own MTU gets it on every link and no separate route MTU.
+    assert_eq!(mtu_of(None, &sized.bridge), "1400");
+    assert_eq!(mtu_of(Some(&c), "eth0"), "1400");
+    let out = route_to(&c, "192.0.2.99");
+    assert!(!out.contains("mtu"), "{out}");
+}
