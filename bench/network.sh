@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bridge networking: berth (berthd, release build) vs Debian's dockerd, each in a private network
-# namespace of its own (a "lab host" with a dummy interface as its address), so neither touches
+# namespace of its own (a "lab host" with one address on a veth of its own), so neither touches
 # this host's firewall, bridges or addresses and both see the same clean kernel state.
 #   (a) `run --rm busybox true` on the default bridge vs --network none (hyperfine, one run)
 #   (b) iperf3 container -> container on the default bridge vs the lab host's loopback
@@ -8,19 +8,23 @@
 #       and from another container to the host's address (hairpin); berth (kernel DNAT) vs
 #       docker (docker-proxy where Docker uses it)
 # iperf3 is the host's binary run in a container's network namespace (nsenter -n).
-# Usage (root): bench/network.sh    env: RUNS (30), WARMUP (3), SECS (5 per iperf3 run), REPS (3)
+# Usage (root): bench/network.sh
+# env: RUNS (30), WARMUP (3), SECS (5 per iperf3 run), REPS (3), BERTH_BIN (default: release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}; WARMUP=${WARMUP:-3}; SECS=${SECS:-5}; REPS=${REPS:-3}
 for t in hyperfine iperf3 jq nsenter skopeo; do
   command -v $t >/dev/null || { echo "missing $t (apt-get install $t)" >&2; exit 1; }
 done
-cargo build --release --locked --bins >/dev/null
-bin=$PWD/target/release
+# BERTH_BIN=<dir with berthd, berth, berth-shim> measures another build.
+if [ -n "${BERTH_BIN:-}" ]; then bin=$BERTH_BIN; else
+  cargo build --release --locked --bins >/dev/null
+  bin=$PWD/target/release
+fi
 work=$(mktemp -d /tmp/berth-netbench.XXXXXX)
 tag=$$
 ns_b=nbb$tag; ns_d=nbd$tag   # the two lab hosts
-HOST_ADDR=10.79.250.1        # the lab host's own address (on a dummy link, in both labs)
+HOST_ADDR=10.79.250.1        # the lab host's own address (in both labs)
 pids=()
 cleanup() {
   set +e
@@ -38,15 +42,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-lab() { # a network namespace standing in for a host: loopback up, one address on a dummy link
+lab() { # a network namespace standing in for a host: loopback up, one address on a "NIC"
   ip netns add "$1"
   ip -n "$1" link set lo up
-  ip -n "$1" link add nbhost0 type dummy
+  # a veth pair with both ends in the lab (the dummy driver is not always there)
+  ip -n "$1" link add nbhost0 type veth peer name nbhost1
   ip -n "$1" addr add $HOST_ADDR/24 dev nbhost0
+  ip -n "$1" link set nbhost1 up
   ip -n "$1" link set nbhost0 up
 }
 lab $ns_b; lab $ns_d
-B="ip netns exec $ns_b"; D="ip netns exec $ns_d"
+# nsenter, not `ip netns exec`: that remounts /sys and hides the cgroup mounts from the daemons
+B="nsenter --net=/run/netns/$ns_b"; D="nsenter --net=/run/netns/$ns_d"
 
 scripts/make-busybox-image "$work/busybox-oci.tar" busybox:latest >/dev/null
 skopeo copy -q "oci-archive:$work/busybox-oci.tar" "docker-archive:$work/busybox-docker.tar:busybox:latest"
@@ -68,7 +75,8 @@ $D dockerd --data-root "$work/docker" --exec-root "$work/docker-run" -H "unix://
 pids+=($!)
 wait_sock "$work/docker.sock"
 dk() { docker -H "unix://$work/docker.sock" "$@"; }
-for _ in $(seq 100); do dk info >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 300); do dk info >/dev/null 2>&1 && break; sleep 0.1; done
+dk info >/dev/null || { tail -20 "$work/dockerd.log" >&2; exit 1; }
 dk load -i "$work/busybox-docker.tar" >/dev/null
 
 mkdir -p bench/results
@@ -88,16 +96,16 @@ say "bridge - none (mean): $(jq -r '(.results[0].mean - .results[1].mean) * 1000
   "bench/results/network-$stamp-run.json") ms"
 
 # iperf3 helpers: Gbit/s received, median of REPS runs
-gbit() { jq -r '.end.sum_received.bits_per_second / 1e9'; }
+gbit() { jq -r 'if .error then error("iperf3: " + .error) else .end.sum_received.bits_per_second / 1e9 end'; }
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.2f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 # serve PORT CMD-PREFIX...: an iperf3 server that outlives REPS clients
 serve() { local port=$1; shift; "$@" iperf3 -s -p "$port" >/dev/null 2>&1 & pids+=($!); sleep 0.5; }
 measure() { # measure TARGET PORT CMD-PREFIX...
   local target=$1 port=$2; shift 2
-  for _ in $(seq "$REPS"); do "$@" iperf3 -J -t "$SECS" -c "$target" -p "$port" | gbit; done | median
+  for _ in $(seq "$REPS"); do "$@" iperf3 -J -t "$SECS" -c "$target" -p "$port" | gbit || exit 1; done | median
 }
 pid_of() { "$1" inspect -f '{{.State.Pid}}' "$2"; }
-ip_of() { "$1" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$2"; }
+ip_of() { "$1" inspect -f '{{.NetworkSettings.IPAddress}}' "$2"; }
 
 # (b) container -> container vs loopback (berth's lab)
 berth run -d --name srv -p 15201:5201 busybox sleep 1d >/dev/null
