@@ -6,6 +6,7 @@
 //! - [`netlink`]: bridges, veth pairs, addresses and routes through rtnetlink;
 //! - [`nft`]: masquerade, published-port DNAT (localhost, host addresses, hairpin) and
 //!   isolation in one nftables table replaced atomically;
+//! - [`mtu`]: large MTUs on the host-local links, Docker's 1500 on the way out;
 //! - [`ports`]: `-p` parsing and port conflict checks;
 //! - [`files`]: /etc/hosts, /etc/hostname, /etc/resolv.conf;
 //! - [`dns`]: embedded DNS at 127.0.0.11 in each container on user-defined networks;
@@ -15,6 +16,7 @@ pub mod dns;
 pub mod error;
 pub mod files;
 pub mod ipam;
+pub mod mtu;
 pub mod netlink;
 pub mod netns;
 pub mod nft;

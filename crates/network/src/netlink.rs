@@ -14,6 +14,7 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMetric};
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
     RouteMessageBuilder,
@@ -263,6 +264,8 @@ pub struct VethPlan<'a> {
     pub gateway: Option<Ipv4Addr>,
     pub mac: [u8; 6],
     pub mtu: Option<u32>,
+    /// MTU of the default route (what leaves the host), when it differs from the link's.
+    pub route_mtu: Option<u32>,
 }
 
 /// Create a veth pair whose peer is born inside the container's namespace with its final name
@@ -349,10 +352,15 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
             .await
             .ctx(|| format!("bring up {}", plan.ifname))?;
         if let Some(gw) = plan.gateway {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            let mut route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
                 .output_interface(peer)
                 .build();
+            if let Some(mtu) = plan.route_mtu {
+                route
+                    .attributes
+                    .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+            }
             handle
                 .route()
                 .add(route)

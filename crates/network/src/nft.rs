@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
+use std::net::Ipv4Addr;
+
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,8 @@ use crate::ports::PublishedPort;
 pub struct BridgeRules {
     pub bridge: String,
     pub subnet: Ipv4Net,
+    /// The bridge's own address: traffic to it is routed by the host and must stay tracked.
+    pub gateway: Ipv4Addr,
     /// Internal networks get no outbound NAT and no traffic to or from other interfaces.
     pub internal: bool,
 }
@@ -97,9 +101,23 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
     if !bridges.is_empty() {
         let _ = writeln!(
             out,
-            "  chain guard {{\n    type filter hook prerouting priority raw; policy accept;\n    iifname {{ {} }} ip daddr 127.0.0.0/8 drop\n  }}",
+            "  chain guard {{\n    type filter hook prerouting priority raw; policy accept;\n    iifname {{ {} }} ip daddr 127.0.0.0/8 drop",
             bridges.join(", ")
         );
+        // With br_netfilter loaded (its global sysctl overrides a bridge's own nf_call_iptables=0)
+        // every frame between two containers of one network runs the IPv4 hooks. Such traffic
+        // is never NATed, so leave it out of conntrack: that is most of br_netfilter's cost.
+        // Traffic to the gateway (published ports, hairpin replies after masquerade) stays tracked.
+        for b in &rules.bridges {
+            let _ = writeln!(
+                out,
+                "    iifname {} ip saddr {net} ip daddr {net} ip daddr != {gw} notrack",
+                quote(&b.bridge),
+                net = b.subnet,
+                gw = b.gateway
+            );
+        }
+        out.push_str("  }\n");
     }
 
     // Isolation between berth networks; published ports stay reachable across them.
@@ -221,7 +239,6 @@ fn validate_table_name(table: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::ports::Protocol;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn renders_masquerade_dnat_and_isolation() {
@@ -230,11 +247,13 @@ mod tests {
                 BridgeRules {
                     bridge: "berth0".into(),
                     subnet: "172.30.0.0/16".parse().unwrap(),
+                    gateway: Ipv4Addr::new(172, 30, 0, 1),
                     internal: false,
                 },
                 BridgeRules {
                     bridge: "br-a".into(),
                     subnet: "172.31.1.0/24".parse().unwrap(),
+                    gateway: Ipv4Addr::new(172, 31, 1, 1),
                     internal: false,
                 },
             ],
@@ -252,6 +271,9 @@ mod tests {
         assert!(text.contains("iifname \"berth0\" oifname { \"br-a\" } drop"));
         assert!(text.contains("iifname \"br-a\" oifname { \"berth0\" } drop"));
         assert!(text.contains("iifname { \"berth0\", \"br-a\" } ip daddr 127.0.0.0/8 drop"));
+        assert!(text.contains(
+            "iifname \"br-a\" ip saddr 172.31.1.0/24 ip daddr 172.31.1.0/24 ip daddr != 172.31.1.1 notrack"
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::dns::DnsEntry;
 use crate::error::{Error, Result};
 use crate::ipam::{self, Ipam};
+use crate::mtu::Mtus;
 use crate::netlink::{self, VethPlan};
 use crate::netns::NetnsRef;
 use crate::nft::{self, BridgeRules, Ruleset};
@@ -289,7 +290,11 @@ impl NetworkState {
             mtu: cfg.mtu,
             ipam: pool,
         };
-        let created = netlink::ensure_bridge(&bridge, network.ipam.gateway_net(), cfg.mtu)?;
+        let created = netlink::ensure_bridge(
+            &bridge,
+            network.ipam.gateway_net(),
+            Some(Mtus::for_network(cfg.mtu).link),
+        )?;
         let mut next = self.clone();
         next.networks.insert(cfg.name.clone(), network);
         if let Err(e) = next
@@ -422,7 +427,8 @@ impl NetworkState {
             address,
             gateway,
             mac,
-            mtu: net.mtu,
+            mtu: Some(Mtus::for_network(net.mtu).link),
+            route_mtu: gateway.and(Mtus::for_network(net.mtu).default_route),
         })?;
         let endpoint = Endpoint {
             container: container.to_string(),
@@ -605,6 +611,7 @@ impl NetworkState {
                 .map(|n| BridgeRules {
                     bridge: n.bridge.clone(),
                     subnet: n.ipam.subnet,
+                    gateway: n.ipam.gateway,
                     internal: n.internal,
                 })
                 .collect(),
@@ -626,7 +633,11 @@ impl NetworkState {
     /// Idempotent: running it twice changes nothing.
     pub fn reconcile(&self) -> Result<()> {
         for n in self.networks.values() {
-            netlink::ensure_bridge(&n.bridge, n.ipam.gateway_net(), n.mtu)?;
+            netlink::ensure_bridge(
+                &n.bridge,
+                n.ipam.gateway_net(),
+                Some(Mtus::for_network(n.mtu).link),
+            )?;
             self.apply_kernel_settings(&n.bridge)?;
         }
         self.apply_rules()

@@ -683,3 +683,138 @@ fn user_networks_get_distinct_subnets_from_the_pool() {
         assert!(!netlink::link_exists(&bridge).unwrap());
     }
 }
+
+/// Lines of the host's conntrack table whose original direction is `src` -> `dst`:`dport`.
+fn conntrack_flows(src: Ipv4Addr, dst: Ipv4Addr, dport: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/nf_conntrack")
+        .expect("read /proc/net/nf_conntrack (the nf_conntrack module)");
+    let want = [
+        format!("src={src}"),
+        format!("dst={dst}"),
+        format!("dport={dport}"),
+    ];
+    table
+        .lines()
+        .filter(|l| {
+            // The original direction: the fields up to the second src=.
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let first = fields.iter().position(|f| f.starts_with("src="));
+            let original = first.map(|i| {
+                let rest = &fields[i..];
+                let len = rest[1..]
+                    .iter()
+                    .position(|f| f.starts_with("src="))
+                    .map_or(rest.len(), |n| n + 1);
+                &rest[..len]
+            });
+            original.is_some_and(|o| want.iter().all(|w| o.contains(&w.as_str())))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn traffic_between_containers_skips_conntrack_and_published_ports_stay_tracked() {
+    if !prerequisites() {
+        return;
+    }
+    let mut g = StateGuard::new();
+    let net = g
+        .state
+        .create_network(net_config("n16", "10.231.16.0/24"))
+        .unwrap()
+        .clone();
+    let (a, b) = (Netns::new("btna"), Netns::new("btnb"));
+    let ea = g
+        .state
+        .connect("a", &a.reference(), "n16", &ConnectOptions::default())
+        .unwrap();
+    let eb = g
+        .state
+        .connect("b", &b.reference(), "n16", &ConnectOptions::default())
+        .unwrap();
+    let _server = Httpd::start(&b, 8086, "direct");
+    let host_port = 18486;
+    g.state
+        .publish(
+            "b",
+            &[PortSpec::parse(&format!("{host_port}:8086")).unwrap()],
+        )
+        .unwrap();
+
+    // Container to container on one bridge: answered, and never entered into conntrack
+    // (br_netfilter, when loaded, would otherwise track every such flow).
+    let direct = a.wget(&format!("http://{}:8086/", eb.ip));
+    assert_eq!(direct.as_deref(), Some("direct"));
+    let flows = conntrack_flows(ea.ip, eb.ip, 8086);
+    assert!(flows.is_empty(), "direct flow was tracked: {flows:?}");
+
+    // Hairpin through the gateway (a host address) to the published port: DNAT needs
+    // conntrack, and the reply comes back through it.
+    let gw = net.ipam.gateway;
+    let hairpin = a.wget(&format!("http://{gw}:{host_port}/"));
+    assert_eq!(hairpin.as_deref(), Some("direct"));
+    let flows = conntrack_flows(ea.ip, gw, host_port);
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.contains(&format!("src={} dst=", eb.ip))),
+        "published flow not tracked with its DNAT reply: {flows:?}"
+    );
+}
+
+#[test]
+fn links_get_a_large_mtu_and_the_way_out_keeps_1500_unless_the_network_names_one() {
+    if !prerequisites() {
+        return;
+    }
+    let mut g = StateGuard::new();
+    let net = g
+        .state
+        .create_network(net_config("n17", "10.231.17.0/24"))
+        .unwrap()
+        .clone();
+    let mut sized = net_config("n18", "10.231.18.0/24");
+    sized.mtu = Some(1400);
+    let sized = g.state.create_network(sized).unwrap().clone();
+    let (a, b, c) = (Netns::new("btma"), Netns::new("btmb"), Netns::new("btmc"));
+    for (name, ns, network) in [("a", &a, "n17"), ("b", &b, "n17"), ("c", &c, "n18")] {
+        g.state
+            .connect(name, &ns.reference(), network, &ConnectOptions::default())
+            .unwrap();
+    }
+    let mtu_of = |ns: Option<&Netns>, link: &str| {
+        let mut cmd = vec!["ip"];
+        if let Some(ns) = ns {
+            cmd.extend(["-n", ns.name.as_str()]);
+        }
+        cmd.extend(["-o", "link", "show", link]);
+        let out = run_ok(&cmd);
+        out.split_whitespace()
+            .skip_while(|w| *w != "mtu")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let route_to = |ns: &Netns, ip: &str| run_ok(&["ip", "-n", &ns.name, "route", "get", ip]);
+    // Host-local links: the bridge and the container's end.
+    assert_eq!(mtu_of(None, &net.bridge), "65520");
+    assert_eq!(mtu_of(Some(&a), "eth0"), "65520");
+    // To a neighbour on the bridge: the link's MTU; to anywhere else: Docker's 1500.
+    let b_ip = g.state.endpoints_of("b").next().unwrap().ip.to_string();
+    let to_b = route_to(&a, &b_ip);
+    assert!(!to_b.contains("mtu"), "{to_b}");
+    let out = route_to(&a, "192.0.2.99");
+    assert!(out.contains("mtu 1500"), "{out}");
+    // And neighbours still talk (both ends of the veth agree on the MTU).
+    let _server = Httpd::start(&b, 8087, "big");
+    assert_eq!(
+        a.wget(&format!("http://{b_ip}:8087/")).as_deref(),
+        Some("big")
+    );
+    // A network with its own MTU gets it on every link and no separate route MTU.
+    assert_eq!(mtu_of(None, &sized.bridge), "1400");
+    assert_eq!(mtu_of(Some(&c), "eth0"), "1400");
+    let out = route_to(&c, "192.0.2.99");
+    assert!(!out.contains("mtu"), "{out}");
+}
