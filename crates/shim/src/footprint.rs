@@ -5,23 +5,29 @@
 //! them loses nothing — the page cache keeps them for other shims and a later exec faults back in
 //! what it needs. Writable or relocated (dirty) mappings are never touched.
 
-use std::io::BufRead;
-
 /// Unmap the resident pages of every executable, file-backed, private mapping, and give freed
 /// heap back to the kernel.
 pub fn release_startup_pages() {
-    if let Ok(maps) = std::fs::File::open("/proc/self/maps") {
-        for line in std::io::BufReader::new(maps).lines().map_while(Result::ok) {
-            if let Some((start, len)) = clean_text_mapping(&line) {
-                // SAFETY: the range is an r-xp mapping of a file: its pages are never written
-                // (no text relocations in our PIE binaries), so MADV_DONTNEED only makes the
-                // next access fault the same bytes back in from the file.
-                unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    // Collect first, trim the heap, then advise with no allocation or I/O in between: anything
+    // run after the madvise faults its code straight back in.
+    let mut ranges = [(0usize, 0usize); 64];
+    let mut n = 0;
+    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
+        for range in maps.lines().filter_map(clean_text_mapping) {
+            if n < ranges.len() {
+                ranges[n] = range;
+                n += 1;
             }
         }
     }
     // SAFETY: glibc's malloc_trim only returns free memory at the heap's top and in its arenas.
     unsafe { libc::malloc_trim(0) };
+    for &(start, len) in &ranges[..n] {
+        // SAFETY: the range is an r-xp mapping of a file: its pages are never written (no text
+        // relocations in our binaries), so MADV_DONTNEED only makes the next access fault the
+        // same bytes back in from the file.
+        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    }
 }
 
 /// `(start, length)` of an `r-xp` mapping of a file (not [vdso] or anonymous), from one line of

@@ -23,6 +23,8 @@ use crate::stdio::{self, Console, ProcessIo};
 /// A slow reader must not stall the container: writes to clients give up after this.
 const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUF: usize = 32 * 1024;
+/// Quiet time after which an idle shim gives back the pages its last burst of work touched.
+const SETTLE_MS: i32 = 1000;
 
 struct Client {
     stream: UnixStream,
@@ -152,6 +154,9 @@ impl Shim<'_> {
     fn serve(mut self) {
         let mut set = PollSet::default();
         let mut buf = vec![0u8; READ_BUF];
+        // After a burst of work (creating the container, a request, an exec, output), a second
+        // of quiet: drop the code pages that work faulted in (see `footprint`).
+        let mut settle = true;
         loop {
             if self.exit.is_some() && self.io.outputs.is_empty() {
                 break;
@@ -175,10 +180,16 @@ impl Shim<'_> {
                     set.add(c.stream.as_raw_fd(), Token::ExecClient(e));
                 }
             }
-            let ready = match set.wait() {
+            let ready = match set.wait(if settle { SETTLE_MS } else { -1 }) {
                 Ok(r) => r,
                 Err(_) => break,
             };
+            if ready.is_empty() {
+                crate::footprint::release_startup_pages();
+                settle = false;
+                continue;
+            }
+            settle = true;
             // Indexes stay valid while handling: removals happen after the batch.
             let mut closed_outputs = Vec::new();
             let mut closed_exec_outputs = Vec::new();
@@ -312,7 +323,6 @@ impl Shim<'_> {
 
     /// Execs whose process exited and whose output is drained: last frame, then close.
     fn finish_execs(&mut self) {
-        let before = self.execs.len();
         self.execs.retain_mut(|x| {
             let (Some(code), true) = (x.code, x.io.outputs.is_empty()) else {
                 return true;
@@ -324,10 +334,6 @@ impl Shim<'_> {
             }
             false
         });
-        // The last exec is gone (health checks come every few seconds): back to idle size.
-        if before > 0 && self.execs.is_empty() {
-            crate::footprint::release_startup_pages();
-        }
     }
 
     fn accept(&mut self) {
@@ -360,7 +366,6 @@ impl Shim<'_> {
                     match self.runtime.start(&self.args.id) {
                         Ok(()) => {
                             self.started = true;
-                            crate::footprint::release_startup_pages();
                             Reply::ok()
                         }
                         Err(e) => Reply::err(format!("start: {e}")),

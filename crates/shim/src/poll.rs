@@ -33,12 +33,18 @@ impl PollSet {
         self.tokens.push(token);
     }
 
-    /// Block until something is ready; returns the ready tokens.
-    pub fn wait(&mut self) -> std::io::Result<Vec<Token>> {
+    /// Block until something is ready or `timeout_ms` passed (-1: no limit); returns the ready
+    /// tokens (none after a timeout).
+    pub fn wait(&mut self, timeout_ms: i32) -> std::io::Result<Vec<Token>> {
         loop {
             // SAFETY: fds is a valid array of pollfd for its length.
-            let n =
-                unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, -1) };
+            let n = unsafe {
+                libc::poll(
+                    self.fds.as_mut_ptr(),
+                    self.fds.len() as libc::nfds_t,
+                    timeout_ms,
+                )
+            };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 if e.kind() == std::io::ErrorKind::Interrupted {
