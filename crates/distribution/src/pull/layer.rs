@@ -203,7 +203,9 @@ impl LayerTask {
                     .finish()
                     .map_err(|e| berth_image::Error::io("read download", e))?;
                 let committing = Instant::now();
-                let info = writer.commit()?;
+                // Unpacked and verified already: the pull need not wait for the disk; the
+                // puller syncs the store once the image is complete.
+                let info = writer.commit_deferred()?;
                 let unpacked = unpacked?;
                 log_timings(
                     &info,
