@@ -6,7 +6,9 @@ use berth_distribution::{PullOptions, PullResult};
 use berth_image::media::PlatformSpec;
 use berth_image::Digest;
 
-use super::{familiar_name, registry_error, Credential, Progress, Reference};
+use super::{
+    familiar_name, registry_error, registry_error_with_auth, Credential, Progress, Reference,
+};
 use crate::db::ImageRow;
 use crate::error::{Error, Result};
 use crate::images::normalize;
@@ -112,6 +114,7 @@ impl Engine {
             platform,
             ..PullOptions::default()
         };
+        let credentials_given = auth.is_some();
         let puller = self.distribution.puller_for(reference.domain(), auth)?;
         // No collection runs while this guard lives (collections check it under the lock).
         // (A blocking thread: an image load holds the lock for as long as it reads.)
@@ -126,7 +129,7 @@ impl Engine {
             let result = puller
                 .pull(reference, &opts, progress.clone())
                 .await
-                .map_err(|e| registry_error(e, Some(reference)))?;
+                .map_err(|e| registry_error_with_auth(e, Some(reference), credentials_given))?;
             if let Some(want) = &explicit {
                 check_platform(&result, want)?;
             }
