@@ -205,3 +205,46 @@ fn run_pulls_a_missing_image() {
     let missing = d.docker(&["pull", &format!("127.0.0.1:{port}/berth/nosuch:v1")]);
     assert!(!missing.status.success());
 }
+
+#[test]
+fn pull_all_tags_pulls_every_tag_of_the_repository() {
+    if !prerequisites() || !registry_tools() {
+        return;
+    }
+    let d = Daemon::start();
+    let (_registry, port) = start_registry(&d.root.path().join("registry"), None);
+    let tar = d.root.path().join("bb.tar");
+    busybox_tar(&tar, "busybox:latest");
+    let repo = format!("127.0.0.1:{port}/berth/alltags");
+    for tag in ["v1", "v2", "latest"] {
+        let st = Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("docker-archive:{}", tar.display()))
+            .arg(format!("docker://{repo}:{tag}"))
+            .status()
+            .expect("skopeo");
+        assert!(st.success(), "skopeo copy {tag}");
+    }
+    let o = d.berth_cmd(&["pull", "-a", &repo]).output().expect("berth");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let images = d.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    for tag in ["v1", "v2", "latest"] {
+        assert!(
+            images.lines().any(|l| l == format!("{repo}:{tag}")),
+            "{tag} missing: {images}"
+        );
+    }
+    // A tag with --all-tags is refused; the docker CLI's --all-tags takes the same path.
+    let o = d
+        .berth_cmd(&["pull", "-a", &format!("{repo}:v1")])
+        .output()
+        .expect("berth");
+    assert!(!o.status.success());
+    let out = d.docker_ok(&["pull", "--all-tags", &repo]);
+    assert!(out.contains("Image is up to date"), "{out}");
+}

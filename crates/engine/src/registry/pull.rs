@@ -151,6 +151,51 @@ impl Engine {
         )))
     }
 
+    /// `docker pull --all-tags`: every tag the registry lists for `repository` (a name
+    /// without tag or digest), one after another, as one pull.
+    pub async fn pull_all_tags(
+        self: &Arc<Self>,
+        repository: &Reference,
+        platform: Option<&str>,
+        auth: Option<Credential>,
+        progress: Progress,
+    ) -> Result<Pulled> {
+        let credentials_given = auth.is_some();
+        let client = self
+            .distribution
+            .client_for(repository.domain(), auth.clone())?;
+        let tags = berth_distribution::inspect::list_tags(&client, repository)
+            .await
+            .map_err(|e| registry_error_with_auth(e, Some(repository), credentials_given))?;
+        if tags.is_empty() {
+            return Err(Error::NotFound(format!(
+                "{}: the registry lists no tags",
+                repository.familiar()
+            )));
+        }
+        let mut status = PullStatus::UpToDate;
+        let mut last = None;
+        for tag in &tags {
+            let tagged = repository
+                .clone()
+                .with_tag(tag)
+                .map_err(|e| registry_error(e, None))?;
+            let pulled = self
+                .pull_image(&tagged, platform, auth.clone(), progress.clone())
+                .await?;
+            if pulled.status == PullStatus::Downloaded {
+                status = PullStatus::Downloaded;
+            }
+            last = Some(pulled);
+        }
+        let last = last.ok_or_else(|| Error::Internal("no tag pulled".into()))?;
+        Ok(Pulled {
+            reference: repository.clone(),
+            status,
+            ..last
+        })
+    }
+
     /// Name what `result` pulled; None when a garbage collection removed some of it first.
     fn record_pull(&self, result: &PullResult) -> Result<Option<Pulled>> {
         // Collections hold this lock: under it, what we check stays until it is named.
