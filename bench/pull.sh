@@ -14,7 +14,7 @@ for t in hyperfine docker-registry skopeo python3; do
   command -v "$t" >/dev/null || { echo "missing $t (scripts/install-deps)" >&2; exit 1; }
 done
 layout=$(bench/pull-image.sh "$cache")
-cargo build --release --locked -p berth-daemon -p berth-cli --bins >/dev/null
+cargo build --release --locked -p berth-daemon -p berth-cli -p berth-shim --bins >/dev/null
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/berth-pullbench.XXXXXX)
 pids=()
