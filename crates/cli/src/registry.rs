@@ -17,6 +17,9 @@ use tokio::io::AsyncBufReadExt;
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
+    /// Download all tagged images in the repository.
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Set platform if server is multi-platform capable (os/arch[/variant]).
     #[arg(long)]
     pub platform: Option<String>,
@@ -248,10 +251,32 @@ async fn pull_image(
 }
 
 pub async fn pull(c: &Client, a: PullArgs) -> Result<i32, ClientError> {
+    if a.all_tags {
+        return pull_all_tags(c, a).await;
+    }
     if !pull_image(c, &a.name, a.platform.as_deref(), a.quiet, false).await? {
         return Ok(1);
     }
     println!("{}", reference(&a.name)?.with_default_tag());
+    Ok(0)
+}
+
+/// `pull --all-tags`: a name without a tag or digest; the daemon pulls every tag.
+async fn pull_all_tags(c: &Client, a: PullArgs) -> Result<i32, ClientError> {
+    let r = reference(&a.name)?;
+    if r.tag().is_some() || r.digest().is_some() {
+        return Err(proto("tag can't be used with --all-tags/-a"));
+    }
+    let mut display = Display::new(a.quiet);
+    let auth = registry_auth(r.domain());
+    let body = c
+        .pull(&r.name(), None, a.platform.as_deref(), auth.as_deref())
+        .await?;
+    if let Some(msg) = follow(body, &mut display).await? {
+        eprintln!("{msg}");
+        return Ok(1);
+    }
+    println!("{}", r.name());
     Ok(0)
 }
 

@@ -1,5 +1,5 @@
 //! What docker's `GET /distribution/{name}/json` answers: the descriptor the registry serves
-//! for a reference, and the platforms it offers.
+//! for a reference, and the platforms it offers; and a repository's tags.
 
 use std::sync::Arc;
 
@@ -83,4 +83,13 @@ pub async fn inspect(client: &Arc<Client>, reference: &Reference) -> Result<Dist
         },
         platforms,
     })
+}
+
+/// Every tag of `reference`'s repository (what `docker pull --all-tags` pulls).
+pub async fn list_tags(client: &Arc<Client>, reference: &Reference) -> Result<Vec<String>> {
+    client
+        .repository(reference, Access::Pull)
+        .await?
+        .list_tags()
+        .await
 }

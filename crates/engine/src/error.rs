@@ -11,6 +11,9 @@ pub enum Error {
     /// 400: a request that cannot be honoured as given.
     #[error("{0}")]
     InvalidParameter(String),
+    /// 401: a registry refused the credentials the request carried.
+    #[error("{0}")]
+    Unauthorized(String),
     /// 304: already in the wanted state (start a running container, stop a stopped one).
     #[error("{0}")]
     NotModified(String),

@@ -4,6 +4,12 @@
 //! written, verified, fsynced, made read-only and renamed into place: a blob path exists only once
 //! its full, verified content does. An ingest left behind (a crash, a dropped connection) keeps
 //! its bytes, so the same ref can resume at `offset()` — what a Range-resumed download needs.
+//!
+//! Large blobs may be committed with their fsync deferred (`commit_deferred`): a marker under
+//! `unsynced/` is made durable before the rename, `sync_deferred` (one syncfs) later makes the
+//! data durable and drops the markers, and `open` re-verifies every blob a marker still names
+//! (a crash in between), deleting any whose content did not survive. So a blob path still
+//! always holds its verified content, and a pull does not wait for the disk.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -17,6 +23,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Algorithm, Digest, HashingWriter, VerifyingReader};
 use crate::error::{Error, PathContext, Result};
+
+/// Markers of blobs whose data may not be on disk yet: `<algo>-<hex>`.
+const UNSYNCED: &str = "unsynced";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Now,
+    Deferred,
+}
 
 /// Upper bound for JSON documents read into memory (manifests, indexes, configs).
 pub const MAX_JSON_BLOB: u64 = 4 << 20;
@@ -56,9 +71,87 @@ impl ContentStore {
             let dir = root.join("blobs").join(algo.name());
             fs::create_dir_all(&dir).at("create blob directory", &dir)?;
         }
-        let ingest = root.join("ingest");
-        fs::create_dir_all(&ingest).at("create ingest directory", &ingest)?;
-        Ok(ContentStore { root })
+        for dir in [root.join("ingest"), root.join(UNSYNCED)] {
+            fs::create_dir_all(&dir).at("create content store directory", &dir)?;
+        }
+        let store = ContentStore { root };
+        store.recover_deferred()?;
+        Ok(store)
+    }
+
+    /// Make every blob committed with `commit_deferred` durable (one syncfs of the store's
+    /// filesystem), then forget their markers. Returns how many blobs it covered.
+    pub fn sync_deferred(&self) -> Result<usize> {
+        let markers = self.deferred_markers()?;
+        if markers.is_empty() {
+            return Ok(0);
+        }
+        // Every listed marker was created after its blob's data was written: one syncfs now
+        // covers them all. Markers created meanwhile wait for the next call.
+        let root = File::open(&self.root).at("open content store", &self.root)?;
+        nix::unistd::syncfs(&root)
+            .map_err(|e| Error::path("syncfs content store", &self.root, e.into()))?;
+        self.remove_markers(&markers)?;
+        Ok(markers.len())
+    }
+
+    /// After a crash, a blob named by a marker may not hold what was verified: hash each one
+    /// again and delete those that no longer match, then make the survivors durable.
+    fn recover_deferred(&self) -> Result<()> {
+        let markers = self.deferred_markers()?;
+        if markers.is_empty() {
+            return Ok(());
+        }
+        for (_, digest) in &markers {
+            let Some(digest) = digest else { continue };
+            if self.has(digest) && !self.still_matches(digest) {
+                tracing::warn!(blob = %digest, "blob damaged by an interrupted sync: removed");
+                self.delete(digest)?;
+            }
+        }
+        let root = File::open(&self.root).at("open content store", &self.root)?;
+        nix::unistd::syncfs(&root)
+            .map_err(|e| Error::path("syncfs content store", &self.root, e.into()))?;
+        self.remove_markers(&markers)
+    }
+
+    fn still_matches(&self, digest: &Digest) -> bool {
+        self.open_verified(digest)
+            .map(|mut r| io::copy(&mut r, &mut io::sink()).is_ok())
+            .unwrap_or(false)
+    }
+
+    /// Marker paths with the digest each names (None for a stray file, removed all the same).
+    fn deferred_markers(&self) -> Result<Vec<(PathBuf, Option<Digest>)>> {
+        let dir = self.root.join(UNSYNCED);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).at("list unsynced blobs", &dir)? {
+            let entry = entry.at("list unsynced blobs", &dir)?;
+            let digest = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split_once('-'))
+                .and_then(|(algo, hex)| {
+                    let algo = [Algorithm::Sha256, Algorithm::Sha512]
+                        .into_iter()
+                        .find(|a| a.name() == algo)?;
+                    Digest::from_hex(algo, hex).ok()
+                });
+            out.push((entry.path(), digest));
+        }
+        Ok(out)
+    }
+
+    fn remove_markers(&self, markers: &[(PathBuf, Option<Digest>)]) -> Result<()> {
+        for (marker, _) in markers {
+            match fs::remove_file(marker) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::path("remove unsynced marker", marker, e))
+                }
+                _ => {}
+            }
+        }
+        fsync_dir(&self.root.join(UNSYNCED))
     }
 
     pub fn root(&self) -> &Path {
@@ -368,6 +461,17 @@ impl IngestWriter {
 
     /// Verify, fsync and atomically move the content into the store.
     pub fn commit(self) -> Result<BlobInfo> {
+        self.finish(Durability::Now)
+    }
+
+    /// Verify and move the content into the store now; its data becomes durable at the
+    /// store's next `sync_deferred` (see the module's notes). For large blobs a caller can
+    /// use at once, such as a pulled layer that is already unpacked.
+    pub fn commit_deferred(self) -> Result<BlobInfo> {
+        self.finish(Durability::Deferred)
+    }
+
+    fn finish(self, durability: Durability) -> Result<BlobInfo> {
         let IngestWriter {
             blobs,
             dir,
@@ -402,15 +506,25 @@ impl IngestWriter {
                 }));
             }
         }
-        file.sync_all().at("fsync ingest", &data_path)?;
+        let algo_dir = blobs.join(digest.algorithm().name());
+        let target = algo_dir.join(digest.hex());
+        if durability == Durability::Now {
+            file.sync_all().at("fsync ingest", &data_path)?;
+        } else if !target.exists() {
+            // The marker must be on disk before the rename can be.
+            let unsynced = blobs.with_file_name(UNSYNCED);
+            let marker = unsynced.join(format!("{}-{}", digest.algorithm().name(), digest.hex()));
+            File::create(&marker).at("mark blob unsynced", &marker)?;
+            fsync_dir(&unsynced)?;
+        }
         fs::set_permissions(&data_path, fs::Permissions::from_mode(0o444))
             .at("chmod ingest", &data_path)?;
         drop(file);
-        let algo_dir = blobs.join(digest.algorithm().name());
-        let target = algo_dir.join(digest.hex());
         if !target.exists() {
             fs::rename(&data_path, &target).at("move blob into place", &target)?;
-            fsync_dir(&algo_dir)?;
+            if durability == Durability::Now {
+                fsync_dir(&algo_dir)?;
+            }
         }
         let _ = fs::remove_dir_all(&dir);
         Ok(BlobInfo {
@@ -615,6 +729,55 @@ mod tests {
         let (_d, store) = store();
         let _w = store.writer("busy", None, None).unwrap();
         assert!(store.writer("busy", None, None).is_err());
+    }
+
+    fn deferred(store: &ContentStore, data: &[u8]) -> Digest {
+        let digest = Digest::sha256_of(data);
+        let mut w = store
+            .writer(&unique_ref(), Some(digest.clone()), Some(data.len() as u64))
+            .unwrap();
+        w.write_all(data).unwrap();
+        w.commit_deferred().unwrap();
+        digest
+    }
+
+    fn markers(root: &Path) -> usize {
+        fs::read_dir(root.join(UNSYNCED)).unwrap().count()
+    }
+
+    #[test]
+    fn deferred_commits_are_usable_at_once_and_synced_later() {
+        let (_d, store) = store();
+        let a = deferred(&store, &b"layer a".repeat(5000));
+        let b = deferred(&store, &b"layer b".repeat(5000));
+        assert!(store.has(&a) && store.has(&b));
+        assert_eq!(markers(store.root()), 2);
+        assert_eq!(store.sync_deferred().unwrap(), 2);
+        assert_eq!(markers(store.root()), 0);
+        assert_eq!(store.sync_deferred().unwrap(), 0);
+        // Committing content the store already has leaves no marker.
+        deferred(&store, &b"layer a".repeat(5000));
+        assert_eq!(markers(store.root()), 0);
+    }
+
+    #[test]
+    fn reopening_after_a_crash_drops_blobs_that_lost_their_content() {
+        let (dir, store) = store();
+        let good = deferred(&store, &b"survives".repeat(4000));
+        let torn = deferred(&store, &b"torn by a crash".repeat(4000));
+        // What a crash before the sync can leave: the name, with zeroed data.
+        let path = store.blob_path(&torn);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        fs::write(&path, vec![0u8; len as usize]).unwrap();
+        drop(store);
+        let store = ContentStore::open(dir.path().join("content")).unwrap();
+        assert!(store.has(&good));
+        assert!(
+            !store.has(&torn),
+            "a damaged blob must not stay under its digest"
+        );
+        assert_eq!(markers(store.root()), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use berth_engine::registry::{
-    pull_reference, Credential, LoginError, ProgressEvent, Pulled, Pushed,
+    pull_reference, Credential, LoginError, ProgressEvent, Pulled, Pushed, Reference,
 };
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
@@ -94,7 +94,15 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
     let Some(from) = ctx.query.get("fromImage").filter(|f| !f.is_empty()) else {
         return body::error(StatusCode::BAD_REQUEST, "fromImage is required");
     };
+    // Docker's API: no tag anywhere means every tag (`docker pull --all-tags`); the docker
+    // CLI and docker-py send "latest" themselves otherwise.
+    let all_tags = ctx.query.get("tag").is_none_or(|t| t.trim().is_empty())
+        && Reference::parse(from).is_ok_and(|r| r.tag().is_none() && r.digest().is_none());
     let reference = match pull_reference(from, ctx.query.get("tag")) {
+        Ok(r) if all_tags => match Reference::parse(&r.name()) {
+            Ok(name) => name,
+            Err(e) => return body::error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
         Ok(r) => r,
         Err(e) => return error::response(&e),
     };
@@ -106,9 +114,15 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
     let (tx, mut events) = mpsc::unbounded_channel::<ProgressEvent>();
     let engine = ctx.engine.clone();
     let mut task = tokio::spawn(async move {
-        engine
-            .pull_image(&reference, platform.as_deref(), auth, Arc::new(tx))
-            .await
+        if all_tags {
+            engine
+                .pull_all_tags(&reference, platform.as_deref(), auth, Arc::new(tx))
+                .await
+        } else {
+            engine
+                .pull_image(&reference, platform.as_deref(), auth, Arc::new(tx))
+                .await
+        }
     });
     // "Pulling from" comes before the manifest; whatever follows it means the registry had the
     // image. Until then an error is still an HTTP status.

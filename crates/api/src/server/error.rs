@@ -11,6 +11,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::InvalidParameter(_) => StatusCode::BAD_REQUEST,
         Error::NotModified(_) => StatusCode::NOT_MODIFIED,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -4,7 +4,9 @@
 //! `identitytoken` (an OAuth2 refresh token). `store`/`erase` keep every other key of the file,
 //! and write it atomically with mode 0600 like docker.
 //!
-//! Credential helpers (`credsStore`, `credHelpers`) are not run: entries they own are not found.
+//! When `credHelpers` names a helper for the registry, or `credsStore` one for all, the
+//! credential lives with that helper instead (`helper.rs`); `auths` then keeps an empty entry
+//! for the registry, as docker writes it.
 
 use std::fmt;
 use std::fs;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use super::helper::CredentialHelper;
 use crate::error::{Error, Result};
 use crate::reference::DEFAULT_DOMAIN;
 
@@ -159,9 +162,39 @@ impl DockerConfig {
         }
     }
 
+    /// The helper that keeps `key`'s credential: `credHelpers[key]`, else `credsStore`.
+    fn helper_for(
+        &self,
+        config: &Map<String, Value>,
+        key: &str,
+    ) -> Result<Option<CredentialHelper>> {
+        let per_registry = match config.get("credHelpers") {
+            Some(Value::Object(helpers)) => helpers
+                .get(key)
+                .or_else(|| {
+                    helpers
+                        .iter()
+                        .find(|(k, _)| normalize_key(k) == normalize_key(key))
+                        .map(|(_, v)| v)
+                })
+                .and_then(Value::as_str),
+            _ => None,
+        };
+        let name = per_registry.or_else(|| config.get("credsStore").and_then(Value::as_str));
+        match name.filter(|n| !n.is_empty()) {
+            Some(n) => CredentialHelper::new(n)
+                .map(Some)
+                .map_err(|e| Error::Credentials(format!("{}: {e}", self.path.display()))),
+            None => Ok(None),
+        }
+    }
+
     /// The credential stored for `domain` (a reference's domain), if any.
     pub fn get(&self, domain: &str) -> Result<Option<Credential>> {
         let config = self.read()?;
+        if let Some(helper) = self.helper_for(&config, &config_key(domain))? {
+            return helper.get(&config_key(domain));
+        }
         let Some(Value::Object(auths)) = config.get("auths") else {
             return Ok(None);
         };
@@ -213,6 +246,7 @@ impl DockerConfig {
     /// Save `cred` for `domain` the way `docker login` does.
     pub fn store(&self, domain: &str, cred: &Credential) -> Result<()> {
         let mut config = self.read()?;
+        let helper = self.helper_for(&config, &config_key(domain))?;
         let auths = config
             .entry("auths")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -223,7 +257,10 @@ impl DockerConfig {
             )));
         };
         let mut entry = Map::new();
-        if let Some(token) = &cred.identity_token {
+        let key = config_key(domain);
+        if let Some(helper) = &helper {
+            helper.store(&key, cred)?;
+        } else if let Some(token) = &cred.identity_token {
             // Docker keeps only the token then, with the user name in "auth" as "user:".
             entry.insert(
                 "auth".into(),
@@ -249,8 +286,12 @@ impl DockerConfig {
     pub fn erase(&self, domain: &str) -> Result<bool> {
         let mut config = self.read()?;
         let want = config_key(domain);
+        let helped = match self.helper_for(&config, &want)? {
+            Some(helper) => helper.erase(&want)?,
+            None => false,
+        };
         let Some(Value::Object(auths)) = config.get_mut("auths") else {
-            return Ok(false);
+            return Ok(helped);
         };
         let keys: Vec<String> = auths
             .keys()
@@ -261,7 +302,7 @@ impl DockerConfig {
             auths.remove(k);
         }
         if keys.is_empty() {
-            return Ok(false);
+            return Ok(helped);
         }
         self.write(&config)?;
         Ok(true)

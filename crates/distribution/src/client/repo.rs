@@ -33,6 +33,27 @@ pub const MAX_MANIFEST: u64 = MAX_JSON_BLOB;
 
 const DIGEST_HEADER: &str = "docker-content-digest";
 
+/// Pages of a tag list followed at most (a registry answering "next" forever is cut off).
+const MAX_TAG_PAGES: usize = 1000;
+
+/// The `rel="next"` target of a Link header, resolved against `current`; only on the same
+/// scheme, host and port (credentials go with the request).
+fn next_page(headers: &HeaderMap, current: &Url) -> Option<Url> {
+    let link = headers.get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
+            return None;
+        }
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let next = current.join(target).ok()?;
+        let same = next.scheme() == current.scheme()
+            && next.host_str() == current.host_str()
+            && next.port_or_known_default() == current.port_or_known_default();
+        same.then_some(next)
+    })
+}
+
 /// A manifest or index as the registry served it, its digest checked.
 #[derive(Debug, Clone)]
 pub struct FetchedManifest {
@@ -332,6 +353,41 @@ impl Repository {
                 }))
             }
         }
+    }
+
+    /// Every tag of the repository (`GET /v2/<name>/tags/list`), following the `Link: <…>;
+    /// rel="next"` pages on the same registry, sorted.
+    pub async fn list_tags(&self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let object = format!("tags of {}", self.path);
+        let mut url = self.url("tags/list")?;
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let resp = self
+                .send(Method::GET, url.clone(), HeaderMap::new(), None, &object)
+                .await?;
+            if !resp.status().is_success() {
+                return Err(status_error(self.registry(), &object, resp).await);
+            }
+            let next = next_page(resp.headers(), &url);
+            let bytes = read_bounded(self.registry(), &object, resp, MAX_JSON_BLOB).await?;
+            let list: TagList = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+                registry: self.registry().to_string(),
+                object: object.clone(),
+                reason: format!("not a tag list ({e}): {}", preview(&bytes)),
+            })?;
+            tags.extend(list.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
     }
 
     pub fn blob_object(&self, digest: &Digest) -> String {

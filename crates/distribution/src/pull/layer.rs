@@ -5,6 +5,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use berth_image::content::{BlobInfo, IngestWriter};
 use berth_image::snapshot::{Backend, Snapshotter};
@@ -189,6 +190,7 @@ impl LayerTask {
         let opts = self.unpack_options();
         let consumer = tokio::task::spawn_blocking(
             move || -> berth_image::Result<(BlobInfo, Option<UnpackStats>)> {
+                let started = Instant::now();
                 let mut tee = TeeReader::new(rx, writer);
                 let unpacked = match target {
                     Some(t) => apply_layer(&mut tee, &t, &opts).map(Some),
@@ -197,11 +199,23 @@ impl LayerTask {
                 // Read to the end either way: a layer that fails to unpack is first checked
                 // against its digest, which names the real fault when the bytes were wrong.
                 // A stream that stopped early keeps its ingest for a resumed pull.
-                let writer = tee
+                let (writer, waited, written) = tee
                     .finish()
                     .map_err(|e| berth_image::Error::io("read download", e))?;
-                let info = writer.commit()?;
-                Ok((info, unpacked?))
+                let committing = Instant::now();
+                // Unpacked and verified already: the pull need not wait for the disk; the
+                // puller syncs the store once the image is complete.
+                let info = writer.commit_deferred()?;
+                let unpacked = unpacked?;
+                log_timings(
+                    &info,
+                    unpacked.as_ref(),
+                    started,
+                    waited,
+                    written,
+                    committing,
+                );
+                Ok((info, unpacked))
             },
         );
         let produced = self.produce(start, &tx, &id).await;
@@ -389,6 +403,32 @@ impl LayerTask {
             actual: actual.to_string(),
         }
     }
+}
+
+/// One line per streamed layer saying where its time went (bench/pull.sh reads it). Layers
+/// run in parallel, so their times overlap; "input" of the unpacker is waiting + writing here.
+fn log_timings(
+    info: &BlobInfo,
+    unpacked: Option<&UnpackStats>,
+    started: Instant,
+    waited: std::time::Duration,
+    written: std::time::Duration,
+    committing: Instant,
+) {
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    let (decode, files) =
+        unpacked.map_or((0, 0), |u| (ms(u.timings.decode), ms(u.timings.filesystem)));
+    tracing::info!(
+        layer = %info.digest,
+        bytes = info.size,
+        total_ms = ms(started.elapsed()),
+        network_wait_ms = ms(waited),
+        blob_write_ms = ms(written),
+        decode_ms = decode,
+        files_ms = files,
+        blob_commit_ms = ms(committing.elapsed()),
+        "layer pulled"
+    );
 }
 
 /// Stable per blob, so a later pull resumes what an interrupted one stored.

@@ -306,6 +306,15 @@ impl Puller {
             }
         }))
         .await;
+        // Layer blobs were committed without waiting for the disk; make them durable in the
+        // background (the snapshots are usable now; a crash before this is repaired by
+        // re-verifying at the store's next open).
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.sync_deferred() {
+                tracing::warn!("sync pulled blobs: {e}");
+            }
+        });
         for r in results {
             r.map_err(Error::Shared)?;
         }

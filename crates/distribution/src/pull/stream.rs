@@ -4,6 +4,7 @@
 //! bytes fills the store, verifies the digest and unpacks the snapshot.
 
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use berth_image::content::IngestWriter;
 use bytes::Bytes;
@@ -28,6 +29,9 @@ pub struct TeeReader {
     writer: Option<IngestWriter>,
     current: Bytes,
     ended: bool,
+    /// Time spent waiting for the downloader, and writing (and hashing) into the ingest.
+    pub waited: Duration,
+    pub written: Duration,
 }
 
 impl TeeReader {
@@ -37,13 +41,17 @@ impl TeeReader {
             writer: Some(writer),
             current: Bytes::new(),
             ended: false,
+            waited: Duration::ZERO,
+            written: Duration::ZERO,
         }
     }
 
     /// Read whatever the unpacker left (it stops at the tar's end), then give the ingest back.
-    pub fn finish(mut self) -> io::Result<IngestWriter> {
+    /// Also says how long the whole stream waited and wrote.
+    pub fn finish(mut self) -> io::Result<(IngestWriter, Duration, Duration)> {
         io::copy(&mut self, &mut io::sink())?;
-        self.writer.take().ok_or_else(discarded)
+        let writer = self.writer.take().ok_or_else(discarded)?;
+        Ok((writer, self.waited, self.written))
     }
 }
 
@@ -53,9 +61,14 @@ impl Read for TeeReader {
             if self.ended {
                 return Ok(0);
             }
-            match self.rx.blocking_recv() {
+            let start = Instant::now();
+            let received = self.rx.blocking_recv();
+            self.waited += start.elapsed();
+            match received {
                 Some(Chunk::Data(b)) => {
+                    let start = Instant::now();
                     self.writer.as_mut().ok_or_else(discarded)?.write_all(&b)?;
+                    self.written += start.elapsed();
                     self.current = b;
                 }
                 Some(Chunk::End) => self.ended = true,

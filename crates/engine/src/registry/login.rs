@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_distribution::Client;
 
-use super::{registry_error, Credential, DistributionInspect, Reference};
+use super::{registry_error, registry_error_with_auth, Credential, DistributionInspect, Reference};
 use crate::error::{Error, Result};
 use crate::Engine;
 
@@ -50,12 +50,15 @@ impl Engine {
         let reference = Reference::parse(name)
             .map_err(|e| registry_error(e, None))?
             .with_default_tag();
+        let credentials_given = auth.is_some();
         let client = self.distribution.client_for(reference.domain(), auth)?;
         berth_distribution::inspect::inspect(&client, &reference)
             .await
             .map_err(|e| match e {
-                berth_distribution::Error::Unauthorized { .. } => Error::NotFound(format!("{e}")),
-                e => registry_error(e, None),
+                berth_distribution::Error::Unauthorized { .. } if !credentials_given => {
+                    Error::NotFound(format!("{e}"))
+                }
+                e => registry_error_with_auth(e, None, credentials_given),
             })
     }
 }

@@ -138,6 +138,27 @@ pub(crate) fn registry_error(e: berth_distribution::Error, pulling: Option<&Refe
     }
 }
 
+/// Like `registry_error`, but a refusal of credentials the request carried is a 401 (Docker's
+/// "unauthorized"), not "pull access denied" (a 404, for anonymous requests).
+pub(crate) fn registry_error_with_auth(
+    e: berth_distribution::Error,
+    pulling: Option<&Reference>,
+    credentials_given: bool,
+) -> Error {
+    if credentials_given && refused(&e) {
+        return Error::Unauthorized(e.to_string());
+    }
+    registry_error(e, pulling)
+}
+
+fn refused(e: &berth_distribution::Error) -> bool {
+    match e {
+        berth_distribution::Error::Unauthorized { .. } => true,
+        berth_distribution::Error::Shared(inner) => refused(inner),
+        _ => false,
+    }
+}
+
 /// "busybox" for docker.io/library/busybox:1, "127.0.0.1:5000/test/busybox" otherwise.
 pub(crate) fn familiar_name(r: &Reference) -> String {
     Reference::parse(&r.name())

@@ -6,7 +6,9 @@ use berth_distribution::{PullOptions, PullResult};
 use berth_image::media::PlatformSpec;
 use berth_image::Digest;
 
-use super::{familiar_name, registry_error, Credential, Progress, Reference};
+use super::{
+    familiar_name, registry_error, registry_error_with_auth, Credential, Progress, Reference,
+};
 use crate::db::ImageRow;
 use crate::error::{Error, Result};
 use crate::images::normalize;
@@ -112,6 +114,7 @@ impl Engine {
             platform,
             ..PullOptions::default()
         };
+        let credentials_given = auth.is_some();
         let puller = self.distribution.puller_for(reference.domain(), auth)?;
         // No collection runs while this guard lives (collections check it under the lock).
         // (A blocking thread: an image load holds the lock for as long as it reads.)
@@ -126,7 +129,7 @@ impl Engine {
             let result = puller
                 .pull(reference, &opts, progress.clone())
                 .await
-                .map_err(|e| registry_error(e, Some(reference)))?;
+                .map_err(|e| registry_error_with_auth(e, Some(reference), credentials_given))?;
             if let Some(want) = &explicit {
                 check_platform(&result, want)?;
             }
@@ -146,6 +149,51 @@ impl Engine {
         Err(Error::Internal(format!(
             "pull {reference}: image removals kept collecting the pulled content; try again"
         )))
+    }
+
+    /// `docker pull --all-tags`: every tag the registry lists for `repository` (a name
+    /// without tag or digest), one after another, as one pull.
+    pub async fn pull_all_tags(
+        self: &Arc<Self>,
+        repository: &Reference,
+        platform: Option<&str>,
+        auth: Option<Credential>,
+        progress: Progress,
+    ) -> Result<Pulled> {
+        let credentials_given = auth.is_some();
+        let client = self
+            .distribution
+            .client_for(repository.domain(), auth.clone())?;
+        let tags = berth_distribution::inspect::list_tags(&client, repository)
+            .await
+            .map_err(|e| registry_error_with_auth(e, Some(repository), credentials_given))?;
+        if tags.is_empty() {
+            return Err(Error::NotFound(format!(
+                "{}: the registry lists no tags",
+                repository.familiar()
+            )));
+        }
+        let mut status = PullStatus::UpToDate;
+        let mut last = None;
+        for tag in &tags {
+            let tagged = repository
+                .clone()
+                .with_tag(tag)
+                .map_err(|e| registry_error(e, None))?;
+            let pulled = self
+                .pull_image(&tagged, platform, auth.clone(), progress.clone())
+                .await?;
+            if pulled.status == PullStatus::Downloaded {
+                status = PullStatus::Downloaded;
+            }
+            last = Some(pulled);
+        }
+        let last = last.ok_or_else(|| Error::Internal("no tag pulled".into()))?;
+        Ok(Pulled {
+            reference: repository.clone(),
+            status,
+            ..last
+        })
     }
 
     /// Name what `result` pulled; None when a garbage collection removed some of it first.

@@ -21,9 +21,11 @@
 mod decompress;
 pub(crate) mod fsops;
 mod path;
+mod timing;
 
 pub use decompress::{detect as detect_compression, Decoder};
 pub use path::normalize as normalize_entry_name;
+pub use timing::UnpackTimings;
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -31,6 +33,7 @@ use std::io::{self, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
@@ -46,6 +49,7 @@ use crate::error::{Error, Result};
 use crate::media::Compression;
 
 use fsops::Root;
+use timing::Timed;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
@@ -107,15 +111,17 @@ pub struct UnpackStats {
     pub entries: u64,
     /// Entries left out by policy (device nodes under `DevicePolicy::Skip`, aufs metadata).
     pub skipped: Vec<String>,
+    pub timings: UnpackTimings,
 }
 
 /// Apply the layer read from `input` to the directory `target` (which must exist).
 pub fn apply_layer(input: impl Read, target: &Path, opts: &UnpackOptions) -> Result<UnpackStats> {
-    let raw = HashingReader::new(input, Algorithm::Sha256);
+    let started = Instant::now();
+    let raw = HashingReader::new(Timed::new(input), Algorithm::Sha256);
     let decoder = Decoder::new(BufReader::with_capacity(256 << 10, raw))
         .map_err(|e| Error::io("read layer header", e))?;
     let compression = decoder.compression();
-    let tar_stream = HashingReader::new(decoder, Algorithm::Sha256);
+    let tar_stream = Timed::new(HashingReader::new(decoder, Algorithm::Sha256));
     let mut archive = tar::Archive::new(tar_stream);
     let root = Root::open(target).map_err(|e| Error::path("open unpack target", target, e))?;
     let mut state = Unpacker {
@@ -139,10 +145,13 @@ pub fn apply_layer(input: impl Read, target: &Path, opts: &UnpackOptions) -> Res
     // Hash what follows the tar's end (padding, zero blocks) so the diff_id covers it all.
     let mut tar_stream = archive.into_inner();
     io::copy(&mut tar_stream, &mut io::sink()).map_err(|e| Error::io("read layer tail", e))?;
+    let (tar_stream, in_tar_stream) = tar_stream.into_parts();
     let (decoder, diff_id, uncompressed_size) = tar_stream.into_parts();
     let mut raw = decoder.into_inner();
     io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::io("read layer tail", e))?;
-    let (blob_digest, blob_size) = raw.into_inner().finish();
+    let (input, blob_digest, blob_size) = raw.into_inner().into_parts();
+    let (_, in_input) = input.into_parts();
+    let total = started.elapsed();
     Ok(UnpackStats {
         diff_id,
         blob: BlobInfo {
@@ -153,6 +162,11 @@ pub fn apply_layer(input: impl Read, target: &Path, opts: &UnpackOptions) -> Res
         uncompressed_size,
         entries: state.entries,
         skipped: state.skipped,
+        timings: UnpackTimings {
+            input: in_input,
+            decode: in_tar_stream.saturating_sub(in_input),
+            filesystem: total.saturating_sub(in_tar_stream.max(in_input)),
+        },
     })
 }
 
