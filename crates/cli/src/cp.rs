@@ -123,7 +123,16 @@ async fn from_container(
     if a.follow_link {
         let st = decode_stat(&c.archive_stat(id, path).await?)?;
         if !st.link_target.is_empty() {
-            src = st.link_target;
+            // A relative target is relative to the link's own directory, as `docker cp -L` has it.
+            src = if st.link_target.starts_with('/') {
+                st.link_target
+            } else {
+                let dir = path
+                    .trim_end_matches('/')
+                    .rsplit_once('/')
+                    .map_or("", |d| d.0);
+                format!("{dir}/{}", st.link_target)
+            };
         }
     }
     let (stat, mut body) = c.archive_get(id, &src).await?;

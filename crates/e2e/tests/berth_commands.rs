@@ -116,6 +116,19 @@ fn berth_cp_both_ways() {
     );
     let md = std::fs::symlink_metadata(host.join("followed")).expect("stat");
     assert!(md.is_file(), "{md:?}");
+    // Without -L the link itself is copied; -L with a relative target follows it from the
+    // link's directory.
+    ok(&d, &["cp", &format!("{name}:/tmp/link"), &h("aslink")]);
+    let target = std::fs::read_link(host.join("aslink")).expect("a symlink");
+    assert_eq!(target, std::path::Path::new("/tmp/f.txt"));
+    ok(&d, &["exec", &name, "ln", "-s", "f.txt", "/tmp/rel"]);
+    ok(
+        &d,
+        &["cp", "-L", &format!("{name}:/tmp/rel"), &h("relfollowed")],
+    );
+    assert!(std::fs::symlink_metadata(host.join("relfollowed"))
+        .expect("stat")
+        .is_file());
     std::os::unix::fs::symlink(host.join("f.txt"), host.join("hostlink")).expect("symlink");
     ok(
         &d,

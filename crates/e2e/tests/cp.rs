@@ -67,8 +67,30 @@ fn docker_cp_both_ways_and_hostile_tars() {
         &name,
         "sh",
         "-c",
-        "mkdir -p /data/sub && echo out > /data/sub/f",
+        "mkdir -p /data/sub && echo out > /data/sub/f && ln -s sub/f /data/link",
     ]);
+    // Docker's rule: a symlink is copied as itself, `-L` follows it (relative to its directory).
+    let link_copy = host.join("link-copy");
+    d.docker_ok(&[
+        "cp",
+        &format!("{name}:/data/link"),
+        link_copy.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_link(&link_copy).expect("a symlink"),
+        std::path::Path::new("sub/f")
+    );
+    let followed = host.join("followed");
+    d.docker_ok(&[
+        "cp",
+        "-L",
+        &format!("{name}:/data/link"),
+        followed.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&followed).expect("followed"),
+        "out\n"
+    );
     let out_dir = host.join("data-copy");
     d.docker_ok(&["cp", &format!("{name}:/data"), out_dir.to_str().unwrap()]);
     assert_eq!(

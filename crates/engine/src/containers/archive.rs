@@ -74,6 +74,21 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf> {
     Ok(cur.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
 }
 
+/// Docker's rule for `cp` sources and `stat`: the parent directories are resolved (symlinks
+/// followed, inside `root`), the last component is not, so a symlink is reported and copied as
+/// itself (`docker cp -L` asks for its target). A path ending in `/` or `/.` is resolved fully.
+pub fn resolve_source_in_root(root: &Path, path: &str) -> Result<PathBuf> {
+    let trimmed = path.trim_end_matches('/');
+    if path.ends_with('/') || path.ends_with("/.") || trimmed.is_empty() {
+        return resolve_in_root(root, path);
+    }
+    let (dir, last) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+    if last == "." || last == ".." {
+        return resolve_in_root(root, path);
+    }
+    Ok(resolve_in_root(root, dir)?.join(last))
+}
+
 fn stat_of(host: &Path, name: &str) -> Result<PathStat> {
     let md = std::fs::symlink_metadata(host)
         .map_err(|_| Error::NotFound(format!("Could not find the file {name} in container")))?;
@@ -131,7 +146,7 @@ impl Engine {
     pub async fn stat_path(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat> {
         let path = path.to_string();
         self.with_rootfs(key, move |root| {
-            stat_of(&resolve_in_root(root, &path)?, &path)
+            stat_of(&resolve_source_in_root(root, &path)?, &path)
         })
         .await
     }
@@ -145,7 +160,7 @@ impl Engine {
     ) -> Result<PathStat> {
         let path = path.to_string();
         self.with_rootfs(key, move |root| {
-            let host = resolve_in_root(root, &path)?;
+            let host = resolve_source_in_root(root, &path)?;
             let stat = stat_of(&host, &path)?;
             let mut tar = tar::Builder::new(out);
             tar.follow_symlinks(false);
@@ -219,5 +234,12 @@ mod tests {
         assert_eq!(resolve_in_root(r, "/../../x").unwrap(), r.join("x"));
         std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
         assert!(resolve_in_root(r, "/loop").is_err());
+        // A source keeps its last symlink (Docker's `cp` without -L), parents are followed.
+        assert_eq!(resolve_source_in_root(r, "/abs").unwrap(), r.join("abs"));
+        assert_eq!(
+            resolve_source_in_root(r, "/up/passwd").unwrap(),
+            resolve_in_root(r, "/up/passwd").unwrap()
+        );
+        assert_eq!(resolve_source_in_root(r, "/").unwrap(), r.to_path_buf());
     }
 }
