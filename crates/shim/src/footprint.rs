@@ -1,4 +1,4 @@
-//! Keep an idle shim small. Creating and starting the container runs much of the runtime
+//! Keep an idle process small (the shim, and berthd between requests). Creating and starting the container runs much of the runtime
 //! library's code in this process; once the container runs, the shim only polls, copies output
 //! and reaps, yet the pages that work touched would stay mapped (counted in its RSS) for the
 //! container's whole life. Pages that are still the file's own bytes — all of the code, and the

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod footprint;
 pub mod frame;
 
 pub use frame::{Frame, STREAM_EXIT, STREAM_STDERR, STREAM_STDOUT};

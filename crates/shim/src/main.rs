@@ -7,7 +7,6 @@
 //! serves its socket (see the `berth_shim` protocol).
 
 mod args;
-mod footprint;
 mod logfile;
 mod monitor;
 mod poll;

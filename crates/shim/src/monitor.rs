@@ -185,7 +185,7 @@ impl Shim<'_> {
                 Err(_) => break,
             };
             if ready.is_empty() {
-                crate::footprint::release_startup_pages();
+                berth_shim::footprint::release_startup_pages();
                 settle = false;
                 continue;
             }

@@ -29,6 +29,9 @@ use tokio::net::UnixListener;
 use crate::query::Query;
 use body::Body;
 
+/// Quiet time after which berthd gives back the pages its last requests touched.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serve the Docker Engine API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: UnixListener,
@@ -36,9 +39,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    // After a few quiet seconds, give back the code pages the last requests faulted in
+    // (berth_shim::footprint): an idle berthd stays small however busy it was.
+    let mut settle = true;
     loop {
         let stream = tokio::select! {
             _ = &mut shutdown => return,
+            _ = tokio::time::sleep(IDLE_RELEASE), if settle => {
+                settle = false;
+                let _ = tokio::task::spawn_blocking(berth_shim::footprint::release_startup_pages).await;
+                continue;
+            }
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
                 Err(e) => {
@@ -47,6 +58,7 @@ pub async fn serve(
                 }
             },
         };
+        settle = true;
         let engine = engine.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
