@@ -12,6 +12,22 @@ pub struct MoreRunFlags {
     /// Read in a file of environment variables (KEY=VALUE lines; a bare KEY takes the host's).
     #[arg(long)]
     pub env_file: Vec<String>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
+    /// Sysctl options (net.ipv4.ip_forward=1).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm (e.g. 64m).
+    #[arg(long)]
+    pub shm_size: Option<String>,
+    /// Mount a tmpfs directory (PATH[:size=64m]).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+}
+
+/// Resource flags `run`, `create` and `update` share (beyond -m, --cpus, --pids-limit).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResourceFlags {
     /// Swap limit equal to memory plus swap: -1 to enable unlimited swap.
     #[arg(long)]
     pub memory_swap: Option<String>,
@@ -30,15 +46,6 @@ pub struct MoreRunFlags {
     /// CPUs in which to allow execution (0-3, 0,1).
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
-    /// Sysctl options (net.ipv4.ip_forward=1).
-    #[arg(long)]
-    pub sysctl: Vec<String>,
-    /// Size of /dev/shm (e.g. 64m).
-    #[arg(long)]
-    pub shm_size: Option<String>,
-    /// Mount a tmpfs directory (PATH[:size=64m]).
-    #[arg(long)]
-    pub tmpfs: Vec<String>,
 }
 
 fn bad(m: String) -> ClientError {
@@ -106,20 +113,20 @@ pub fn apply(f: &MoreRunFlags, body: &mut CreateBody) -> Result<(), ClientError>
         body.config.env = Some(env);
     }
     let h = &mut body.host_config;
-    if let Some(s) = &f.memory_swap {
+    if let Some(s) = &f.resources.memory_swap {
         h.memory_swap = if s.trim() == "-1" {
             -1
         } else {
             parse_bytes(s)?
         };
     }
-    if let Some(s) = &f.memory_reservation {
+    if let Some(s) = &f.resources.memory_reservation {
         h.memory_reservation = parse_bytes(s)?;
     }
-    h.cpu_shares = f.cpu_shares.unwrap_or(h.cpu_shares);
-    h.cpu_quota = f.cpu_quota.unwrap_or(h.cpu_quota);
-    h.cpu_period = f.cpu_period.unwrap_or(h.cpu_period);
-    if let Some(c) = &f.cpuset_cpus {
+    h.cpu_shares = f.resources.cpu_shares.unwrap_or(h.cpu_shares);
+    h.cpu_quota = f.resources.cpu_quota.unwrap_or(h.cpu_quota);
+    h.cpu_period = f.resources.cpu_period.unwrap_or(h.cpu_period);
+    if let Some(c) = &f.resources.cpuset_cpus {
         h.cpuset_cpus = c.clone();
     }
     if !f.sysctl.is_empty() {

@@ -12,27 +12,11 @@ pub struct UpdateArgs {
     /// Memory limit (e.g. 256m).
     #[arg(short, long)]
     pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap.
-    #[arg(long)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit.
-    #[arg(long)]
-    pub memory_reservation: Option<String>,
+    #[command(flatten)]
+    pub resources: crate::runflags::ResourceFlags,
     /// Number of CPUs.
     #[arg(long)]
     pub cpus: Option<f64>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
-    pub cpu_shares: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota.
-    #[arg(long)]
-    pub cpu_quota: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period.
-    #[arg(long)]
-    pub cpu_period: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1).
-    #[arg(long)]
-    pub cpuset_cpus: Option<String>,
     /// Tune container pids limit (-1 for unlimited).
     #[arg(long)]
     pub pids_limit: Option<i64>,
@@ -57,10 +41,10 @@ fn body(a: &UpdateArgs) -> Result<Value, ClientError> {
     if let Some(v) = &a.memory {
         m.insert("Memory".into(), json!(parse_bytes(v)?));
     }
-    if let Some(v) = &a.memory_swap {
+    if let Some(v) = &a.resources.memory_swap {
         m.insert("MemorySwap".into(), json!(bytes_or_unlimited(v)?));
     }
-    if let Some(v) = &a.memory_reservation {
+    if let Some(v) = &a.resources.memory_reservation {
         m.insert("MemoryReservation".into(), json!(parse_bytes(v)?));
     }
     if let Some(c) = a.cpus {
@@ -72,16 +56,16 @@ fn body(a: &UpdateArgs) -> Result<Value, ClientError> {
         m.insert("NanoCpus".into(), json!((c * 1e9) as i64));
     }
     for (k, v) in [
-        ("CpuShares", a.cpu_shares),
-        ("CpuQuota", a.cpu_quota),
-        ("CpuPeriod", a.cpu_period),
+        ("CpuShares", a.resources.cpu_shares),
+        ("CpuQuota", a.resources.cpu_quota),
+        ("CpuPeriod", a.resources.cpu_period),
         ("PidsLimit", a.pids_limit),
     ] {
         if let Some(v) = v {
             m.insert(k.into(), json!(v));
         }
     }
-    if let Some(c) = &a.cpuset_cpus {
+    if let Some(c) = &a.resources.cpuset_cpus {
         m.insert("CpusetCpus".into(), json!(c));
     }
     if let Some(r) = &a.restart {
