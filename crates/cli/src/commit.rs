@@ -114,18 +114,8 @@ pub async fn import(c: &Client, a: ImportArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn export(c: &Client, a: ExportArgs) -> Result<i32, ClientError> {
-    let mut body = c.export(&a.container).await?;
-    let io = |e: std::io::Error| ClientError::Protocol(format!("write the export: {e}"));
-    match &a.output {
-        Some(path) => {
-            let mut f = tokio::fs::File::create(path).await.map_err(io)?;
-            tokio::io::copy(&mut body, &mut f).await.map_err(io)?;
-        }
-        None => {
-            let mut out = tokio::io::stdout();
-            tokio::io::copy(&mut body, &mut out).await.map_err(io)?;
-        }
-    }
+    let body = c.export(&a.container).await?;
+    crate::stream::write_out(body, a.output.as_deref(), "export").await?;
     Ok(0)
 }
 

@@ -132,17 +132,7 @@ pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn save(c: &Client, a: SaveArgs) -> Result<i32, ClientError> {
-    let mut body = c.save(&a.images).await?;
-    let io = |e: std::io::Error| ClientError::Protocol(format!("write the archive: {e}"));
-    match &a.output {
-        Some(path) => {
-            let mut f = tokio::fs::File::create(path).await.map_err(io)?;
-            tokio::io::copy(&mut body, &mut f).await.map_err(io)?;
-        }
-        None => {
-            let mut out = tokio::io::stdout();
-            tokio::io::copy(&mut body, &mut out).await.map_err(io)?;
-        }
-    }
+    let body = c.save(&a.images).await?;
+    crate::stream::write_out(body, a.output.as_deref(), "archive").await?;
     Ok(0)
 }

@@ -64,3 +64,26 @@ pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         demux(r, tty).await
     }
 }
+
+/// Copy a downloaded body (`save`, `export`) to `path`, or to stdout without one.
+pub async fn write_out<R: AsyncRead + Unpin>(
+    mut body: R,
+    path: Option<&str>,
+    what: &str,
+) -> Result<(), berth_api::client::ClientError> {
+    let io = |e: std::io::Error| {
+        berth_api::client::ClientError::Protocol(format!("write the {what}: {e}"))
+    };
+    match path {
+        Some(path) => {
+            let mut f = tokio::fs::File::create(path).await.map_err(io)?;
+            tokio::io::copy(&mut body, &mut f).await.map_err(io)?;
+        }
+        None => {
+            tokio::io::copy(&mut body, &mut tokio::io::stdout())
+                .await
+                .map_err(io)?;
+        }
+    }
+    Ok(())
+}
