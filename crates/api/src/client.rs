@@ -371,7 +371,7 @@ impl Client {
     /// POST /images/load with `archive` streamed; returns the progress lines.
     pub async fn load(&self, archive: std::fs::File) -> Result<Vec<crate::types::StreamLine>> {
         let resp = self
-            .post_stream("/images/load", FileBody::new(archive))
+            .post_stream("/images/load", ChannelBody::from_file(archive))
             .await?;
         let bytes = resp
             .into_body()
@@ -437,13 +437,14 @@ async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
     })
 }
 
-/// A request body reading a file in chunks on a helper thread.
-struct FileBody {
+/// A request body fed chunk by chunk through a channel (a file read on a helper thread, a tar
+/// built on another thread, stdin).
+struct ChannelBody {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
 }
 
-impl FileBody {
-    fn new(mut f: std::fs::File) -> FileBody {
+impl ChannelBody {
+    fn from_file(mut f: std::fs::File) -> ChannelBody {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         std::thread::spawn(move || {
             use std::io::Read;
@@ -460,11 +461,11 @@ impl FileBody {
                 }
             }
         });
-        FileBody { rx }
+        ChannelBody { rx }
     }
 }
 
-impl hyper::body::Body for FileBody {
+impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
 

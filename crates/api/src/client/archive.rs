@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Method;
 
-use super::{check, percent_encode, BodyReader, Client, ClientError, Result};
+use super::{check, percent_encode, BodyReader, ChannelBody, Client, ClientError, Result};
 
 pub const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
@@ -55,32 +55,12 @@ impl Client {
         if copy_uid_gid {
             path.push_str("&copyUIDGID=1");
         }
-        let body = ChunkBody { rx: chunks };
+        let body = ChannelBody { rx: chunks };
         let mut req = Self::build(Method::PUT, &path, body.boxed(), false)?;
         req.headers_mut().insert(
             "Content-Type",
             hyper::header::HeaderValue::from_static("application/x-tar"),
         );
         check(self.send(req).await?).await.map(|_| ())
-    }
-}
-
-/// A request body fed chunk by chunk (a tar built on another thread, or stdin).
-struct ChunkBody {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-}
-
-impl hyper::body::Body for ChunkBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, std::io::Error>>>
-    {
-        self.rx
-            .poll_recv(cx)
-            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
     }
 }

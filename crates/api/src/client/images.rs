@@ -3,7 +3,7 @@
 
 use hyper::Method;
 
-use super::{percent_encode, proto, BodyReader, Client, FileBody, Result};
+use super::{percent_encode, proto, BodyReader, ChannelBody, Client, Result};
 use crate::image_types::{ContainerChange, HistoryItem};
 use crate::types::IdResponse;
 
@@ -74,7 +74,9 @@ impl Client {
             name_query(reference),
             changes_query(changes)
         );
-        let resp = self.post_stream(&path, FileBody::new(source)).await?;
+        let resp = self
+            .post_stream(&path, ChannelBody::from_file(source))
+            .await?;
         let bytes = http_body_util::BodyExt::collect(resp.into_body())
             .await
             .map_err(|e| proto("read import response", e))?
