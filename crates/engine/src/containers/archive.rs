@@ -128,10 +128,11 @@ impl Engine {
         let _g = lock.lock().await;
         let rec = self.container(&id)?;
         let live = rec.state.running() || rec.state.task;
+        let scratch = rec.spec.host.auto_remove;
         let engine = self.clone();
         tokio::task::spawn_blocking(move || {
             if !live {
-                engine.mount_rootfs(&id)?;
+                engine.mount_rootfs(&id, scratch)?;
             }
             let r = f(&engine.container_dir(&id).join("rootfs"));
             if !live {

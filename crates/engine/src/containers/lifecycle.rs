@@ -78,11 +78,17 @@ impl Engine {
         self.container_dir(id).join("rootfs")
     }
 
-    pub(crate) fn mount_rootfs(&self, id: &str) -> Result<()> {
+    /// `scratch`: the writable layer is thrown away with the container (`--rm`), so it is
+    /// mounted volatile and its unmount does not wait for a sync of the data root's filesystem.
+    pub(crate) fn mount_rootfs(&self, id: &str, scratch: bool) -> Result<()> {
         let target = self.rootfs(id);
         let _ = unmount(&target);
         let m = self.snapshots.mounts(id)?;
-        m.mount(&target)?;
+        if scratch {
+            m.mount_scratch(&target)?;
+        } else {
+            m.mount(&target)?;
+        }
         Ok(())
     }
 
@@ -120,7 +126,7 @@ impl Engine {
         let r = rec.clone();
         let bundle = self.container_dir(&id);
         tokio::task::spawn_blocking(move || -> Result<()> {
-            engine.mount_rootfs(&r.id)?;
+            engine.mount_rootfs(&r.id, r.spec.host.auto_remove)?;
             engine.fill_new_volumes(&r)?;
             let mut cfg = spec::config(&r, &engine.rootfs(&r.id), &|v| engine.volume_dir(v))
                 .map_err(Error::InvalidParameter)?;
@@ -534,13 +540,21 @@ impl Engine {
             self.stop_task(&rec, Signal::SIGKILL, 0).await?;
         }
         self.unmount_rootfs(&id);
-        let _ = self.snapshots.remove_active(&id);
-        let dir = self.container_dir(&id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(Error::internal(format!("remove {}", dir.display()), e));
+        // Both trees leave at once and are deleted in the background (see trash).
+        match self.snapshots.active_path(&id) {
+            Ok(layer) => {
+                if let Err(e) = self.trash.discard(&layer) {
+                    tracing::warn!("remove {}: {e}", layer.display());
+                }
+            }
+            Err(_) => {
+                let _ = self.snapshots.remove_active(&id);
             }
         }
+        let dir = self.container_dir(&id);
+        self.trash
+            .discard(&dir)
+            .map_err(|e| Error::internal(format!("remove {}", dir.display()), e))?;
         let _ = std::fs::remove_file(self.exit_file(&id));
         self.db().delete_container(&id)?;
         self.net_forget(&id);
