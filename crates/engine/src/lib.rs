@@ -25,6 +25,7 @@ pub mod images;
 pub mod networks;
 pub mod registry;
 pub mod system;
+mod trash;
 pub mod volumes;
 
 use std::collections::HashMap;
@@ -67,6 +68,7 @@ pub struct Engine {
     /// Held by image loads, container creation and garbage collection: a collection must not
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
+    trash: trash::Trash,
     pub events: events::Events,
     started: std::time::Instant,
 }
@@ -97,6 +99,8 @@ impl Engine {
             content.clone(),
             snapshots.clone(),
         )?;
+        let trash = trash::Trash::open(&cfg.data_root)
+            .map_err(|e| Error::internal("open the trash directory", e))?;
         let engine = Arc::new(Engine {
             cfg,
             shim_binary,
@@ -107,6 +111,7 @@ impl Engine {
             net,
             distribution,
             store_lock: Mutex::new(()),
+            trash,
             events: events::Events::default(),
             started: std::time::Instant::now(),
         });

@@ -293,6 +293,11 @@ impl Snapshotter {
         self.commit(key, chain)
     }
 
+    /// The directory of active snapshot `key` (its writable layer and metadata).
+    pub fn active_path(&self, key: &str) -> Result<PathBuf> {
+        self.active_dir(key)
+    }
+
     pub fn remove_active(&self, key: &str) -> Result<()> {
         let dir = self.active_dir(key)?;
         remove_dir(&dir)
