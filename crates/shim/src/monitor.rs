@@ -2,7 +2,7 @@
 //! is drained; then leave the exit file, answer the waiters and go.
 
 use std::fs::File;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -570,14 +570,38 @@ fn read_some(f: &mut File, buf: &mut [u8]) -> Option<usize> {
     }
 }
 
-/// One JSON line, read byte by byte so stream bytes after it stay in the socket.
+/// One JSON line. Stream bytes after it (attach input) must stay in the socket: peek at what
+/// has arrived, then read exactly up to the newline (not one syscall per byte).
 fn read_request(stream: &UnixStream) -> Result<Request, String> {
-    let mut line = Vec::new();
-    let mut r = io::BufReader::with_capacity(1, stream);
-    r.read_until(b'\n', &mut line)
-        .map_err(|e| format!("read: {e}"))?;
+    use nix::sys::socket::{recv, MsgFlags};
+    let mut line = Vec::with_capacity(256);
+    let mut peeked = [0u8; 4096];
+    loop {
+        let n = recv(stream.as_raw_fd(), &mut peeked, MsgFlags::MSG_PEEK)
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("read: connection closed before a request".into());
+        }
+        let (take, done) = match peeked[..n].iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (n, false),
+        };
+        let start = line.len();
+        line.resize(start + take, 0);
+        (&*stream)
+            .read_exact(&mut line[start..])
+            .map_err(|e| format!("read: {e}"))?;
+        if done {
+            break;
+        }
+        if line.len() > MAX_REQUEST {
+            return Err("request too long".into());
+        }
+    }
     serde_json::from_slice(&line).map_err(|e| e.to_string())
 }
+
+const MAX_REQUEST: usize = 1 << 20;
 
 fn reply(mut stream: &UnixStream, r: &Reply) -> io::Result<()> {
     let mut line = serde_json::to_vec(r).unwrap_or_default();
@@ -591,8 +615,9 @@ fn now() -> String {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
+    // No fsync: the rename keeps readers from seeing half a file if the shim dies, and an exit
+    // status need not outlive a host crash (the container does not either).
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
     std::fs::rename(&tmp, path)
 }

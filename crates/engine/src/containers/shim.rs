@@ -83,23 +83,51 @@ pub async fn request(socket: &Path, req: &Request) -> Result<(Reply, UnixStream)
     s.write_all(&line)
         .await
         .map_err(|e| Error::internal("write to shim", e))?;
-    let mut buf = Vec::with_capacity(128);
-    loop {
-        let b = s
-            .read_u8()
-            .await
-            .map_err(|e| Error::internal("read shim reply", e))?;
-        if b == b'\n' {
-            break;
-        }
-        buf.push(b);
-        if buf.len() > 64 * 1024 {
-            return Err(Error::Internal("shim reply too long".into()));
-        }
-    }
+    let buf = read_reply_line(&mut s)
+        .await
+        .map_err(|e| Error::internal("read shim reply", e))?;
     let reply: Reply =
         serde_json::from_slice(&buf).map_err(|e| Error::internal("parse shim reply", e))?;
     Ok((reply, s))
+}
+
+const MAX_REPLY: usize = 64 * 1024;
+
+/// The reply line, without consuming the attach/exec stream bytes that may follow it: peek at
+/// what has arrived, then read exactly up to the newline (two syscalls, not one per byte).
+async fn read_reply_line(s: &mut UnixStream) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error as IoError, ErrorKind};
+    use std::os::fd::AsRawFd;
+    let mut line = Vec::with_capacity(256);
+    let mut peeked = vec![0u8; 4096];
+    loop {
+        s.readable().await?;
+        let fd = s.as_raw_fd();
+        let n = match s.try_io(tokio::io::Interest::READABLE, || {
+            nix::sys::socket::recv(fd, &mut peeked, nix::sys::socket::MsgFlags::MSG_PEEK)
+                .map_err(IoError::from)
+        }) {
+            Ok(0) => return Err(IoError::from(ErrorKind::UnexpectedEof)),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        // Up to and including the newline when it has arrived; otherwise all of it, and wait.
+        let (take, done) = match peeked[..n].iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (n, false),
+        };
+        let start = line.len();
+        line.resize(start + take, 0);
+        s.read_exact(&mut line[start..]).await?;
+        if done {
+            line.pop();
+            return Ok(line);
+        }
+        if line.len() > MAX_REPLY {
+            return Err(IoError::new(ErrorKind::InvalidData, "shim reply too long"));
+        }
+    }
 }
 
 /// A request whose reply must be ok.
