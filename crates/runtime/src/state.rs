@@ -121,7 +121,7 @@ impl StateDir {
             .map_err(|e| Error::Other(format!("corrupt state file {}: {e}", path.display())))
     }
 
-    /// Write state.json atomically (write a temporary file, fsync, rename).
+    /// Write state.json atomically (write a temporary file, rename).
     pub fn save(&self, state: &ContainerState) -> Result<()> {
         let bytes =
             serde_json::to_vec(state).map_err(|e| Error::Other(format!("serialize state: {e}")))?;
@@ -138,7 +138,9 @@ impl StateDir {
     }
 }
 
-/// Write `bytes` to `path` atomically: a crash leaves either the old or the new content.
+/// Write `bytes` to `path` atomically: a crashing writer leaves either the old or the new
+/// content. No fsync: runtime state describes processes, which do not outlive a host crash
+/// (runc does not sync its state either), and a sync costs milliseconds per container.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -152,7 +154,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .ctx(|| format!("create {}", tmp.display()))?;
     f.write_all(bytes)
         .ctx(|| format!("write {}", tmp.display()))?;
-    f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
     fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
