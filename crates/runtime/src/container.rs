@@ -234,7 +234,7 @@ impl Runtime {
             cgroup: None,
             armed: true,
         };
-        cgroup.create(resources.as_ref())?;
+        // Created by spawn, after clone (see process::spawn); removed with the rest on failure.
         cleanup.cgroup = Some(cgroup.as_ref());
 
         let exec_fifo = if with_fifo {
@@ -264,6 +264,7 @@ impl Runtime {
                 no_pivot: self.no_pivot,
                 preserve_fds: opts.preserve_fds,
                 init,
+                resources: resources.as_ref(),
             },
             &|pid| hook_state_json(&spec_for_hooks, id, pid, Status::Creating, &bundle_path),
         )?;

@@ -65,25 +65,38 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
         .as_ref()
         .ok_or_else(|| Error::config("process", "missing"))?;
 
-    // Wait until the parent mapped our ids and put us in our cgroup.
-    let state_json = match chan.recv()? {
-        Some(Msg::Go(state)) => state,
-        other => {
-            return Err(Error::Other(format!(
-                "expected Go from the runtime, got {other:?}"
-            )))
+    // The parent maps our ids, then creates our cgroup and moves us into it, then says Go. In a
+    // new user namespace nothing can be done before the mapping; otherwise the mounts go ahead
+    // and we wait only before the first step that needs the cgroup (see process::spawn).
+    let go = std::cell::RefCell::new(None::<Vec<u8>>);
+    let entered = std::cell::Cell::new(false);
+    let enter_cgroup = || -> Result<()> {
+        if entered.get() {
+            return Ok(());
         }
+        if go.borrow().is_none() {
+            *go.borrow_mut() = Some(wait_for_go(chan)?);
+        }
+        if cfg.plan.creates(Ns::Cgroup) {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+                .ctx(|| "create cgroup namespace".to_string())?;
+        }
+        entered.set(true);
+        Ok(())
     };
+    let user_ns = cfg.plan.has(Ns::User);
+    if user_ns {
+        *go.borrow_mut() = Some(wait_for_go(chan)?);
+    }
 
     cfg.plan.join_types(&[Ns::User])?;
-    if cfg.plan.has(Ns::User) {
+    if user_ns {
         become_namespace_root()?;
     }
     cfg.plan
         .join_types(&[Ns::Ipc, Ns::Uts, Ns::Network, Ns::Cgroup, Ns::Mount])?;
-    if cfg.plan.creates(Ns::Cgroup) {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .ctx(|| "create cgroup namespace".to_string())?;
+    if user_ns {
+        enter_cgroup()?;
     }
     if cfg.plan.has(Ns::Uts) {
         set_names(spec)?;
@@ -101,7 +114,10 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
         bundle: &cfg.bundle.dir,
         in_user_ns: cfg.plan.has(Ns::User),
         new_cgroup_ns: cfg.plan.creates(Ns::Cgroup),
+        enter_cgroup: &enter_cgroup,
     })?;
+    enter_cgroup()?;
+    let state_json = go.take().unwrap_or_default();
     if cfg.parent_hooks {
         chan.send(&Msg::RunCreateHooks)?;
         chan.expect(Msg::HooksDone)?;
@@ -148,6 +164,15 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
         Some(kill_group) => crate::init::run_as_init(kill_group, || exec(&program, &argv, &envp)),
         None => exec(&program, &argv, &envp),
     })
+}
+
+fn wait_for_go(chan: &Channel) -> Result<Vec<u8>> {
+    match chan.recv()? {
+        Some(Msg::Go(state)) => Ok(state),
+        other => Err(Error::Other(format!(
+            "expected Go from the runtime, got {other:?}"
+        ))),
+    }
 }
 
 /// execve, reporting the failure on stderr (the parent may be gone by now).

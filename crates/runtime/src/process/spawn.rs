@@ -1,5 +1,11 @@
-//! The parent's side of starting a container: clone into new namespaces, map ids, place the
-//! child in its cgroup, run the createRuntime hooks when asked, and wait until the child is ready.
+//! The parent's side of starting a container: clone into new namespaces, map ids, create the
+//! cgroup and place the child in it, run the createRuntime hooks when asked, and wait until the
+//! child is ready.
+//!
+//! Without a user namespace the child does not wait for the parent to begin its mounts: it
+//! waits only before it needs its cgroup (the cgroup namespace and cgroupfs mounts). Creating
+//! the cgroup and moving a process into it (on cgroup v1 that waits for an RCU grace period,
+//! milliseconds) then overlap the child's mount setup instead of preceding it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -7,7 +13,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxNamespaceType as Ns;
+use oci_spec::runtime::{LinuxNamespaceType as Ns, LinuxResources};
 
 use super::child::{self, ChildConfig};
 use super::sync::{self, Channel, Msg};
@@ -25,6 +31,8 @@ pub struct SpawnOptions<'a> {
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub init: Option<bool>,
+    /// The cgroup's limits, applied by the parent after clone (see the module's note).
+    pub resources: Option<&'a LinuxResources>,
 }
 
 /// A container process that finished its setup and waits for start (or runs, without a fifo).
@@ -106,8 +114,8 @@ pub fn spawn(
     drop(opts.console_socket);
     drop(opts.exec_fifo);
 
-    let guard = KillOnDrop(Some(pid));
-    let setup = || -> Result<()> {
+    let mut guard = KillOnDrop(Some(pid));
+    let place = || -> Result<Vec<u8>> {
         if plan.creates(Ns::User) {
             let l = linux.ok_or_else(|| Error::config("linux", "missing"))?;
             namespaces::write_id_mappings(
@@ -116,6 +124,7 @@ pub fn spawn(
                 l.gid_mappings().as_deref().unwrap_or(&[]),
             )?;
         }
+        cgroup.create(opts.resources)?;
         cgroup.add_process(pid.as_raw())?;
         if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -123,6 +132,21 @@ pub fn spawn(
         }
         let state = state_json(pid.as_raw());
         parent_end.send(&Msg::Go(state.clone()))?;
+        Ok(state)
+    };
+    let state = match place() {
+        Ok(state) => state,
+        // The child works meanwhile: when it failed first (and so, say, left nothing to move
+        // into the cgroup), its own message is the one that explains.
+        Err(e) => {
+            guard.kill_now();
+            return Err(match parent_end.recv() {
+                Ok(Some(Msg::Failed(m))) => Error::ChildFailed(m),
+                _ => e,
+            });
+        }
+    };
+    let setup = || -> Result<()> {
         loop {
             match parent_end.recv()? {
                 Some(Msg::RunCreateHooks) => {
@@ -174,13 +198,18 @@ impl KillOnDrop {
     pub fn disarm(mut self) {
         self.0 = None;
     }
+
+    /// Kill and reap now (what drop would do).
+    pub fn kill_now(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
 }
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-        }
+        self.kill_now();
     }
 }

@@ -43,6 +43,9 @@ pub struct RootfsOptions<'a> {
     /// A new user namespace: devices are bind-mounted from the host, not mknod'ed.
     pub in_user_ns: bool,
     pub new_cgroup_ns: bool,
+    /// Called once before the first step that needs the container's cgroup (a cgroup mount);
+    /// the mounts before it run while the parent is still placing the process.
+    pub enter_cgroup: &'a dyn Fn() -> Result<()>,
 }
 
 /// In the child, inside its new mount namespace, before pivot_root.
@@ -73,6 +76,9 @@ pub fn prepare(opts: &RootfsOptions) -> Result<()> {
     };
     let spec_mounts = opts.spec.mounts().as_deref().unwrap_or(&[]);
     for (index, mount) in spec_mounts.iter().enumerate() {
+        if matches!(mount.typ().as_deref(), Some("cgroup" | "cgroup2")) {
+            (opts.enter_cgroup)()?;
+        }
         mounts::mount_entry(&ctx, index, mount)?;
     }
 

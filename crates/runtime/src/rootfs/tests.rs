@@ -48,6 +48,7 @@ fn helper(bundle: &Path) -> Result<Infallible, String> {
         bundle,
         in_user_ns: has("userns"),
         new_cgroup_ns: has("cgroupns"),
+        enter_cgroup: &|| Ok(()),
     };
     prepare(&opts).map_err(|e| e.to_string())?;
 
