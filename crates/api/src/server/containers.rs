@@ -20,6 +20,7 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
         Err(m) => return body::error(StatusCode::BAD_REQUEST, m),
     };
     let mut req = convert::create_request(name, b);
+    req.platform = ctx.query.get("platform").map(str::to_string);
     req.spec.host.network = network;
     req.publish_all_ports = publish_all;
     match ctx.engine.create_container(req).await {

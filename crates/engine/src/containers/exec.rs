@@ -219,6 +219,7 @@ impl Engine {
                 caps: &caps,
                 no_new_privileges: false,
                 console_size: x.spec.console_size,
+                ulimits: &rec.spec.host.ulimits,
             },
         )
         .map_err(Error::InvalidParameter)?;

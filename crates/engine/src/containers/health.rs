@@ -290,6 +290,7 @@ impl Engine {
                 caps: &caps,
                 no_new_privileges: false,
                 console_size: None,
+                ulimits: &rec.spec.host.ulimits,
             },
         )
         .map_err(Error::InvalidParameter)?;
