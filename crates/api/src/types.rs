@@ -257,6 +257,12 @@ pub struct ContainerSummary {
     pub mounts: Vec<serde_json::Value>,
     pub host_config: serde_json::Value,
     pub network_settings: serde_json::Value,
+    /// With `size=1`: bytes the container changed (its writable layer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// With `size=1`: its image plus the writable layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -235,3 +235,158 @@ fn cidfile_platform_and_pull_never() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+fn lines(s: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = s.lines().collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn ps_last_latest_and_size() {
+    if !prerequisites() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    let (a, b, c) = (unique("psa"), unique("psb"), unique("psc"));
+    ok(&d, &["run", "--name", &a, "busybox", "true"]);
+    ok(&d, &["run", "--name", &b, "busybox", "true"]);
+    let write = "head -c 100000 /dev/zero > /big && sleep 100";
+    ok(
+        &d,
+        &["run", "-d", "--name", &c, "busybox", "sh", "-c", write],
+    );
+    // -n/-l count stopped containers too, newest first.
+    assert_eq!(
+        ok(&d, &["ps", "-n", "2", "--format", "{{.Names}}"]),
+        format!("{c}\n{b}\n")
+    );
+    assert_eq!(
+        ok(&d, &["ps", "-l", "--format", "{{.Names}}"]),
+        format!("{c}\n")
+    );
+    assert_eq!(
+        d.docker_ok(&["ps", "-n", "2", "--format", "{{.Names}}"]),
+        format!("{c}\n{b}\n")
+    );
+    assert_eq!(d.docker_ok(&["ps", "--latest", "-q"]).trim().len(), 12);
+    // -s: the writable layer's size, and the virtual size with the image's.
+    let size = berth_e2e::eventually("the 100 kB file", || {
+        let s = ok(
+            &d,
+            &[
+                "ps",
+                "-s",
+                "--filter",
+                &format!("name={c}"),
+                "--format",
+                "{{.Size}}",
+            ],
+        );
+        s.starts_with("100kB (virtual ").then_some(s)
+    });
+    assert!(size.trim_end().ends_with("B)"), "{size}");
+    let table = ok(&d, &["ps", "-s"]);
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.trim_end().ends_with("SIZE")),
+        "{table}"
+    );
+    let docker = d.docker_ok(&[
+        "ps",
+        "-s",
+        "--filter",
+        &format!("name={c}"),
+        "--format",
+        "{{.Size}}",
+    ]);
+    assert!(docker.starts_with("100kB (virtual "), "{docker}");
+    let ins = d.docker_ok(&["inspect", "-s", "-f", "{{.SizeRw}}", &c]);
+    assert_eq!(ins.trim(), "100000");
+}
+
+#[test]
+fn images_filters() {
+    if !prerequisites() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    ok(&d, &["tag", "busybox", "team/app:1"]);
+    ok(&d, &["tag", "busybox", "team/app:2"]);
+    let name = unique("img");
+    ok(&d, &["run", "--name", &name, "busybox", "touch", "/x"]);
+    d.docker_ok(&["commit", "-c", "LABEL tier=db", &name, "team/db:1"]);
+    let dangling = d.docker_ok(&["commit", &name]);
+    let dangling = dangling.trim().trim_start_matches("sha256:");
+    let f = "{{.Repository}}:{{.Tag}}";
+    let images = |filter: &str| ok(&d, &["images", "--filter", filter, "--format", f]);
+    assert_eq!(
+        lines(&images("reference=team/*")),
+        ["team/app:1", "team/app:2", "team/db:1"]
+    );
+    assert_eq!(lines(&images("reference=team/app:1")), ["team/app:1"]);
+    assert_eq!(lines(&images("reference=busybox")), ["busybox:latest"]);
+    assert_eq!(lines(&images("label=tier=db")), ["team/db:1"]);
+    assert_eq!(lines(&images("label=tier")), ["team/db:1"]);
+    let q = ok(&d, &["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(q.trim(), &dangling[..12]);
+    assert!(!images("dangling=false").contains("<none>"));
+    let since = images("since=busybox");
+    assert!(
+        since.contains("team/db:1") && !since.contains("team/app"),
+        "{since}"
+    );
+    let before = images("before=team/db:1");
+    assert!(
+        before.contains("busybox:latest") && !before.contains("team/db"),
+        "{before}"
+    );
+    // The stock docker CLI sends the same filters.
+    let docker = d.docker_ok(&["images", "--filter", "reference=team/app", "--format", f]);
+    assert_eq!(lines(&docker), ["team/app:1", "team/app:2"]);
+    let (code, _, err) = berth(&d, &["images", "--filter", "bogus=1"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("invalid filter 'bogus'"), "{err}");
+}
+
+#[test]
+fn logs_details_show_the_log_attributes() {
+    if !prerequisites() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    let name = unique("details");
+    ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            &name,
+            "--label",
+            "tier=web",
+            "-e",
+            "FOO=bar baz",
+            "--log-opt",
+            "labels=tier",
+            "--log-opt",
+            "env=FOO",
+            "busybox",
+            "echo",
+            "hi",
+        ],
+    );
+    assert_eq!(
+        ok(&d, &["logs", "--details", &name]),
+        "FOO=bar+baz,tier=web hi\n"
+    );
+    assert_eq!(
+        d.docker_ok(&["logs", "--details", &name]),
+        "FOO=bar+baz,tier=web hi\n"
+    );
+    assert_eq!(ok(&d, &["logs", &name]), "hi\n");
+    let plain = unique("plain");
+    ok(&d, &["run", "--name", &plain, "busybox", "echo", "hi"]);
+    assert_eq!(ok(&d, &["logs", "--details", &plain]), " hi\n");
+}

@@ -297,6 +297,8 @@ pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
         mounts: Vec::new(),
         host_config: json!({"NetworkMode": rec.spec.host.network_mode}),
         network_settings: json!({"Networks": {}}),
+        size_rw: None,
+        size_root_fs: None,
     }
 }
 
