@@ -390,3 +390,42 @@ fn logs_details_show_the_log_attributes() {
     ok(&d, &["run", "--name", &plain, "busybox", "echo", "hi"]);
     assert_eq!(ok(&d, &["logs", "--details", &plain]), " hi\n");
 }
+
+#[test]
+fn privileged_exec_has_every_capability_and_no_seccomp() {
+    if !prerequisites() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    let name = unique("privexec");
+    ok(
+        &d,
+        &["run", "-d", "--name", &name, "busybox", "sleep", "100"],
+    );
+    let probe = "grep -E '^(CapEff|Seccomp):' /proc/self/status; mkdir -p /tmp/m; mount -t tmpfs none /tmp/m && echo mounted";
+    let plain = berth(&d, &["exec", &name, "sh", "-c", probe]).1;
+    assert!(plain.contains("Seccomp:\t2"), "{plain}");
+    assert!(!plain.contains("mounted"), "{plain}");
+    // Every capability berthd holds (its bounding set, as ours: a confined host may lack some).
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd")
+        .trim();
+    let all = format!("CapEff:\t{bounding}");
+    for out in [
+        ok(&d, &["exec", "--privileged", &name, "sh", "-c", probe]),
+        d.docker_ok(&["exec", "--privileged", &name, "sh", "-c", probe]),
+    ] {
+        assert!(out.contains("Seccomp:\t0"), "{out}");
+        assert!(out.contains(&all), "{out}");
+        assert!(out.contains("mounted"), "{out}");
+    }
+    // The container itself keeps its confinement.
+    let again = berth(&d, &["exec", &name, "sh", "-c", probe]).1;
+    assert!(
+        again.contains("Seccomp:\t2") && !again.contains("mounted"),
+        "{again}"
+    );
+}

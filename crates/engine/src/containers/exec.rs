@@ -227,6 +227,7 @@ impl Engine {
             exec_id: exec_id.to_string(),
             process,
             stdin: x.spec.attach_stdin,
+            privileged: x.spec.privileged,
         };
         if let Some(x) = lock(&self.containers.execs).get_mut(exec_id) {
             x.running = true;
