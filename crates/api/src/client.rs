@@ -242,9 +242,28 @@ impl Client {
     }
 
     pub async fn create(&self, name: Option<&str>, body: &CreateBody) -> Result<CreateResponse> {
-        let q = name
-            .map(|n| format!("?name={}", percent_encode(n)))
-            .unwrap_or_default();
+        self.create_for(name, None, body).await
+    }
+
+    /// `create` for a platform ("linux/amd64"): an image of another platform is not found.
+    pub async fn create_for(
+        &self,
+        name: Option<&str>,
+        platform: Option<&str>,
+        body: &CreateBody,
+    ) -> Result<CreateResponse> {
+        let mut q = Vec::new();
+        if let Some(n) = name {
+            q.push(format!("name={}", percent_encode(n)));
+        }
+        if let Some(p) = platform.filter(|p| !p.is_empty()) {
+            q.push(format!("platform={}", percent_encode(p)));
+        }
+        let q = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
         self.post(&format!("/containers/create{q}"), body).await
     }
 

@@ -102,6 +102,28 @@ pub struct HostConfig {
     pub mounts: Option<Vec<Mount>>,
     /// [height, width] of the client's terminal, applied before the process starts.
     pub console_size: Option<[u16; 2]>,
+    /// `--ulimit nofile=1024:2048`.
+    pub ulimits: Option<Vec<Ulimit>>,
+    /// `--device /dev/x[:/dev/y[:rwm]]`.
+    pub devices: Option<Vec<DeviceMapping>>,
+}
+
+/// HostConfig.Ulimits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// HostConfig.Devices.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
 }
 
 /// HostConfig.Mounts (`--mount`).
@@ -235,6 +257,12 @@ pub struct ContainerSummary {
     pub mounts: Vec<serde_json::Value>,
     pub host_config: serde_json::Value,
     pub network_settings: serde_json::Value,
+    /// With `size=1`: bytes the container changed (its writable layer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// With `size=1`: its image plus the writable layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

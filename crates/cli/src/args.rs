@@ -207,6 +207,9 @@ pub struct ImagesArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter output (dangling=true, reference=busy*, label=k=v, before=IMAGE, since=IMAGE).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -342,6 +345,15 @@ pub struct PsArgs {
     /// Filter output based on conditions provided (status=exited, name=web, label=k=v, …).
     #[arg(short, long)]
     pub filter: Vec<String>,
+    /// Show n last created containers (includes all states).
+    #[arg(short = 'n', long)]
+    pub last: Option<i64>,
+    /// Show the latest created container (includes all states).
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Display total file sizes.
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 #[derive(Args, Debug)]
@@ -397,6 +409,9 @@ pub struct LogsArgs {
     /// Show logs before a timestamp.
     #[arg(long)]
     pub until: Option<String>,
+    /// Show extra details provided to logs (the log-opt labels= and env= attributes).
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 

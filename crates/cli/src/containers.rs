@@ -12,12 +12,23 @@ use crate::{format, stream};
 /// Docker's `ps --format 'table …'` headers.
 const PS_HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
+    ("Size", "SIZE"),
     ("RunningFor", "CREATED"),
     ("Names", "NAMES"),
 ];
 
 pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
     let mut path = format!("/containers/json?all={}", u8::from(a.all));
+    // Docker: --latest is --last 1; either shows stopped containers too.
+    let limit = if a.latest { Some(1) } else { a.last };
+    if let Some(n) = limit.filter(|n| *n > 0) {
+        path.push_str(&format!("&limit={n}"));
+    }
+    // Sizes cost a walk of every writable layer: only for -s or a template showing .Size.
+    let size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    if size {
+        path.push_str("&size=1");
+    }
     if let Some(f) = crate::events::filters_json(&a.filter)? {
         path.push_str(&format!("&filters={}", percent_encode(&f)));
     }
@@ -53,6 +64,7 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
                 "Ports": ports_column(&x.ports),
                 "Names": x.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": x.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "Size": size_column(x.size_rw, x.size_root_fs),
             })
         })
         .collect();
@@ -60,7 +72,7 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
         format::templated_with(f, &rows, PS_HEADERS)?;
         return Ok(0);
     }
-    let cols = [
+    let mut cols = vec![
         "ID",
         "Image",
         "Command",
@@ -69,6 +81,19 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
         "Ports",
         "Names",
     ];
+    let mut headers = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if size {
+        cols.push("Size");
+        headers.push("SIZE");
+    }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -77,19 +102,21 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32, ClientError> {
                 .collect()
         })
         .collect();
-    format::table(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &cells,
-    );
+    format::table(&headers, &cells);
     Ok(0)
+}
+
+/// docker ps's SIZE: "12.3kB (virtual 4.5MB)".
+fn size_column(rw: Option<i64>, root: Option<i64>) -> String {
+    match (rw, root) {
+        (Some(rw), Some(root)) if root > 0 => format!(
+            "{} (virtual {})",
+            format::human_size(rw),
+            format::human_size(root)
+        ),
+        (Some(rw), _) => format::human_size(rw),
+        _ => String::new(),
+    }
 }
 
 /// `0.0.0.0:8080->80/tcp, 443/tcp` like docker ps.
@@ -194,9 +221,10 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Result<i32, ClientError> {
     let info = c.inspect_container(&a.container).await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let mut q = format!(
-        "stdout=1&stderr=1&follow={}&timestamps={}&tail={}",
+        "stdout=1&stderr=1&follow={}&timestamps={}&details={}&tail={}",
         u8::from(a.follow),
         u8::from(a.timestamps),
+        u8::from(a.details),
         percent_encode(&a.tail)
     );
     if let Some(s) = &a.since {

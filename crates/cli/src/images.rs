@@ -13,7 +13,17 @@ fn split_tag(t: &str) -> (String, String) {
 }
 
 pub async fn list(c: &Client, a: ImagesArgs) -> Result<i32, ClientError> {
-    let images = c.images().await?;
+    let images: Vec<berth_api::types::ImageSummary> = match crate::events::filters_json(&a.filter)?
+    {
+        Some(f) => {
+            c.get(&format!(
+                "/images/json?filters={}",
+                berth_api::query::percent_encode(&f)
+            ))
+            .await?
+        }
+        None => c.images().await?,
+    };
     let mut rows = Vec::new();
     for i in &images {
         let id = if a.no_trunc {

@@ -280,23 +280,47 @@ async fn pull_all_tags(c: &Client, a: PullArgs) -> Result<i32, ClientError> {
     Ok(0)
 }
 
-/// `create`, pulling the image first when the daemon does not have it (as docker run does).
+/// `run`/`create`'s `--pull`: when to pull the image before creating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull first, always.
+    Always,
+    /// Pull when the daemon does not have it (for the platform asked).
+    #[default]
+    Missing,
+    /// Never pull: the image must be there.
+    Never,
+}
+
+/// `create`, pulling the image as `pull` says (docker run's default: when it is missing).
 pub async fn create_pulling(
     c: &Client,
     name: Option<&str>,
+    platform: Option<&str>,
+    pull: PullPolicy,
     image: &str,
     body: &CreateBody,
 ) -> Result<CreateResponse, ClientError> {
-    match c.create(name, body).await {
-        Err(ClientError::Api { status: 404, .. }) if !image.is_empty() => {
-            let shown = reference(image)
-                .map(|r| r.with_default_tag().familiar())
-                .unwrap_or_else(|_| image.to_string());
-            eprintln!("Unable to find image '{shown}' locally");
-            if !pull_image(c, image, None, false, true).await? {
-                return Err(ClientError::Protocol(format!("pull {shown} failed")));
+    let shown = || {
+        reference(image)
+            .map(|r| r.with_default_tag().familiar())
+            .unwrap_or_else(|_| image.to_string())
+    };
+    if pull == PullPolicy::Always && !image.is_empty() {
+        if !pull_image(c, image, platform, false, true).await? {
+            return Err(ClientError::Protocol(format!("pull {} failed", shown())));
+        }
+        return c.create_for(name, platform, body).await;
+    }
+    match c.create_for(name, platform, body).await {
+        Err(ClientError::Api { status: 404, .. })
+            if !image.is_empty() && pull == PullPolicy::Missing =>
+        {
+            eprintln!("Unable to find image '{}' locally", shown());
+            if !pull_image(c, image, platform, false, true).await? {
+                return Err(ClientError::Protocol(format!("pull {} failed", shown())));
             }
-            c.create(name, body).await
+            c.create_for(name, platform, body).await
         }
         other => other,
     }

@@ -163,9 +163,67 @@ pub fn create_body(a: &RunArgs) -> Result<CreateBody, ClientError> {
     Ok(body)
 }
 
+/// `--cidfile`: refused when the file exists (another container may own it), as Docker does.
+struct CidFile(Option<std::path::PathBuf>);
+
+impl CidFile {
+    fn claim(path: Option<&str>) -> Result<CidFile, ClientError> {
+        let Some(p) = path.filter(|p| !p.is_empty()) else {
+            return Ok(CidFile(None));
+        };
+        let path = std::path::PathBuf::from(p);
+        if path.exists() {
+            return Err(ClientError::Protocol(format!(
+                "container ID file found, make sure the other container isn't running or delete {p}"
+            )));
+        }
+        std::fs::File::create(&path).map_err(|e| {
+            ClientError::Protocol(format!("failed to create the container ID file: {e}"))
+        })?;
+        Ok(CidFile(Some(path)))
+    }
+
+    fn write(&mut self, id: &str) -> Result<(), ClientError> {
+        if let Some(p) = self.0.take() {
+            std::fs::write(&p, id).map_err(|e| {
+                ClientError::Protocol(format!("failed to write the container ID to the file: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CidFile {
+    /// Not written (the create failed): the empty file goes.
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Create the container (pulling per --pull, for --platform) and write --cidfile.
+async fn create_container(
+    c: &Client,
+    a: &RunArgs,
+) -> Result<berth_api::types::CreateResponse, ClientError> {
+    let body = create_body(a)?;
+    let mut cid = CidFile::claim(a.more.cidfile.as_deref())?;
+    let r = crate::registry::create_pulling(
+        c,
+        a.name.as_deref(),
+        a.more.platform.as_deref(),
+        a.more.pull,
+        &a.image,
+        &body,
+    )
+    .await?;
+    cid.write(&r.id)?;
+    Ok(r)
+}
+
 pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let r =
-        crate::registry::create_pulling(c, a.name.as_deref(), &a.image, &create_body(&a)?).await?;
+    let r = create_container(c, &a).await?;
     for w in &r.warnings {
         eprintln!("WARNING: {w}");
     }
@@ -174,17 +232,14 @@ pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let created =
-        match crate::registry::create_pulling(c, a.name.as_deref(), &a.image, &create_body(&a)?)
-            .await
-        {
-            Ok(r) => r,
-            Err(e @ ClientError::Connect { .. }) => return Err(e),
-            Err(e) => {
-                eprintln!("berth: {e}");
-                return Ok(125);
-            }
-        };
+    let created = match create_container(c, &a).await {
+        Ok(r) => r,
+        Err(e @ ClientError::Connect { .. }) => return Err(e),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return Ok(125);
+        }
+    };
     for w in &created.warnings {
         eprintln!("WARNING: {w}");
     }

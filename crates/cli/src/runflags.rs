@@ -2,7 +2,7 @@
 //! apart from args.rs so the common flags stay readable.
 
 use berth_api::client::ClientError;
-use berth_api::types::{CreateBody, Mount, TmpfsOptions};
+use berth_api::types::{CreateBody, DeviceMapping, Mount, TmpfsOptions, Ulimit};
 use clap::Args;
 
 use crate::run::parse_bytes;
@@ -23,6 +23,21 @@ pub struct MoreRunFlags {
     /// Mount a tmpfs directory (PATH[:size=64m]).
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Ulimit options (nofile=1024[:2048]).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add a host device to the container (/dev/x[:/dev/y][:rwm]).
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<String>,
+    /// Set platform if server is multi-platform capable (linux/amd64).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never").
+    #[arg(long, value_enum, default_value_t)]
+    pub pull: crate::registry::PullPolicy,
 }
 
 /// Resource flags `run`, `create` and `update` share (beyond -m, --cpus, --pids-limit).
@@ -102,6 +117,61 @@ fn tmpfs_mount(spec: &str) -> Result<Mount, ClientError> {
     })
 }
 
+/// `nofile=1024:2048` (soft:hard) or `nofile=1024` (both); -1 or "unlimited" for no limit.
+pub fn parse_ulimit(spec: &str) -> Result<Ulimit, ClientError> {
+    let invalid = || bad(format!("invalid argument {spec:?} for \"--ulimit\" flag"));
+    let (name, limits) = spec.split_once('=').ok_or_else(invalid)?;
+    let num = |v: &str| -> Result<i64, ClientError> {
+        match v {
+            "unlimited" => Ok(-1),
+            v => v.parse::<i64>().map_err(|_| invalid()),
+        }
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => (num(limits)?, num(limits)?),
+    };
+    if name.is_empty() {
+        return Err(invalid());
+    }
+    if hard >= 0 && (soft > hard || soft < 0) {
+        return Err(bad(format!(
+            "invalid argument {spec:?} for \"--ulimit\" flag: ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        )));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+fn device_mode(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 3 && m.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
+}
+
+/// Docker's `--device`: `/dev/x`, `/dev/x:/dev/y`, `/dev/x:rw`, `/dev/x:/dev/y:rwm`.
+pub fn parse_device(spec: &str) -> Result<DeviceMapping, ClientError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, perms) = match parts.as_slice() {
+        [s] => (*s, *s, "rwm"),
+        [s, m] if device_mode(m) => (*s, *s, *m),
+        [s, d] => (*s, *d, "rwm"),
+        [s, d, m] if device_mode(m) => (*s, *d, *m),
+        _ => return Err(bad(format!("invalid device specification: {spec}"))),
+    };
+    if !src.starts_with('/') || !dst.starts_with('/') {
+        return Err(bad(format!(
+            "invalid device specification: {spec}: the paths must be absolute"
+        )));
+    }
+    Ok(DeviceMapping {
+        path_on_host: src.to_string(),
+        path_in_container: dst.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
 pub fn apply(f: &MoreRunFlags, body: &mut CreateBody) -> Result<(), ClientError> {
     if !f.env_file.is_empty() {
         // Docker: the files first, then -e, so -e wins.
@@ -149,6 +219,22 @@ pub fn apply(f: &MoreRunFlags, body: &mut CreateBody) -> Result<(), ClientError>
         }
         h.mounts = Some(mounts);
     }
+    if !f.ulimit.is_empty() {
+        h.ulimits = Some(
+            f.ulimit
+                .iter()
+                .map(|u| parse_ulimit(u))
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    if !f.device.is_empty() {
+        h.devices = Some(
+            f.device
+                .iter()
+                .map(|d| parse_device(d))
+                .collect::<Result<_, _>>()?,
+        );
+    }
     Ok(())
 }
 
@@ -162,5 +248,41 @@ mod tests {
         assert_eq!((m.kind.as_str(), m.target.as_str()), ("tmpfs", "/run"));
         assert_eq!(m.tmpfs_options.map(|o| o.size_bytes), Some(64 << 20));
         assert!(tmpfs_mount("run").is_err());
+    }
+
+    #[test]
+    fn ulimits_parse() {
+        let u = parse_ulimit("nofile=1024:2048").expect("parse");
+        assert_eq!((u.name.as_str(), u.soft, u.hard), ("nofile", 1024, 2048));
+        let u = parse_ulimit("nproc=512").expect("parse");
+        assert_eq!((u.soft, u.hard), (512, 512));
+        assert_eq!(parse_ulimit("core=-1").expect("parse").hard, -1);
+        assert!(parse_ulimit("nofile").is_err());
+        assert!(parse_ulimit("nofile=2048:1024").is_err());
+        assert!(parse_ulimit("nofile=lots").is_err());
+    }
+
+    #[test]
+    fn devices_parse() {
+        let d = parse_device("/dev/null").expect("parse");
+        assert_eq!(
+            (d.path_on_host.as_str(), d.path_in_container.as_str()),
+            ("/dev/null", "/dev/null")
+        );
+        assert_eq!(d.cgroup_permissions, "rwm");
+        let d = parse_device("/dev/zero:r").expect("parse");
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/zero", "r")
+        );
+        let d = parse_device("/dev/zero:/dev/z:rw").expect("parse");
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/z", "rw")
+        );
+        let d = parse_device("/dev/zero:/dev/z").expect("parse");
+        assert_eq!(d.cgroup_permissions, "rwm");
+        assert!(parse_device("/dev/zero:/dev/z:rx").is_err());
+        assert!(parse_device("dev/zero").is_err());
     }
 }

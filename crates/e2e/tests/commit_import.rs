@@ -515,3 +515,93 @@ fn berth_cli_diff_commit_history_export_import() {
         "hello\n"
     );
 }
+
+#[test]
+fn import_xz_and_bzip2_tarballs() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    let rootfs = d.root.path().join("rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs).expect("busybox rootfs");
+    std::fs::write(rootfs.join("etc/imported"), "compressed\n").expect("write");
+    let plain = d.root.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&plain)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(st.success());
+    // The real tools make the inputs: xz (two concatenated streams, as `xz -T` may), bzip2.
+    let xz = d.root.path().join("rootfs.tar.xz");
+    let half = std::fs::metadata(&plain).expect("stat").len() / 2;
+    let bytes = std::fs::read(&plain).expect("read");
+    let mut xz_bytes = Vec::new();
+    for part in [&bytes[..half as usize], &bytes[half as usize..]] {
+        let mut child = Command::new("xz")
+            .args(["-c", "-1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run xz");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let part = part.to_vec();
+        let writer = std::thread::spawn(move || {
+            std::io::Write::write_all(&mut stdin, &part).expect("feed xz");
+        });
+        let out = child.wait_with_output().expect("xz output");
+        writer.join().expect("writer");
+        assert!(out.status.success());
+        xz_bytes.extend_from_slice(&out.stdout);
+    }
+    std::fs::write(&xz, &xz_bytes).expect("write xz");
+    let st = Command::new("bzip2")
+        .args(["-k", "-1"])
+        .arg(&plain)
+        .status()
+        .expect("run bzip2");
+    assert!(st.success());
+    let bz2 = d.root.path().join("rootfs.tar.bz2");
+
+    d.docker_ok(&["import", xz.to_str().expect("utf-8"), "fromxz:v1"]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "fromxz:v1", "cat", "/etc/imported"]),
+        "compressed\n"
+    );
+    // berth import, from a file and from stdin.
+    berth(&d, &["import", bz2.to_str().expect("utf-8"), "frombz2:v1"]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "frombz2:v1", "cat", "/etc/imported"]),
+        "compressed\n"
+    );
+    let o = d
+        .berth_cmd(&["import", "-", "frombz2:stdin"])
+        .stdin(std::fs::File::open(&bz2).expect("open"))
+        .output()
+        .expect("berth import -");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "frombz2:stdin",
+        "test",
+        "-f",
+        "/etc/imported",
+    ]);
+    // A corrupt stream is a clear 400, not a half-made image.
+    let bad = d.root.path().join("bad.tar.xz");
+    let mut corrupt = xz_bytes.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid..mid + 64].fill(0);
+    std::fs::write(&bad, &corrupt).expect("write");
+    let o = d.docker(&["import", bad.to_str().expect("utf-8"), "bad:v1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a usable tarball"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -248,3 +248,62 @@ fn pull_all_tags_pulls_every_tag_of_the_repository() {
     let out = d.docker_ok(&["pull", "--all-tags", &repo]);
     assert!(out.contains("Image is up to date"), "{out}");
 }
+
+#[test]
+fn run_pull_always_refreshes_and_missing_keeps_the_local_image() {
+    if !prerequisites() || !registry_tools() {
+        return;
+    }
+    let d = Daemon::start();
+    let (_registry, port) = start_registry(&d.root.path().join("registry"), None);
+    let tar = d.root.path().join("bb.tar");
+    busybox_tar(&tar, "busybox:latest");
+    let image = format!("127.0.0.1:{port}/berth/{}:v1", unique("pullpolicy"));
+    let st = Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("docker-archive:{}", tar.display()))
+        .arg(format!("docker://{image}"))
+        .status()
+        .expect("skopeo");
+    assert!(st.success(), "skopeo copy into the registry");
+    // A local image of that name that differs from the registry's: a marker file.
+    d.docker_ok(&["pull", &image]);
+    let name = unique("marker");
+    d.docker_ok(&["run", "--name", &name, &image, "touch", "/marker"]);
+    d.docker_ok(&["commit", &name, &image]);
+    let berth = |args: &[&str]| {
+        let o = d.berth_cmd(args).output().expect("berth");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // missing (the default) and never use the local image.
+    for policy in ["missing", "never"] {
+        let (code, _, err) = berth(&[
+            "run", "--rm", "--pull", policy, &image, "test", "-e", "/marker",
+        ]);
+        assert_eq!(code, Some(0), "--pull {policy}: {err}");
+    }
+    // always pulls first: the registry's image has no marker.
+    let (code, _, err) = berth(&[
+        "run", "--rm", "--pull", "always", &image, "test", "-e", "/marker",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("Downloaded newer image") || err.contains("Pull complete"),
+        "{err}"
+    );
+    // The docker CLI's --pull always asks the daemon to pull too.
+    d.docker_ok(&["commit", &name, &image]);
+    let o = d.docker(&[
+        "run", "--rm", "--pull", "always", &image, "test", "-e", "/marker",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

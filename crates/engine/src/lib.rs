@@ -36,7 +36,8 @@ use berth_image::snapshot::Snapshotter;
 use berth_image::ContentStore;
 
 pub use containers::model::{
-    ContainerRecord, ContainerSpec, HostSpec, MountKind, MountSpec, RestartPolicy, State, Status,
+    ContainerRecord, ContainerSpec, DeviceMapping, HostSpec, MountKind, MountSpec, RestartPolicy,
+    State, Status, Ulimit,
 };
 pub use error::{Error, Result};
 

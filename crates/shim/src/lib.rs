@@ -38,6 +38,9 @@ pub enum Request {
         exec_id: String,
         process: serde_json::Value,
         stdin: bool,
+        /// Without the container's seccomp filter (`exec --privileged`).
+        #[serde(default)]
+        privileged: bool,
     },
 }
 

@@ -417,7 +417,8 @@ impl Shim<'_> {
                 exec_id,
                 process,
                 stdin,
-            } => match self.exec(&exec_id, process, stdin) {
+                privileged,
+            } => match self.exec(&exec_id, process, stdin, privileged) {
                 Ok(x) => {
                     // The pid lets the engine kill an overrunning health check.
                     let ok = Reply {
@@ -479,6 +480,7 @@ impl Shim<'_> {
         exec_id: &str,
         process: serde_json::Value,
         stdin: bool,
+        privileged: bool,
     ) -> Result<ExecProc, String> {
         if self.exit.is_some() || !self.started {
             return Err("the container is not running".into());
@@ -491,6 +493,7 @@ impl Shim<'_> {
                 .map_err(|e| format!("console socket: {e}"))?;
             let opts = CreateOptions {
                 console_socket: Some(console.path.clone()),
+                no_seccomp: privileged,
                 ..CreateOptions::default()
             };
             let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
@@ -502,9 +505,12 @@ impl Shim<'_> {
             (pid, console.receive()?)
         } else {
             let (child, ours) = stdio::pipes(stdin).map_err(|e| format!("stdio pipes: {e}"))?;
+            let opts = CreateOptions {
+                no_seccomp: privileged,
+                ..CreateOptions::default()
+            };
             let r = stdio::with_stdio(&child, || {
-                self.runtime
-                    .exec(&self.args.id, &process, &CreateOptions::default(), true)
+                self.runtime.exec(&self.args.id, &process, &opts, true)
             })
             .map_err(|e| format!("stdio: {e}"))?;
             (started_pid(r)?, ours)

@@ -20,6 +20,7 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
         Err(m) => return body::error(StatusCode::BAD_REQUEST, m),
     };
     let mut req = convert::create_request(name, b);
+    req.platform = ctx.query.get("platform").map(str::to_string);
     req.spec.host.network = network;
     req.publish_all_ports = publish_all;
     match ctx.engine.create_container(req).await {
@@ -40,26 +41,45 @@ pub fn list(ctx: &Ctx) -> Response<Body> {
         Ok(f) => f,
         Err(m) => return body::error(StatusCode::BAD_REQUEST, m),
     };
-    // A status filter looks at stopped containers too, as Docker's does.
-    let all = all || filters.0.contains_key("status");
+    let limit = ctx.query.int("limit").filter(|n| *n > 0);
+    let size = ctx.query.flag("size", false);
+    // A status filter or a limit looks at stopped containers too, as Docker's does.
+    let all = all || filters.0.contains_key("status") || limit.is_some();
     match ctx.engine.list_containers(all) {
         Ok(v) => {
-            let mut out: Vec<_> = v
-                .iter()
-                .filter(|c| filters.matches(c))
+            let mut matched: Vec<_> = v.iter().filter(|c| filters.matches(c)).collect();
+            if let Some(n) = limit {
+                matched.truncate(n as usize);
+            }
+            let out: Vec<_> = matched
+                .into_iter()
                 .map(|c| {
                     let mut s = convert::summary(c);
                     s.ports = super::networks::summary_ports(&ctx.engine, c);
+                    if size {
+                        let (rw, root) = sizes(&ctx.engine, c);
+                        s.size_rw = Some(rw);
+                        s.size_root_fs = Some(root);
+                    }
                     s
                 })
                 .collect();
-            if let Some(n) = ctx.query.int("limit").filter(|n| *n > 0) {
-                out.truncate(n as usize);
-            }
             body::json(StatusCode::OK, &out)
         }
         Err(e) => error::response(&e),
     }
+}
+
+/// (SizeRw, SizeRootFs): the writable layer's bytes, and those plus the image's.
+pub fn sizes(e: &berth_engine::Engine, c: &berth_engine::ContainerRecord) -> (i64, i64) {
+    let upper = e
+        .config()
+        .data_root
+        .join("snapshots/active")
+        .join(&c.id)
+        .join("fs");
+    let rw = berth_engine::volumes::du(&upper) as i64;
+    (rw, rw + e.image_size(&c.image_id))
 }
 
 pub fn inspect(ctx: &Ctx, id: &str) -> Response<Body> {
@@ -69,6 +89,11 @@ pub fn inspect(ctx: &Ctx, id: &str) -> Response<Body> {
                 convert::inspect(&rec, &ctx.engine.config().data_root.display().to_string());
             v["NetworkSettings"] = super::networks::settings_json(&ctx.engine, &rec);
             super::networks::host_config_json(&rec, &mut v);
+            if ctx.query.flag("size", false) {
+                let (rw, root) = sizes(&ctx.engine, &rec);
+                v["SizeRw"] = serde_json::json!(rw);
+                v["SizeRootFs"] = serde_json::json!(root);
+            }
             body::json(StatusCode::OK, &v)
         }
         Err(e) => error::response(&e),
@@ -203,6 +228,14 @@ pub fn logs(ctx: &Ctx, id: &str) -> Response<Body> {
         );
     }
     let timestamps = q.flag("timestamps", false);
+    // Docker's --details: the log's extra attributes (log-opt labels=/env=), then a space.
+    let details = match q.flag("details", false) {
+        true => match ctx.engine.container(id) {
+            Ok(rec) => Some(log_details(&rec)),
+            Err(e) => return error::response(&e),
+        },
+        false => None,
+    };
     let (tty, mut rx) = match ctx.engine.logs(id, opts) {
         Ok(x) => x,
         Err(e) => return error::response(&e),
@@ -213,6 +246,10 @@ pub fn logs(ctx: &Ctx, id: &str) -> Response<Body> {
             let mut payload = Vec::with_capacity(line.text.len() + 40);
             if timestamps {
                 payload.extend_from_slice(line.time.as_bytes());
+                payload.push(b' ');
+            }
+            if let Some(d) = &details {
+                payload.extend_from_slice(d.as_bytes());
                 payload.push(b' ');
             }
             payload.extend_from_slice(&line.text);
@@ -236,6 +273,63 @@ pub fn logs(ctx: &Ctx, id: &str) -> Response<Body> {
         }),
     );
     resp
+}
+
+/// The attributes json-file records with each line: the container labels named by the
+/// `labels` log option and the environment variables named by `env`, as "k=v,k2=v2" sorted by
+/// key, each part query-escaped (Docker's format).
+fn log_details(rec: &berth_engine::ContainerRecord) -> String {
+    let mut attrs = std::collections::BTreeMap::new();
+    let keys = |opt: &str| -> Vec<String> {
+        rec.spec
+            .host
+            .log_opts
+            .get(opt)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for k in keys("labels") {
+        if let Some(v) = rec.spec.labels.get(&k) {
+            attrs.insert(k, v.clone());
+        }
+    }
+    for k in keys("env") {
+        let value = rec
+            .spec
+            .env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(&format!("{k}=")));
+        if let Some(v) = value {
+            attrs.insert(k, v.to_string());
+        }
+    }
+    attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Go's url.QueryEscape.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Docker's 8-byte header + payload.
@@ -268,6 +362,14 @@ pub struct Filters(std::collections::BTreeMap<String, Vec<String>>);
 
 impl Filters {
     pub fn parse(raw: Option<&str>) -> Result<Filters, String> {
+        Filters::parse_for(
+            raw,
+            &["name", "status", "label", "id", "ancestor", "health"],
+        )
+    }
+
+    /// Docker's `filters` JSON, refusing keys not in `allowed`.
+    pub fn parse_for(raw: Option<&str>, allowed: &[&str]) -> Result<Filters, String> {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             return Ok(Filters(Default::default()));
         };
@@ -285,13 +387,18 @@ impl Filters {
                     serde_json::Value::Object(o) => o.keys().cloned().collect(),
                     _ => Vec::new(),
                 };
-                if !["name", "status", "label", "id", "ancestor", "health"].contains(&k.as_str()) {
+                if !allowed.contains(&k.as_str()) {
                     return Err(format!("invalid filter '{k}'"));
                 }
                 out.insert(k.clone(), list);
             }
         }
         Ok(Filters(out))
+    }
+
+    /// The values given for `key` (empty when not filtered on).
+    pub fn get(&self, key: &str) -> &[String] {
+        self.0.get(key).map(Vec::as_slice).unwrap_or_default()
     }
 
     pub fn matches(&self, c: &berth_engine::ContainerRecord) -> bool {

@@ -2,7 +2,10 @@
 
 use berth_engine::containers::create::CreateRequest;
 use berth_engine::containers::exec::ExecSpec;
-use berth_engine::{ContainerRecord, ContainerSpec, HostSpec, MountKind, MountSpec, RestartPolicy};
+use berth_engine::{
+    ContainerRecord, ContainerSpec, DeviceMapping, HostSpec, MountKind, MountSpec, RestartPolicy,
+    Ulimit,
+};
 use serde_json::{json, Value};
 
 use crate::types::{ContainerSummary, CreateBody, ExecConfig};
@@ -33,6 +36,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
         cmd: c.cmd.map(|s| s.0),
         publish_all_ports: false,
         healthcheck: c.healthcheck.clone(),
+        platform: None,
         spec: ContainerSpec {
             image: c.image,
             hostname: c.hostname,
@@ -82,6 +86,26 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
                 shm_size: h.shm_size,
                 log_opts: log_opts(h.log_config.as_ref()),
                 console_size: h.console_size.filter(|s| s[0] > 0 && s[1] > 0),
+                ulimits: h
+                    .ulimits
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|u| Ulimit {
+                        name: u.name,
+                        soft: u.soft,
+                        hard: u.hard,
+                    })
+                    .collect(),
+                devices: h
+                    .devices
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|d| DeviceMapping {
+                        path_on_host: d.path_on_host,
+                        path_in_container: d.path_in_container,
+                        cgroup_permissions: d.cgroup_permissions,
+                    })
+                    .collect(),
             },
         },
     }
@@ -273,6 +297,8 @@ pub fn summary(rec: &ContainerRecord) -> ContainerSummary {
         mounts: Vec::new(),
         host_config: json!({"NetworkMode": rec.spec.host.network_mode}),
         network_settings: json!({"Networks": {}}),
+        size_rw: None,
+        size_root_fs: None,
     }
 }
 
@@ -369,6 +395,12 @@ pub fn inspect(rec: &ContainerRecord, data_root: &str) -> Value {
             "Sysctls": h.sysctls,
             "ShmSize": if h.shm_size > 0 { h.shm_size } else { 64 << 20 },
             "LogConfig": {"Type": "json-file", "Config": h.log_opts},
+            "Ulimits": h.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "Devices": h.devices.iter().map(|d| json!({
+                "PathOnHost": d.path_on_host,
+                "PathInContainer": d.path_in_container,
+                "CgroupPermissions": d.cgroup_permissions,
+            })).collect::<Vec<_>>(),
         },
         "GraphDriver": {
             "Name": "overlay2",

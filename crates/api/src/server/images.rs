@@ -37,25 +37,156 @@ pub async fn load(ctx: Ctx) -> Response<Body> {
 }
 
 pub fn list(ctx: &Ctx) -> Response<Body> {
-    match ctx.engine.list_images() {
-        Ok(v) => {
-            let out: Vec<ImageSummary> = v
-                .into_iter()
-                .map(|i| ImageSummary {
-                    repo_digests: ctx.engine.repo_digests(&i.id),
-                    id: i.id,
-                    parent_id: String::new(),
-                    repo_tags: i.repo_tags,
-                    created: i.created,
-                    size: i.size,
-                    shared_size: -1,
-                    labels: i.labels,
-                    containers: -1,
-                })
-                .collect();
-            body::json(StatusCode::OK, &out)
+    let filters = match super::containers::Filters::parse_for(
+        ctx.query.get("filters"),
+        &["dangling", "reference", "label", "before", "since"],
+    ) {
+        Ok(f) => f,
+        Err(m) => return body::error(StatusCode::BAD_REQUEST, m),
+    };
+    let v = match ctx.engine.list_images() {
+        Ok(v) => v,
+        Err(e) => return error::response(&e),
+    };
+    let filter = match ImageFilter::new(&filters, |name| {
+        ctx.engine.inspect_image(name).map(|d| d.summary.created)
+    }) {
+        Ok(f) => f,
+        Err(e) => return error::response(&e),
+    };
+    let out: Vec<ImageSummary> = v
+        .into_iter()
+        .filter_map(|i| filter.apply(i))
+        .map(|i| ImageSummary {
+            repo_digests: ctx.engine.repo_digests(&i.id),
+            id: i.id,
+            parent_id: String::new(),
+            repo_tags: i.repo_tags,
+            created: i.created,
+            size: i.size,
+            shared_size: -1,
+            labels: i.labels,
+            containers: -1,
+        })
+        .collect();
+    body::json(StatusCode::OK, &out)
+}
+
+/// GET /images/json's filters: dangling, reference (globs), label, before and since.
+struct ImageFilter<'a> {
+    dangling: Option<bool>,
+    references: &'a [String],
+    labels: &'a [String],
+    before: Option<i64>,
+    since: Option<i64>,
+}
+
+impl<'a> ImageFilter<'a> {
+    fn new(
+        f: &'a super::containers::Filters,
+        created_of: impl Fn(&str) -> berth_engine::Result<i64>,
+    ) -> berth_engine::Result<ImageFilter<'a>> {
+        let dangling = match f.get("dangling") {
+            [] => None,
+            [v, ..] => match v.as_str() {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => {
+                    return Err(berth_engine::Error::InvalidParameter(format!(
+                        "Invalid filter 'dangling={v}'"
+                    )))
+                }
+            },
+        };
+        let time = |key: &str| -> berth_engine::Result<Option<i64>> {
+            f.get(key).first().map(|name| created_of(name)).transpose()
+        };
+        Ok(ImageFilter {
+            dangling,
+            references: f.get("reference"),
+            labels: f.get("label"),
+            before: time("before")?,
+            since: time("since")?,
+        })
+    }
+
+    /// The image if it passes, its RepoTags cut to those a reference filter matched.
+    fn apply(
+        &self,
+        mut i: berth_engine::images::ImageSummary,
+    ) -> Option<berth_engine::images::ImageSummary> {
+        let dangling = i.repo_tags.is_empty();
+        if self.dangling.is_some_and(|d| d != dangling) {
+            return None;
         }
-        Err(e) => error::response(&e),
+        if self.before.is_some_and(|t| i.created >= t) || self.since.is_some_and(|t| i.created <= t)
+        {
+            return None;
+        }
+        let labelled = self.labels.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => i.labels.get(k).is_some_and(|x| x == v),
+            None => i.labels.contains_key(l.as_str()),
+        });
+        if !labelled {
+            return None;
+        }
+        if !self.references.is_empty() {
+            i.repo_tags
+                .retain(|t| self.references.iter().any(|p| reference_matches(p, t)));
+            if i.repo_tags.is_empty() {
+                return None;
+            }
+        }
+        Some(i)
+    }
+}
+
+/// Docker's reference filter: the glob against "name:tag", or against the name alone.
+fn reference_matches(pattern: &str, tag: &str) -> bool {
+    let name = match tag.rfind(':') {
+        Some(i) if !tag[i..].contains('/') => &tag[..i],
+        _ => tag,
+    };
+    glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), name.as_bytes())
+}
+
+/// path.Match's globs: `*` and `?` stop at '/', `[a-z]` classes, `\\` escapes.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len())
+            .take_while(|&n| n == 0 || s[n - 1] != b'/')
+            .any(|n| glob(rest, &s[n..])),
+        Some((b'?', rest)) => s.first().is_some_and(|c| *c != b'/') && glob(rest, &s[1..]),
+        Some((b'[', rest)) => {
+            let Some(end) = rest.iter().position(|c| *c == b']') else {
+                return false;
+            };
+            let (class, rest) = (&rest[..end], &rest[end + 1..]);
+            let (negate, class) = match class.split_first() {
+                Some((b'^', c)) => (true, c),
+                _ => (false, class),
+            };
+            let Some(c) = s.first() else {
+                return false;
+            };
+            let mut hit = false;
+            let mut k = 0;
+            while k < class.len() {
+                if k + 2 < class.len() && class[k + 1] == b'-' {
+                    hit |= class[k] <= *c && *c <= class[k + 2];
+                    k += 3;
+                } else {
+                    hit |= class[k] == *c;
+                    k += 1;
+                }
+            }
+            hit != negate && glob(rest, &s[1..])
+        }
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            s.first() == Some(&rest[0]) && glob(&rest[1..], &s[1..])
+        }
+        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
     }
 }
 
@@ -175,5 +306,27 @@ pub fn prune(ctx: &Ctx) -> Response<Body> {
             }),
         ),
         Err(e) => error::response(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_match_like_docker() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busybox:latest", "busybox:latest"));
+        assert!(reference_matches("busy*", "busybox:1.36"));
+        assert!(reference_matches("*:1.*", "busybox:1.36"));
+        assert!(!reference_matches("busybox:1.35", "busybox:1.36"));
+        assert!(!reference_matches("*", "team/app:1"), "* stops at /");
+        assert!(reference_matches("*/*", "team/app:1"));
+        assert!(reference_matches("team/ap[a-p]", "team/app:1"));
+        assert!(reference_matches(
+            "localhost:5000/app",
+            "localhost:5000/app:v1"
+        ));
+        assert!(!reference_matches("app", "localhost:5000/app:v1"));
     }
 }

@@ -174,7 +174,6 @@ pub fn df(ctx: &Ctx) -> Response<Body> {
             (Ok(i), Ok(c), Ok(v)) => (i, c, v),
             (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return error::response(&err),
         };
-    let data_root = e.config().data_root.clone();
     let images_json: Vec<serde_json::Value> = images
         .iter()
         .map(|i| {
@@ -188,8 +187,8 @@ pub fn df(ctx: &Ctx) -> Response<Body> {
         .iter()
         .map(|c| {
             let mut s = serde_json::to_value(super::convert::summary(c)).unwrap_or_default();
-            let upper = data_root.join("snapshots/active").join(&c.id).join("fs");
-            s["SizeRw"] = json!(berth_engine::volumes::du(&upper));
+            let (rw, _) = super::containers::sizes(e, c);
+            s["SizeRw"] = json!(rw);
             s["SizeRootFs"] = json!(e.image_size(&c.image_id));
             s
         })

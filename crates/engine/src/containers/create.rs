@@ -18,6 +18,8 @@ pub struct CreateRequest {
     pub publish_all_ports: bool,
     /// Config.Healthcheck as the client sent it (Docker's JSON); None: the image's.
     pub healthcheck: Option<serde_json::Value>,
+    /// `?platform=os/arch[/variant]`: the image must be for it (else not found, as Docker).
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,25 @@ impl Engine {
         }
         let row = self.find_image(&spec.image)?;
         let image = self.resolve_row(&row)?;
+        if let Some(p) = req
+            .platform
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let want = berth_image::media::PlatformSpec::parse(p)
+                .map_err(|e| Error::InvalidParameter(e.to_string()))?;
+            let (os, arch) = (
+                image.config.os().to_string(),
+                image.config.architecture().to_string(),
+            );
+            if os != want.os || arch != want.architecture {
+                return Err(Error::NotFound(format!(
+                    "image with reference {} was found but does not match the specified platform: wanted {want}, actual: {os}/{arch}",
+                    spec.image
+                )));
+            }
+        }
         let ic = image.config.config().clone().unwrap_or_default();
 
         spec.env = merge_env(ic.env().as_deref().unwrap_or(&[]), &spec.env);
@@ -128,6 +149,12 @@ impl Engine {
             .validate()
             .map_err(Error::InvalidParameter)?;
         spec.host.log_rotation().map_err(Error::InvalidParameter)?;
+        for u in &spec.host.ulimits {
+            u.rlimit_type().map_err(Error::InvalidParameter)?;
+        }
+        for d in &spec.host.devices {
+            super::spec::device_entries(d).map_err(Error::InvalidParameter)?;
+        }
         let caps = super::spec::capabilities_for(&spec.host);
         super::seccomp::validate(&spec.host.security_opt, &caps)
             .map_err(|e| Error::InvalidParameter(e.to_string()))?;

@@ -219,6 +219,7 @@ impl Engine {
                 caps: &caps,
                 no_new_privileges: false,
                 console_size: x.spec.console_size,
+                ulimits: &rec.spec.host.ulimits,
             },
         )
         .map_err(Error::InvalidParameter)?;
@@ -226,6 +227,7 @@ impl Engine {
             exec_id: exec_id.to_string(),
             process,
             stdin: x.spec.attach_stdin,
+            privileged: x.spec.privileged,
         };
         if let Some(x) = lock(&self.containers.execs).get_mut(exec_id) {
             x.running = true;

@@ -290,6 +290,7 @@ impl Engine {
                 caps: &caps,
                 no_new_privileges: false,
                 console_size: None,
+                ulimits: &rec.spec.host.ulimits,
             },
         )
         .map_err(Error::InvalidParameter)?;
@@ -297,6 +298,7 @@ impl Engine {
             exec_id: format!("health-{}", ids::random_hex(8)),
             process,
             stdin: false,
+            privileged: false,
         };
         let (reply, stream) = shim::call(&self.shim_socket(&rec.id), &request).await?;
         match tokio::time::timeout(timeout, read_output(stream)).await {

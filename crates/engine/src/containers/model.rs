@@ -68,6 +68,64 @@ pub struct HostSpec {
     pub log_opts: BTreeMap<String, String>,
     /// [height, width] for the terminal, set before the process starts.
     pub console_size: Option<[u16; 2]>,
+    /// POSIX resource limits of the container's processes (`--ulimit`).
+    pub ulimits: Vec<Ulimit>,
+    /// Host devices made available in the container (`--device`).
+    pub devices: Vec<DeviceMapping>,
+}
+
+/// One `--ulimit`: "nofile", soft and hard limits (-1: unlimited).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+impl Ulimit {
+    /// The OCI rlimit type ("RLIMIT_NOFILE"), refusing names the kernel has no limit for.
+    pub fn rlimit_type(&self) -> Result<String, String> {
+        const NAMES: &[&str] = &[
+            "as",
+            "core",
+            "cpu",
+            "data",
+            "fsize",
+            "locks",
+            "memlock",
+            "msgqueue",
+            "nice",
+            "nofile",
+            "nproc",
+            "rss",
+            "rtprio",
+            "rttime",
+            "sigpending",
+            "stack",
+        ];
+        let n = self.name.to_ascii_lowercase();
+        if !NAMES.contains(&n.as_str()) {
+            return Err(format!("invalid ulimit type: {}", self.name));
+        }
+        if self.soft > self.hard && self.hard >= 0 {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {} > {}",
+                self.soft, self.hard
+            ));
+        }
+        Ok(format!("RLIMIT_{}", n.to_ascii_uppercase()))
+    }
+}
+
+/// One `--device`: a host device node, where it appears in the container and what the
+/// container may do with it ("rwm").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
 }
 
 /// Log rotation by default: 10 MB per file, three files.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::model::{ContainerRecord, HostSpec, MountKind};
+use super::model::{ContainerRecord, DeviceMapping, HostSpec, MountKind, Ulimit};
 use super::user;
 
 /// Docker's default capability set.
@@ -175,6 +175,8 @@ pub struct ProcessParams<'a> {
     pub no_new_privileges: bool,
     /// [height, width] of the terminal.
     pub console_size: Option<[u16; 2]>,
+    /// `--ulimit`s (an exec inherits the container's).
+    pub ulimits: &'a [Ulimit],
 }
 
 /// The `process` object for the container's init or an exec.
@@ -188,6 +190,7 @@ pub fn process(rootfs: &Path, p: &ProcessParams) -> Result<Value, String> {
         caps,
         no_new_privileges,
         console_size,
+        ulimits,
     } = *p;
     let ids = user::resolve(rootfs, user_spec)?;
     let mut env: Vec<String> = env.to_vec();
@@ -214,10 +217,109 @@ pub fn process(rootfs: &Path, p: &ProcessParams) -> Result<Value, String> {
     if !ids.additional_gids.is_empty() {
         p["user"]["additionalGids"] = json!(ids.additional_gids);
     }
+    if !ulimits.is_empty() {
+        p["rlimits"] = rlimits(ulimits)?;
+    }
     if let (true, Some([h, w])) = (tty, console_size) {
         p["consoleSize"] = json!({"height": h, "width": w});
     }
     Ok(p)
+}
+
+/// process.rlimits for `--ulimit`s (-1, unlimited, is RLIM_INFINITY).
+pub fn rlimits(ulimits: &[Ulimit]) -> Result<Value, String> {
+    let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    ulimits
+        .iter()
+        .map(|u| {
+            Ok(json!({"type": u.rlimit_type()?, "soft": limit(u.soft), "hard": limit(u.hard)}))
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Value::Array)
+}
+
+/// The device nodes one `--device` gives the container, as (linux.devices entry, device
+/// cgroup rule): a device node, or every device under a directory.
+pub fn device_entries(d: &DeviceMapping) -> Result<Vec<(Value, Value)>, String> {
+    let host = Path::new(&d.path_on_host);
+    let target = if d.path_in_container.is_empty() {
+        &d.path_on_host
+    } else {
+        &d.path_in_container
+    };
+    let access = if d.cgroup_permissions.is_empty() {
+        "rwm"
+    } else {
+        d.cgroup_permissions.as_str()
+    };
+    if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(format!("invalid device mode: {access}"));
+    }
+    let gather = |e: std::io::Error| {
+        format!(
+            "error gathering device information while adding custom device {:?}: {}",
+            d.path_on_host,
+            e.to_string()
+                .split(" (os error")
+                .next()
+                .unwrap_or_default()
+                .to_lowercase()
+        )
+    };
+    let meta = std::fs::metadata(host).map_err(gather)?;
+    if meta.is_dir() {
+        let mut out = Vec::new();
+        let mut stack = vec![host.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(gather)? {
+                let path = entry.map_err(gather)?.path();
+                let Ok(m) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if m.is_dir() {
+                    stack.push(path);
+                } else if let Some(node) = device_entry(&path, &m, access) {
+                    let rel = path.strip_prefix(host).unwrap_or(&path);
+                    let dest = Path::new(target).join(rel);
+                    out.push(with_path(node, &dest));
+                }
+            }
+        }
+        return Ok(out);
+    }
+    match device_entry(host, &meta, access) {
+        Some(node) => Ok(vec![with_path(node, Path::new(target))]),
+        None => Err(format!(
+            "error gathering device information while adding custom device {:?}: not a device node",
+            d.path_on_host
+        )),
+    }
+}
+
+fn with_path(mut node: (Value, Value), dest: &Path) -> (Value, Value) {
+    node.0["path"] = json!(dest);
+    node
+}
+
+/// A character or block device's entry and cgroup rule; None for anything else.
+fn device_entry(_path: &Path, m: &std::fs::Metadata, access: &str) -> Option<(Value, Value)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let kind = if m.file_type().is_char_device() {
+        "c"
+    } else if m.file_type().is_block_device() {
+        "b"
+    } else {
+        return None;
+    };
+    let (major, minor) = (
+        nix::sys::stat::major(m.rdev()),
+        nix::sys::stat::minor(m.rdev()),
+    );
+    Some((
+        json!({"type": kind, "major": major, "minor": minor,
+            "fileMode": m.permissions().mode() & 0o7777, "uid": m.uid(), "gid": m.gid()}),
+        json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access}),
+    ))
 }
 
 /// linux.resources for the host config (also what `update` applies to a running container).
@@ -298,6 +400,7 @@ pub fn config(
             caps: &caps,
             no_new_privileges: no_new_privs,
             console_size: h.console_size,
+            ulimits: &h.ulimits,
         },
     )?;
 
@@ -349,13 +452,25 @@ pub fn config(
         }
     }
 
-    let resources = resources(h);
+    let mut resources = resources(h);
+    let mut devices = Vec::new();
+    for d in &h.devices {
+        for (node, rule) in device_entries(d)? {
+            devices.push(node);
+            if let Some(rules) = resources["devices"].as_array_mut() {
+                rules.push(rule);
+            }
+        }
+    }
 
     let mut linux = json!({
         "resources": resources,
         "namespaces": namespaces,
         "cgroupsPath": format!("berth/{}", rec.id),
     });
+    if !devices.is_empty() {
+        linux["devices"] = Value::Array(devices);
+    }
     if !h.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -381,4 +496,55 @@ pub fn config(
         cfg["annotations"] = json!({ berth_runtime::container::INIT_ANNOTATION: "true" });
     }
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulimits_become_rlimits() {
+        let u = |name: &str, soft, hard| Ulimit {
+            name: name.into(),
+            soft,
+            hard,
+        };
+        let r = rlimits(&[u("nofile", 10, 20), u("core", -1, -1)]).expect("rlimits");
+        assert_eq!(
+            r,
+            json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20},
+                {"type": "RLIMIT_CORE", "soft": u64::MAX, "hard": u64::MAX}])
+        );
+        assert!(rlimits(&[u("bogus", 1, 1)]).is_err());
+        assert!(rlimits(&[u("nofile", 2, 1)]).is_err());
+    }
+
+    #[test]
+    fn devices_are_stat_from_the_host() {
+        let d = |host: &str, ctr: &str, perms: &str| DeviceMapping {
+            path_on_host: host.into(),
+            path_in_container: ctr.into(),
+            cgroup_permissions: perms.into(),
+        };
+        let e = device_entries(&d("/dev/null", "/dev/mynull", "rw")).expect("/dev/null");
+        assert_eq!(e.len(), 1);
+        let (node, rule) = &e[0];
+        assert_eq!(
+            (&node["path"], &node["type"], &node["major"], &node["minor"]),
+            (&json!("/dev/mynull"), &json!("c"), &json!(1), &json!(3))
+        );
+        assert_eq!(rule["access"], "rw");
+        let e = device_entries(&d("/dev/null", "", "")).expect("defaults");
+        assert_eq!(
+            (e[0].0["path"].as_str(), e[0].1["access"].as_str()),
+            (Some("/dev/null"), Some("rwm"))
+        );
+        let err = device_entries(&d("/dev/no-such", "", "")).unwrap_err();
+        assert!(
+            err.ends_with("\"/dev/no-such\": no such file or directory"),
+            "{err}"
+        );
+        assert!(device_entries(&d("/etc/hostname", "", "")).is_err());
+        assert!(device_entries(&d("/dev/null", "", "rx")).is_err());
+    }
 }
