@@ -31,6 +31,9 @@ pub struct NetFlags {
     /// Container MAC address (e.g. 02:42:ac:11:00:02).
     #[arg(long = "mac-address")]
     pub mac_address: Option<String>,
+    /// Add a link to another container (name[:alias]).
+    #[arg(long = "link")]
+    pub link: Vec<String>,
     /// Add a custom host-to-IP mapping (host:ip).
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
@@ -98,6 +101,7 @@ pub fn apply(f: &NetFlags, b: &mut CreateBody) -> Result<(), ClientError> {
     h.publish_all_ports = f.publish_all;
     let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     h.extra_hosts = nonempty(&f.add_host);
+    h.links = nonempty(&f.link);
     h.dns = nonempty(&f.dns);
     h.dns_search = nonempty(&f.dns_search);
     h.dns_options = nonempty(&f.dns_option);

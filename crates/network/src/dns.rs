@@ -37,6 +37,10 @@ pub struct DnsEntry {
     pub container: String,
     pub names: Vec<String>,
     pub ip: Ipv4Addr,
+    /// Legacy links of this container on this network, (alias, target container name): the
+    /// alias resolves to the target for this container only (Docker's `--link` on user
+    /// networks).
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -48,12 +52,23 @@ impl Table {
     /// Addresses for `name` as seen by `container`: from the networks the container is on.
     fn resolve(&self, container: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let networks: Vec<&str> = self
-            .entries
-            .iter()
-            .filter(|e| e.container == container)
-            .map(|e| e.network.as_str())
-            .collect();
+        let own = self.entries.iter().filter(|e| e.container == container);
+        for e in own.clone() {
+            let Some((_, target)) = e.links.iter().find(|(a, _)| a.eq_ignore_ascii_case(&name))
+            else {
+                continue;
+            };
+            let ips: Vec<Ipv4Addr> = self
+                .entries
+                .iter()
+                .filter(|t| t.network == e.network && t.names.iter().any(|n| n == target))
+                .map(|t| t.ip)
+                .collect();
+            if !ips.is_empty() {
+                return Some(ips);
+            }
+        }
+        let networks: Vec<&str> = own.map(|e| e.network.as_str()).collect();
         let ips: Vec<Ipv4Addr> = self
             .entries
             .iter()
@@ -408,7 +423,27 @@ mod tests {
             container: container.into(),
             names: names.iter().map(|s| s.to_string()).collect(),
             ip: Ipv4Addr::from(ip),
+            links: Vec::new(),
         }
+    }
+
+    #[test]
+    fn link_aliases_resolve_for_the_linking_container_only() {
+        let mut linker = entry("front", "a", &["client"], [10, 0, 0, 2]);
+        linker.links = vec![("db".into(), "postgres".into())];
+        let t = Table {
+            entries: vec![
+                linker,
+                entry("front", "b", &["postgres"], [10, 0, 0, 3]),
+                entry("front", "c", &["other"], [10, 0, 0, 4]),
+            ],
+        };
+        assert_eq!(t.resolve("a", "db"), Some(vec![Ipv4Addr::new(10, 0, 0, 3)]));
+        assert_eq!(t.resolve("c", "db"), None, "the alias is a's alone");
+        assert_eq!(
+            t.resolve("a", "postgres"),
+            Some(vec![Ipv4Addr::new(10, 0, 0, 3)])
+        );
     }
 
     #[test]

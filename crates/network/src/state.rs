@@ -104,6 +104,10 @@ pub struct Endpoint {
     pub gateway: Option<Ipv4Addr>,
     /// Names other containers on the network resolve to `ip` (container name, aliases).
     pub names: Vec<String>,
+    /// Legacy links (alias, target container name) the embedded DNS resolves for this
+    /// container only.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
 }
 
 /// `connect` options (`--ip`, `--mac-address`, `--network-alias`, the container's name).
@@ -113,6 +117,9 @@ pub struct ConnectOptions {
     pub mac: Option<[u8; 6]>,
     /// Container name, hostname, aliases: what the embedded DNS answers for.
     pub names: Vec<String>,
+    /// `--link target:alias` on a user network: (alias, target container name).
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,6 +447,7 @@ impl NetworkState {
             mac: mac_string(mac),
             gateway,
             names: opts.names.clone(),
+            links: opts.links.clone(),
         };
         self.networks.insert(network.to_string(), net);
         self.endpoints.push(endpoint.clone());
@@ -598,6 +606,7 @@ impl NetworkState {
                 container: e.container.clone(),
                 names: e.names.clone(),
                 ip: e.ip,
+                links: e.links.clone(),
             })
             .collect()
     }

@@ -33,6 +33,7 @@ fn endpoint_spec(v: &Value) -> EndpointSpec {
             .as_str()
             .filter(|s| !s.is_empty())
             .map(str::to_string),
+        links: strs(&v["Links"]),
     }
 }
 
@@ -91,6 +92,7 @@ pub fn create_parts(b: &CreateBody) -> Result<(NetworkSpec, bool), String> {
             ports,
             exposed,
             extra_hosts: h.extra_hosts.clone().unwrap_or_default(),
+            links: h.links.clone().unwrap_or_default(),
             dns: h.dns.clone().unwrap_or_default(),
             dns_search: h.dns_search.clone().unwrap_or_default(),
             dns_options: h.dns_options.clone().unwrap_or_default(),
@@ -122,11 +124,20 @@ pub fn settings_json(engine: &Engine, rec: &ContainerRecord) -> Value {
     let mut networks = serde_json::Map::new();
     for (e, network_id) in &endpoints {
         let aliases: Vec<&String> = e.names.iter().skip(1).collect();
+        let links = rec
+            .spec
+            .host
+            .network
+            .endpoints
+            .get(&e.network)
+            .filter(|ep| !ep.links.is_empty())
+            .map(|ep| json!(ep.links))
+            .unwrap_or(Value::Null);
         networks.insert(
             e.network.clone(),
             json!({
                 "IPAMConfig": null,
-                "Links": null,
+                "Links": links,
                 "Aliases": aliases,
                 "MacAddress": e.mac,
                 "NetworkID": network_id,
@@ -182,6 +193,17 @@ pub fn host_config_json(rec: &ContainerRecord, v: &mut Value) {
     let h = &mut v["HostConfig"];
     h["PortBindings"] = Value::Object(bindings);
     h["ExtraHosts"] = json!(n.extra_hosts);
+    // Docker's form: "/target:/this/alias".
+    h["Links"] = if n.links.is_empty() {
+        Value::Null
+    } else {
+        json!(n
+            .links
+            .iter()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(t, a)| format!("/{t}:/{}/{a}", rec.name))
+            .collect::<Vec<_>>())
+    };
     h["Dns"] = json!(n.dns);
     h["DnsSearch"] = json!(n.dns_search);
     h["DnsOptions"] = json!(n.dns_options);
