@@ -4,7 +4,7 @@
 //! exit, forget on removal — plus `network create/ls/inspect/rm/prune/connect/disconnect`.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -54,6 +54,8 @@ pub struct NetworkSpec {
 pub struct EndpointSpec {
     pub aliases: Vec<String>,
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6` (IPAMConfig.IPv6Address).
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Option<String>,
     /// Legacy links on a user network ("name:alias"): aliases the embedded DNS resolves for
     /// this container only.
@@ -181,6 +183,10 @@ pub struct Networking {
 pub struct CreateNetwork {
     pub name: String,
     pub driver: String,
+    /// `--ipv6` (EnableIPv6).
+    pub enable_ipv6: bool,
+    /// IPAM config entries as (subnet, gateway, ip range): at most one IPv4 and one IPv6.
+    pub ipam: Vec<(Option<String>, Option<String>, Option<String>)>,
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub ip_range: Option<String>,
@@ -201,6 +207,9 @@ pub struct NetworkInfo {
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub ip_range: Option<String>,
+    pub enable_ipv6: bool,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
     pub bridge: Option<String>,
     pub labels: BTreeMap<String, String>,
     /// (container id, container name, endpoint).
@@ -220,6 +229,8 @@ fn net_err(e: berth_network::Error) -> Error {
         }
         N::InvalidSubnet { .. }
         | N::SubnetOverlap { .. }
+        | N::SubnetOverlap6 { .. }
+        | N::AddressOutOfRange6 { .. }
         | N::AddressOutOfRange { .. }
         | N::InvalidPort { .. }
         | N::InvalidName { .. }
@@ -780,6 +791,7 @@ impl Engine {
         names.extend(ep.aliases.iter().cloned());
         Ok(ConnectOptions {
             ip: ep.ip,
+            ip6: ep.ip6,
             mac: ep
                 .mac
                 .as_deref()
@@ -815,7 +827,11 @@ impl Engine {
             let mut own: Vec<(IpAddr, Vec<String>)> = s
                 .state
                 .endpoints_of(&rec.id)
-                .map(|e| (IpAddr::V4(e.ip), vec![hostname_of(rec)]))
+                .flat_map(|e| {
+                    std::iter::once(IpAddr::V4(e.ip))
+                        .chain(e.ip6.map(IpAddr::V6))
+                        .map(|ip| (ip, vec![hostname_of(rec)]))
+                })
                 .collect();
             own.extend(link_hosts(&links));
             let embedded = s.state.endpoints_of(&rec.id).any(|e| {
@@ -985,6 +1001,9 @@ impl Engine {
             subnet: Some(n.ipam.subnet.to_string()),
             gateway: Some(n.ipam.gateway.to_string()),
             ip_range: (n.ipam.range != n.ipam.subnet).then(|| n.ipam.range.to_string()),
+            enable_ipv6: n.ipam6.is_some(),
+            subnet6: n.ipam6.as_ref().map(|p| p.subnet.to_string()),
+            gateway6: n.ipam6.as_ref().map(|p| p.gateway.to_string()),
             bridge: Some(n.bridge.clone()),
             labels: meta.labels,
             containers,
@@ -1001,6 +1020,9 @@ impl Engine {
             subnet: None,
             gateway: None,
             ip_range: None,
+            enable_ipv6: false,
+            subnet6: None,
+            gateway6: None,
             bridge: None,
             labels: BTreeMap::new(),
             containers: Vec::new(),
@@ -1076,7 +1098,47 @@ impl Engine {
                 })
                 .transpose()
         };
+        // IPAM entries: one per family, told apart by the subnet's (or gateway's) family.
+        let mut req = req;
+        let mut v6: Option<(Option<String>, Option<String>)> = None;
+        for (subnet, gateway, range) in std::mem::take(&mut req.ipam) {
+            let is_v6 = subnet
+                .as_deref()
+                .or(gateway.as_deref())
+                .is_some_and(|s| s.contains(':'));
+            if is_v6 {
+                if v6.is_some() {
+                    return Err(Error::InvalidParameter(
+                        "only one IPv6 subnet per network is supported".into(),
+                    ));
+                }
+                v6 = Some((subnet, gateway));
+            } else if req.subnet.is_some() || req.gateway.is_some() {
+                return Err(Error::InvalidParameter(
+                    "only one IPv4 subnet per network is supported".into(),
+                ));
+            } else {
+                (req.subnet, req.gateway, req.ip_range) = (subnet, gateway, range);
+            }
+        }
+        let (subnet6, gateway6) = v6.unwrap_or_default();
+        let subnet6 = subnet6
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| berth_network::ipam6::parse_subnet(s).map_err(net_err))
+            .transpose()?;
+        let gateway6 = gateway6
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|g| {
+                g.parse::<Ipv6Addr>()
+                    .map_err(|_| Error::InvalidParameter(format!("invalid IPv6 gateway {g:?}")))
+            })
+            .transpose()?;
         let cfg = NetworkConfig {
+            ipv6: req.enable_ipv6,
+            subnet6,
+            gateway6,
             subnet: parse_net(&req.subnet, "subnet")?,
             ip_range: parse_net(&req.ip_range, "ip-range")?,
             gateway: req
