@@ -142,6 +142,58 @@ fn ipv6_networks_address_route_resolve_and_survive_restart() {
         "{table}"
     );
 
+    // A published port answers on the host's global IPv6 addresses too.
+    let host6 = Command::new("ip")
+        .args(["-6", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.contains(" br-") && !l.contains(&d.net.bridge))
+        .find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.iter()
+                .position(|x| *x == "inet6")
+                .and_then(|i| w.get(i + 1))
+                .and_then(|a| a.split('/').next())
+                .map(str::to_string)
+        });
+    if let Some(h6) = host6.filter(|h| !h.starts_with(&prefix)) {
+        let pubd = unique("pub6");
+        d.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &pubd,
+            "--network",
+            &net,
+            "-p",
+            "80",
+            "busybox",
+            "sh",
+            "-c",
+            &httpd_cmd("published-v6"),
+        ]);
+        let port = d.docker_ok(&["port", &pubd, "80/tcp"]);
+        let port = port
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let body = eventually("published port over IPv6", || {
+            let mut s = std::net::TcpStream::connect(format!("[{h6}]:{port}")).ok()?;
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            out.contains("published-v6").then_some(out)
+        });
+        assert!(body.contains("published-v6"));
+        d.docker_ok(&["rm", "-f", &pubd]);
+    }
+
     // Bad input: clear errors, nothing created.
     for (args, want) in [
         (vec!["--ipv6", "--subnet", "fd00:beef::1/64"], "host bits"),

@@ -201,7 +201,10 @@ mod tests {
         }
         assert!(p.allocate("full").is_err());
         p.release("fd00::5".parse().unwrap());
-        assert_eq!(p.allocate("again").unwrap(), "fd00::5".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            p.allocate("again").unwrap(),
+            "fd00::5".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     #[test]
