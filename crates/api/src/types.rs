@@ -96,6 +96,8 @@ pub struct HostConfig {
     pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
     pub publish_all_ports: bool,
     pub extra_hosts: Option<Vec<String>>,
+    /// `--link name[:alias]`.
+    pub links: Option<Vec<String>>,
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,

@@ -28,9 +28,15 @@ pub struct NetFlags {
     /// IPv4 address (e.g. 172.30.100.104).
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g. fd00:beef::10), on a network created with --ipv6.
+    #[arg(long)]
+    pub ip6: Option<String>,
     /// Container MAC address (e.g. 02:42:ac:11:00:02).
     #[arg(long = "mac-address")]
     pub mac_address: Option<String>,
+    /// Add a link to another container (name[:alias]).
+    #[arg(long = "link")]
+    pub link: Vec<String>,
     /// Add a custom host-to-IP mapping (host:ip).
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
@@ -98,17 +104,21 @@ pub fn apply(f: &NetFlags, b: &mut CreateBody) -> Result<(), ClientError> {
     h.publish_all_ports = f.publish_all;
     let nonempty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     h.extra_hosts = nonempty(&f.add_host);
+    h.links = nonempty(&f.link);
     h.dns = nonempty(&f.dns);
     h.dns_search = nonempty(&f.dns_search);
     h.dns_options = nonempty(&f.dns_option);
-    if !f.network_alias.is_empty() || f.ip.is_some() || f.mac_address.is_some() {
+    if !f.network_alias.is_empty() || f.ip.is_some() || f.ip6.is_some() || f.mac_address.is_some() {
         let net = match h.network_mode.as_str() {
             "" | "default" => "bridge".to_string(),
             n => n.to_string(),
         };
         let mut ep = json!({"Aliases": f.network_alias});
         if let Some(ip) = &f.ip {
-            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            ep["IPAMConfig"]["IPv4Address"] = json!(ip);
+        }
+        if let Some(ip6) = &f.ip6 {
+            ep["IPAMConfig"]["IPv6Address"] = json!(ip6);
         }
         if let Some(m) = &f.mac_address {
             ep["MacAddress"] = json!(m);
@@ -122,15 +132,18 @@ pub fn apply(f: &NetFlags, b: &mut CreateBody) -> Result<(), ClientError> {
 pub enum NetworkCommand {
     /// Create a network.
     Create {
-        /// Subnet in CIDR format.
+        /// Subnet in CIDR format (one IPv4 and, with --ipv6, one IPv6).
         #[arg(long)]
-        subnet: Option<String>,
-        /// Gateway for the subnet.
+        subnet: Vec<String>,
+        /// Gateway for the subnet of the same family.
         #[arg(long)]
-        gateway: Option<String>,
+        gateway: Vec<String>,
         /// Allocate container addresses from a sub-range.
         #[arg(long = "ip-range")]
         ip_range: Option<String>,
+        /// Enable IPv6 networking.
+        #[arg(long)]
+        ipv6: bool,
         /// Restrict external access to the network.
         #[arg(long)]
         internal: bool,
@@ -177,6 +190,9 @@ pub enum NetworkCommand {
         /// IPv4 address.
         #[arg(long)]
         ip: Option<String>,
+        /// IPv6 address.
+        #[arg(long)]
+        ip6: Option<String>,
         network: String,
         container: String,
     },
@@ -196,20 +212,30 @@ pub async fn run(c: &Client, cmd: NetworkCommand) -> Result<i32, ClientError> {
             subnet,
             gateway,
             ip_range,
+            ipv6,
             internal,
             driver,
             label,
             name,
         } => {
-            let mut cfg = serde_json::Map::new();
-            for (k, v) in [
-                ("Subnet", subnet),
-                ("Gateway", gateway),
-                ("IPRange", ip_range),
-            ] {
-                if let Some(v) = v {
-                    cfg.insert(k.into(), json!(v));
+            // One IPAM entry per family, as the docker CLI sends them.
+            let mut configs: Vec<serde_json::Map<String, Value>> = Vec::new();
+            let family = |s: &str| s.contains(':');
+            for s in &subnet {
+                let mut m = serde_json::Map::new();
+                m.insert("Subnet".into(), json!(s));
+                if let Some(g) = gateway.iter().find(|g| family(g) == family(s)) {
+                    m.insert("Gateway".into(), json!(g));
                 }
+                if let Some(r) = ip_range.as_ref().filter(|r| family(r) == family(s)) {
+                    m.insert("IPRange".into(), json!(r));
+                }
+                configs.push(m);
+            }
+            if subnet.is_empty() && (!gateway.is_empty() || ip_range.is_some()) {
+                return Err(ClientError::Protocol(
+                    "--gateway and --ip-range need a --subnet".into(),
+                ));
             }
             let labels: BTreeMap<String, String> = label
                 .iter()
@@ -220,7 +246,8 @@ pub async fn run(c: &Client, cmd: NetworkCommand) -> Result<i32, ClientError> {
                 .collect();
             let body = json!({
                 "Name": name, "Driver": driver, "Internal": internal, "Labels": labels,
-                "IPAM": {"Driver": "default", "Config": if cfg.is_empty() { json!([]) } else { json!([cfg]) }},
+                "EnableIPv6": ipv6,
+                "IPAM": {"Driver": "default", "Config": configs},
             });
             let r: Value = c.post("/networks/create", &body).await?;
             println!("{}", r["Id"].as_str().unwrap_or(""));
@@ -308,12 +335,16 @@ pub async fn run(c: &Client, cmd: NetworkCommand) -> Result<i32, ClientError> {
         NetworkCommand::Connect {
             alias,
             ip,
+            ip6,
             network,
             container,
         } => {
             let mut ep = json!({"Aliases": alias});
             if let Some(ip) = ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+                ep["IPAMConfig"]["IPv4Address"] = json!(ip);
+            }
+            if let Some(ip6) = ip6 {
+                ep["IPAMConfig"]["IPv6Address"] = json!(ip6);
             }
             let body = json!({"Container": container, "EndpointConfig": ep});
             let b = serde_json::to_vec(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;

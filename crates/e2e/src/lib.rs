@@ -264,9 +264,11 @@ impl Drop for Daemon {
         let _ = self.docker_cmd(&["network", "prune", "-f"]).output();
         self.kill9();
         // The daemon's default bridge and table outlive it; nothing else uses them.
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.net.table])
-            .output();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.net.table])
+                .output();
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.net.bridge])
             .output();

@@ -4,7 +4,7 @@
 //! exit, forget on removal — plus `network create/ls/inspect/rm/prune/connect/disconnect`.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,6 +44,9 @@ pub struct NetworkSpec {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
+    /// `--link name[:alias]` on the default bridge, as "name:alias" with the target's name
+    /// (links on a user network move to that network's [`EndpointSpec::links`] at create).
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +54,104 @@ pub struct NetworkSpec {
 pub struct EndpointSpec {
     pub aliases: Vec<String>,
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6` (IPAMConfig.IPv6Address).
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Option<String>,
+    /// Legacy links on a user network ("name:alias"): aliases the embedded DNS resolves for
+    /// this container only.
+    pub links: Vec<String>,
+}
+
+/// Docker's `--link` syntax, "name[:alias]" → (name, alias); a leading '/' is dropped.
+pub fn parse_link(text: &str) -> Result<(String, String)> {
+    let bad = || Error::InvalidParameter(format!("bad format for links: {text}"));
+    let mut parts = text.split(':');
+    let name = parts.next().unwrap_or("").trim_start_matches('/');
+    let alias = parts.next().unwrap_or(name).trim_start_matches('/');
+    if name.is_empty() || alias.is_empty() || parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok((name.to_string(), alias.to_string()))
+}
+
+/// Legacy link environment (Docker's `links.Link.ToEnv`): `ALIAS_PORT`, one group of
+/// `ALIAS_PORT_<port>_<PROTO>[_ADDR|_PORT|_PROTO]` per exposed port, `_START`/`_END` groups for
+/// runs of consecutive ports, `ALIAS_NAME=/this/alias`, and `ALIAS_ENV_*` from the target's
+/// environment (without HOME and PATH).
+pub fn link_env(
+    this: &str,
+    alias: &str,
+    ip: Ipv4Addr,
+    exposed: &[String],
+    env: &[String],
+) -> Vec<String> {
+    let prefix = alias.to_ascii_uppercase().replace('-', "_");
+    let mut ports: Vec<(u16, Protocol)> = exposed.iter().filter_map(|e| parse_exposed(e)).collect();
+    // Docker's order: by port, tcp before udp.
+    ports.sort();
+    ports.dedup();
+    let mut out = Vec::new();
+    if let Some((p, proto)) = ports.first() {
+        out.push(format!("{prefix}_PORT={proto}://{ip}:{p}"));
+    }
+    let mut ranges: Vec<((u16, Protocol), u16)> = Vec::new();
+    for &(p, proto) in &ports {
+        match ranges.last_mut() {
+            Some(((_, rp), end)) if *rp == proto && u32::from(*end) + 1 == u32::from(p) => *end = p,
+            _ => ranges.push(((p, proto), p)),
+        }
+    }
+    for ((start, proto), end) in ranges.into_iter().filter(|((s, _), e)| s != e) {
+        let up = proto.to_string().to_ascii_uppercase();
+        out.push(format!(
+            "{prefix}_PORT_{start}_{up}_START={proto}://{ip}:{start}"
+        ));
+        out.push(format!("{prefix}_PORT_{start}_{up}_ADDR={ip}"));
+        out.push(format!("{prefix}_PORT_{start}_{up}_PORT_START={start}"));
+        out.push(format!("{prefix}_PORT_{start}_{up}_PORT_END={end}"));
+        out.push(format!("{prefix}_PORT_{start}_{up}_PROTO={proto}"));
+    }
+    for (p, proto) in &ports {
+        let up = proto.to_string().to_ascii_uppercase();
+        out.push(format!("{prefix}_PORT_{p}_{up}={proto}://{ip}:{p}"));
+        out.push(format!("{prefix}_PORT_{p}_{up}_ADDR={ip}"));
+        out.push(format!("{prefix}_PORT_{p}_{up}_PORT={p}"));
+        out.push(format!("{prefix}_PORT_{p}_{up}_PROTO={proto}"));
+    }
+    out.push(format!("{prefix}_NAME=/{this}/{alias}"));
+    for e in env {
+        if let Some((k, v)) = e.split_once('=') {
+            if k != "HOME" && k != "PATH" {
+                out.push(format!("{prefix}_ENV_{k}={v}"));
+            }
+        }
+    }
+    out
+}
+
+/// `base` with each of `over`'s variables replacing the one of the same name or appended.
+pub fn merge_env(base: Vec<String>, over: &[String]) -> Vec<String> {
+    let key = |e: &str| {
+        e.split_once('=')
+            .map(|(k, _)| k.to_string())
+            .unwrap_or(e.to_string())
+    };
+    let mut out = base;
+    for e in over {
+        let k = key(e);
+        match out.iter_mut().find(|x| key(x) == k) {
+            Some(x) => *x = e.clone(),
+            None => out.push(e.clone()),
+        }
+    }
+    out
+}
+
+/// A link on the default bridge, resolved at start.
+struct ResolvedLink {
+    alias: String,
+    target: ContainerRecord,
+    ip: Ipv4Addr,
 }
 
 /// What the engine remembers about a network beyond the mechanism's state.
@@ -83,6 +183,10 @@ pub struct Networking {
 pub struct CreateNetwork {
     pub name: String,
     pub driver: String,
+    /// `--ipv6` (EnableIPv6).
+    pub enable_ipv6: bool,
+    /// IPAM config entries as (subnet, gateway, ip range): at most one IPv4 and one IPv6.
+    pub ipam: Vec<(Option<String>, Option<String>, Option<String>)>,
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub ip_range: Option<String>,
@@ -103,6 +207,9 @@ pub struct NetworkInfo {
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub ip_range: Option<String>,
+    pub enable_ipv6: bool,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
     pub bridge: Option<String>,
     pub labels: BTreeMap<String, String>,
     /// (container id, container name, endpoint).
@@ -122,6 +229,8 @@ fn net_err(e: berth_network::Error) -> Error {
         }
         N::InvalidSubnet { .. }
         | N::SubnetOverlap { .. }
+        | N::SubnetOverlap6 { .. }
+        | N::AddressOutOfRange6 { .. }
         | N::AddressOutOfRange { .. }
         | N::InvalidPort { .. }
         | N::InvalidName { .. }
@@ -407,7 +516,145 @@ impl Engine {
                 }
             }
         }
+        self.net_validate_links(&mut spec.host, &default)
+    }
+
+    /// `--link`: every target must exist (Docker: "could not get container for NAME"); links
+    /// are stored as "name:alias" with the target's name. On a user network they become that
+    /// network's endpoint links (aliases in the embedded DNS), as Docker does.
+    fn net_validate_links(&self, h: &mut crate::HostSpec, default: &str) -> Result<()> {
+        let mut links = Vec::new();
+        for l in &h.network.links {
+            let l = self.check_link(l)?;
+            if !links.contains(&l) {
+                links.push(l);
+            }
+        }
+        for ep in h.network.endpoints.values_mut() {
+            ep.links = ep
+                .links
+                .iter()
+                .map(|l| self.check_link(l))
+                .collect::<Result<_>>()?;
+        }
+        match mode_of(&h.network_mode, default) {
+            _ if links.is_empty() => {}
+            Mode::Host => {
+                return Err(Error::InvalidParameter(
+                    "conflicting options: host type networking can't be used with links. This would result in undefined behavior".into(),
+                ))
+            }
+            Mode::Container(_) => {
+                return Err(Error::InvalidParameter(
+                    "conflicting options: container type network can't be used with links. This would result in undefined behavior".into(),
+                ))
+            }
+            Mode::Network(n) if n != default => {
+                let ep = h.network.endpoints.entry(n).or_default();
+                for l in links.drain(..) {
+                    if !ep.links.contains(&l) {
+                        ep.links.push(l);
+                    }
+                }
+            }
+            Mode::Network(_) | Mode::None => {}
+        }
+        h.network.links = links;
         Ok(())
+    }
+
+    /// One link: its target exists and does not use the host's network; "name:alias".
+    fn check_link(&self, text: &str) -> Result<String> {
+        let (name, alias) = parse_link(text)?;
+        let target = self.link_target(&name)?;
+        if target.spec.host.network_mode == HOST {
+            return Err(Error::InvalidParameter(
+                "conflicting options: host type networking can't be used with links. This would result in undefined behavior".into(),
+            ));
+        }
+        Ok(format!("{}:{alias}", target.name))
+    }
+
+    fn link_target(&self, name: &str) -> Result<ContainerRecord> {
+        self.container(name).map_err(|e| match e {
+            Error::NotFound(m) => {
+                Error::InvalidParameter(format!("could not get container for {name}: {m}"))
+            }
+            e => e,
+        })
+    }
+
+    /// The container's links on the default bridge with their targets' addresses there.
+    /// `strict`: a stopped or vanished target is an error (at start, as Docker); otherwise it
+    /// is skipped (refreshing /etc/hosts, exec).
+    fn resolve_links(&self, rec: &ContainerRecord, strict: bool) -> Result<Vec<ResolvedLink>> {
+        let default = self.net.lock().state.settings.default_network.clone();
+        if mode_of(&rec.spec.host.network_mode, &default) != Mode::Network(default.clone()) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for l in &rec.spec.host.network.links {
+            let one = || -> Result<ResolvedLink> {
+                let (name, alias) = parse_link(l)?;
+                let target = self.link_target(&name)?;
+                if !target.state.running() {
+                    return Err(Error::Conflict(format!(
+                        "Cannot link to a non running container: /{} AS /{}/{alias}",
+                        target.name, rec.name
+                    )));
+                }
+                // A target sharing another container's namespace has that one's address.
+                let mut owner = target.clone();
+                for _ in 0..8 {
+                    match mode_of(&owner.spec.host.network_mode, &default) {
+                        Mode::Container(o) => owner = self.container(&o)?,
+                        _ => break,
+                    }
+                }
+                let ip = self
+                    .net
+                    .lock()
+                    .state
+                    .endpoint(&owner.id, &default)
+                    .map(|e| e.ip)
+                    .ok_or_else(|| {
+                        Error::Conflict(format!(
+                            "container {} not attached to default bridge network",
+                            target.id
+                        ))
+                    })?;
+                Ok(ResolvedLink { alias, target, ip })
+            };
+            match one() {
+                Ok(r) => out.push(r),
+                Err(e) if strict => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// A link of `rec` would refuse to start now (its target is gone or not running).
+    pub(crate) fn links_unready(&self, rec: &ContainerRecord) -> bool {
+        self.resolve_links(rec, true).is_err()
+    }
+
+    /// The legacy link variables of `rec` (default bridge only), targets that are not
+    /// running skipped: for `exec`, which sees them as the container's process does.
+    pub(crate) fn link_env_of(&self, rec: &ContainerRecord) -> Vec<String> {
+        self.resolve_links(rec, false)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|l| {
+                link_env(
+                    &rec.name,
+                    &l.alias,
+                    l.ip,
+                    &l.target.spec.host.network.exposed,
+                    &l.target.spec.env,
+                )
+            })
+            .collect()
     }
 
     fn net_files_dir(&self, id: &str) -> PathBuf {
@@ -440,6 +687,31 @@ impl Engine {
             }
             Mode::None | Mode::Network(_) => {
                 let dir = self.net_files_dir(&rec.id);
+                let links = self.resolve_links(rec, true)?;
+                if !links.is_empty() {
+                    let vars: Vec<String> = links
+                        .iter()
+                        .flat_map(|l| {
+                            link_env(
+                                &rec.name,
+                                &l.alias,
+                                l.ip,
+                                &l.target.spec.host.network.exposed,
+                                &l.target.spec.env,
+                            )
+                        })
+                        .collect();
+                    let own: Vec<String> = cfg["process"]["env"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    // The container's own variables win over the links' (as Docker).
+                    cfg["process"]["env"] = json!(merge_env(vars, &own));
+                }
                 let embedded = match &mode {
                     Mode::Network(n) => self
                         .net
@@ -450,7 +722,7 @@ impl Engine {
                         .is_some_and(|n| n.embedded_dns),
                     _ => false,
                 };
-                write_files(&dir, rec, &[], embedded)?;
+                write_files(&dir, rec, &link_hosts(&links), embedded)?;
                 dir
             }
         };
@@ -507,6 +779,11 @@ impl Engine {
     }
 
     fn connect_options(rec: &ContainerRecord, ep: &EndpointSpec) -> Result<ConnectOptions> {
+        let links = ep
+            .links
+            .iter()
+            .map(|l| parse_link(l).map(|(name, alias)| (alias, name)))
+            .collect::<Result<_>>()?;
         let mut names = vec![rec.name.clone(), rec.id[..12].to_string()];
         if !rec.spec.hostname.is_empty() && !names.contains(&rec.spec.hostname) {
             names.push(rec.spec.hostname.clone());
@@ -514,6 +791,7 @@ impl Engine {
         names.extend(ep.aliases.iter().cloned());
         Ok(ConnectOptions {
             ip: ep.ip,
+            ip6: ep.ip6,
             mac: ep
                 .mac
                 .as_deref()
@@ -521,6 +799,7 @@ impl Engine {
                 .transpose()
                 .map_err(net_err)?,
             names,
+            links,
         })
     }
 
@@ -542,13 +821,19 @@ impl Engine {
     /// Rewrite /etc/hosts with the container's addresses; (re)start its DNS listener when it is
     /// on a network with embedded DNS.
     fn net_refresh(&self, rec: &ContainerRecord, ns: &NetnsRef) -> Result<()> {
+        let links = self.resolve_links(rec, false)?;
         let (own, embedded) = {
             let s = self.net.lock();
-            let own: Vec<(Ipv4Addr, Vec<String>)> = s
+            let mut own: Vec<(IpAddr, Vec<String>)> = s
                 .state
                 .endpoints_of(&rec.id)
-                .map(|e| (e.ip, vec![hostname_of(rec)]))
+                .flat_map(|e| {
+                    std::iter::once(IpAddr::V4(e.ip))
+                        .chain(e.ip6.map(IpAddr::V6))
+                        .map(|ip| (ip, vec![hostname_of(rec)]))
+                })
                 .collect();
+            own.extend(link_hosts(&links));
             let embedded = s.state.endpoints_of(&rec.id).any(|e| {
                 s.state
                     .networks
@@ -716,6 +1001,9 @@ impl Engine {
             subnet: Some(n.ipam.subnet.to_string()),
             gateway: Some(n.ipam.gateway.to_string()),
             ip_range: (n.ipam.range != n.ipam.subnet).then(|| n.ipam.range.to_string()),
+            enable_ipv6: n.ipam6.is_some(),
+            subnet6: n.ipam6.as_ref().map(|p| p.subnet.to_string()),
+            gateway6: n.ipam6.as_ref().map(|p| p.gateway.to_string()),
             bridge: Some(n.bridge.clone()),
             labels: meta.labels,
             containers,
@@ -732,6 +1020,9 @@ impl Engine {
             subnet: None,
             gateway: None,
             ip_range: None,
+            enable_ipv6: false,
+            subnet6: None,
+            gateway6: None,
             bridge: None,
             labels: BTreeMap::new(),
             containers: Vec::new(),
@@ -807,7 +1098,47 @@ impl Engine {
                 })
                 .transpose()
         };
+        // IPAM entries: one per family, told apart by the subnet's (or gateway's) family.
+        let mut req = req;
+        let mut v6: Option<(Option<String>, Option<String>)> = None;
+        for (subnet, gateway, range) in std::mem::take(&mut req.ipam) {
+            let is_v6 = subnet
+                .as_deref()
+                .or(gateway.as_deref())
+                .is_some_and(|s| s.contains(':'));
+            if is_v6 {
+                if v6.is_some() {
+                    return Err(Error::InvalidParameter(
+                        "only one IPv6 subnet per network is supported".into(),
+                    ));
+                }
+                v6 = Some((subnet, gateway));
+            } else if req.subnet.is_some() || req.gateway.is_some() {
+                return Err(Error::InvalidParameter(
+                    "only one IPv4 subnet per network is supported".into(),
+                ));
+            } else {
+                (req.subnet, req.gateway, req.ip_range) = (subnet, gateway, range);
+            }
+        }
+        let (subnet6, gateway6) = v6.unwrap_or_default();
+        let subnet6 = subnet6
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| berth_network::ipam6::parse_subnet(s).map_err(net_err))
+            .transpose()?;
+        let gateway6 = gateway6
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|g| {
+                g.parse::<Ipv6Addr>()
+                    .map_err(|_| Error::InvalidParameter(format!("invalid IPv6 gateway {g:?}")))
+            })
+            .transpose()?;
         let cfg = NetworkConfig {
+            ipv6: req.enable_ipv6,
+            subnet6,
+            gateway6,
             subnet: parse_net(&req.subnet, "subnet")?,
             ip_range: parse_net(&req.ip_range, "ip-range")?,
             gateway: req
@@ -911,6 +1242,12 @@ impl Engine {
         if let Some(m) = &ep.mac {
             files::parse_mac(m).map_err(net_err)?;
         }
+        let mut ep = ep;
+        ep.links = ep
+            .links
+            .iter()
+            .map(|l| self.check_link(l))
+            .collect::<Result<_>>()?;
         let already = mode == Mode::Network(name.clone())
             || rec.spec.host.network.endpoints.contains_key(&name)
                 && (self.net.lock().state.endpoint(&id, &name).is_some() || !rec.state.running());
@@ -981,6 +1318,22 @@ impl Engine {
     }
 }
 
+/// /etc/hosts lines for links: the target's address with the alias, its hostname and name.
+fn link_hosts(links: &[ResolvedLink]) -> Vec<(IpAddr, Vec<String>)> {
+    links
+        .iter()
+        .map(|l| {
+            let mut names = vec![l.alias.clone()];
+            for n in [hostname_of(&l.target), l.target.name.clone()] {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            (IpAddr::V4(l.ip), names)
+        })
+        .collect()
+}
+
 fn hostname_of(rec: &ContainerRecord) -> String {
     if rec.spec.hostname.is_empty() {
         rec.id[..12].to_string()
@@ -994,7 +1347,7 @@ fn hostname_of(rec: &ContainerRecord) -> String {
 fn write_files(
     dir: &Path,
     rec: &ContainerRecord,
-    own: &[(Ipv4Addr, Vec<String>)],
+    own: &[(IpAddr, Vec<String>)],
     embedded_dns: bool,
 ) -> Result<()> {
     let n = &rec.spec.host.network;
@@ -1077,6 +1430,50 @@ mod tests {
         }));
         b.insert("x/tcp".into(), vec![]);
         assert!(port_specs(&b).is_err());
+    }
+
+    #[test]
+    fn links_parse_like_docker() {
+        assert_eq!(parse_link("db").unwrap(), ("db".into(), "db".into()));
+        assert_eq!(parse_link("/db:/x").unwrap(), ("db".into(), "x".into()));
+        for bad in ["", ":x", "db:", "a:b:c"] {
+            assert!(parse_link(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn link_env_matches_docker() {
+        let ip = Ipv4Addr::new(10, 0, 0, 5);
+        let exposed = ["81/tcp", "80/tcp", "53/udp", "82/tcp"].map(String::from);
+        let env = ["PATH=/bin", "HOME=/root", "A=b=c"].map(String::from);
+        let got = link_env("app", "my-db", ip, &exposed, &env);
+        for want in [
+            "MY_DB_PORT=udp://10.0.0.5:53",
+            "MY_DB_PORT_80_TCP_START=tcp://10.0.0.5:80",
+            "MY_DB_PORT_80_TCP_PORT_START=80",
+            "MY_DB_PORT_80_TCP_PORT_END=82",
+            "MY_DB_PORT_81_TCP=tcp://10.0.0.5:81",
+            "MY_DB_PORT_81_TCP_ADDR=10.0.0.5",
+            "MY_DB_PORT_81_TCP_PORT=81",
+            "MY_DB_PORT_81_TCP_PROTO=tcp",
+            "MY_DB_PORT_53_UDP_PROTO=udp",
+            "MY_DB_NAME=/app/my-db",
+            "MY_DB_ENV_A=b=c",
+        ] {
+            assert!(got.iter().any(|e| e == want), "{want} not in {got:?}");
+        }
+        assert!(!got
+            .iter()
+            .any(|e| e.contains("_ENV_PATH") || e.contains("_ENV_HOME")));
+        let merged = merge_env(got, &["MY_DB_NAME=mine".to_string()]);
+        assert!(merged.contains(&"MY_DB_NAME=mine".to_string()));
+        assert_eq!(
+            merged
+                .iter()
+                .filter(|e| e.starts_with("MY_DB_NAME="))
+                .count(),
+            1
+        );
     }
 
     #[test]

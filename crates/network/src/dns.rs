@@ -12,14 +12,16 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket,
+};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -37,6 +39,12 @@ pub struct DnsEntry {
     pub container: String,
     pub names: Vec<String>,
     pub ip: Ipv4Addr,
+    /// The IPv6 address on an `--ipv6` network (AAAA answers).
+    pub ip6: Option<Ipv6Addr>,
+    /// Legacy links of this container on this network, (alias, target container name): the
+    /// alias resolves to the target for this container only (Docker's `--link` on user
+    /// networks).
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -47,14 +55,38 @@ struct Table {
 impl Table {
     /// Addresses for `name` as seen by `container`: from the networks the container is on.
     fn resolve(&self, container: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let ips = self.resolve_all(container, name)?;
+        Some(
+            ips.into_iter()
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// Every address (IPv4 and IPv6) of `name` as seen by `container`.
+    fn resolve_all(&self, container: &str, name: &str) -> Option<Vec<IpAddr>> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let networks: Vec<&str> = self
-            .entries
-            .iter()
-            .filter(|e| e.container == container)
-            .map(|e| e.network.as_str())
-            .collect();
-        let ips: Vec<Ipv4Addr> = self
+        let own = self.entries.iter().filter(|e| e.container == container);
+        for e in own.clone() {
+            let Some((_, target)) = e.links.iter().find(|(a, _)| a.eq_ignore_ascii_case(&name))
+            else {
+                continue;
+            };
+            let ips: Vec<IpAddr> = self
+                .entries
+                .iter()
+                .filter(|t| t.network == e.network && t.names.iter().any(|n| n == target))
+                .flat_map(Self::addrs)
+                .collect();
+            if !ips.is_empty() {
+                return Some(ips);
+            }
+        }
+        let networks: Vec<&str> = own.map(|e| e.network.as_str()).collect();
+        let ips: Vec<IpAddr> = self
             .entries
             .iter()
             .filter(|e| networks.contains(&e.network.as_str()))
@@ -64,9 +96,15 @@ impl Table {
                         || format!("{n}.{}", e.network).eq_ignore_ascii_case(&name)
                 })
             })
-            .map(|e| e.ip)
+            .flat_map(Self::addrs)
             .collect();
         (!ips.is_empty()).then_some(ips)
+    }
+
+    fn addrs(e: &DnsEntry) -> Vec<IpAddr> {
+        std::iter::once(IpAddr::V4(e.ip))
+            .chain(e.ip6.map(IpAddr::V6))
+            .collect()
     }
 }
 
@@ -299,18 +337,21 @@ fn answer_locally(shared: &Shared, container: &str, query: &[u8]) -> Option<Vec<
     }
     let q = msg.queries.first()?;
     let name = q.name().to_ascii();
-    let ips = shared.table.read().ok()?.resolve(container, &name)?;
+    let ips = shared.table.read().ok()?.resolve_all(container, &name)?;
     let mut reply = Message::response(msg.metadata.id, OpCode::Query);
     reply.metadata.authoritative = true;
     reply.metadata.recursion_desired = msg.metadata.recursion_desired;
     reply.metadata.recursion_available = true;
     reply.add_query(q.clone());
-    // A known name answers A queries; other types get an empty NOERROR (no AAAA for berth names)
-    // rather than a forward that would leak the name upstream.
-    if q.query_type() == RecordType::A {
-        for ip in ips {
-            reply.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
-        }
+    // A known name answers A and AAAA queries (AAAA on IPv6 networks); other types get an
+    // empty NOERROR rather than a forward that would leak the name upstream.
+    for ip in ips {
+        let rdata = match (q.query_type(), ip) {
+            (RecordType::A, IpAddr::V4(v4)) => RData::A(A(v4)),
+            (RecordType::AAAA, IpAddr::V6(v6)) => RData::AAAA(AAAA(v6)),
+            _ => continue,
+        };
+        reply.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata));
     }
     reply.to_vec().ok()
 }
@@ -408,7 +449,28 @@ mod tests {
             container: container.into(),
             names: names.iter().map(|s| s.to_string()).collect(),
             ip: Ipv4Addr::from(ip),
+            ip6: None,
+            links: Vec::new(),
         }
+    }
+
+    #[test]
+    fn link_aliases_resolve_for_the_linking_container_only() {
+        let mut linker = entry("front", "a", &["client"], [10, 0, 0, 2]);
+        linker.links = vec![("db".into(), "postgres".into())];
+        let t = Table {
+            entries: vec![
+                linker,
+                entry("front", "b", &["postgres"], [10, 0, 0, 3]),
+                entry("front", "c", &["other"], [10, 0, 0, 4]),
+            ],
+        };
+        assert_eq!(t.resolve("a", "db"), Some(vec![Ipv4Addr::new(10, 0, 0, 3)]));
+        assert_eq!(t.resolve("c", "db"), None, "the alias is a's alone");
+        assert_eq!(
+            t.resolve("a", "postgres"),
+            Some(vec![Ipv4Addr::new(10, 0, 0, 3)])
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The network layer's error type. Each variant names what was wrong (a subnet, a port, a
 //! network) so the message can go straight to a user.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -26,8 +26,22 @@ pub enum Error {
         reason: &'static str,
     },
 
+    #[error("subnet {subnet} overlaps {other} ({owner})")]
+    SubnetOverlap6 {
+        subnet: Ipv6Net,
+        other: Ipv6Net,
+        owner: String,
+    },
+
+    #[error("address {ip} is not usable in {subnet}: {reason}")]
+    AddressOutOfRange6 {
+        ip: Ipv6Addr,
+        subnet: Ipv6Net,
+        reason: &'static str,
+    },
+
     #[error("address {ip} is already allocated (to {owner})")]
-    AddressInUse { ip: Ipv4Addr, owner: String },
+    AddressInUse { ip: IpAddr, owner: String },
 
     #[error("no free address left in {range}")]
     PoolExhausted { range: Ipv4Net },

@@ -33,7 +33,7 @@ impl ExtraHost {
 
 /// /etc/hosts: localhost lines, the container's own names on each of its addresses, then the
 /// `--add-host` entries.
-pub fn hosts(own: &[(Ipv4Addr, Vec<String>)], extra: &[ExtraHost]) -> String {
+pub fn hosts(own: &[(IpAddr, Vec<String>)], extra: &[ExtraHost]) -> String {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
@@ -217,7 +217,7 @@ mod tests {
     fn hosts_file_lists_own_names_and_extra_hosts() {
         let text = hosts(
             &[(
-                Ipv4Addr::new(10, 0, 0, 2),
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
                 vec!["web".into(), "abc123".into()],
             )],
             &[ExtraHost::parse("db:10.0.0.9").unwrap()],

@@ -122,13 +122,13 @@ impl Ipam {
         check_host(&self.subnet, ip)?;
         if ip == self.gateway {
             return Err(Error::AddressInUse {
-                ip,
+                ip: ip.into(),
                 owner: "the network's gateway".to_string(),
             });
         }
         if let Some(holder) = self.allocated.get(&ip) {
             return Err(Error::AddressInUse {
-                ip,
+                ip: ip.into(),
                 owner: holder.clone(),
             });
         }

@@ -2,7 +2,7 @@
 //!
 //! - [`state`]: the engine-facing, serialisable model — networks, endpoints, published ports —
 //!   with create/connect/publish/disconnect/remove/reconcile;
-//! - [`ipam`]: address pools that never hand out an address twice;
+//! - [`ipam`], [`ipam6`]: IPv4 and IPv6 address pools that never hand out an address twice;
 //! - [`netlink`]: bridges, veth pairs, addresses and routes through rtnetlink;
 //! - [`nft`]: masquerade, published-port DNAT (localhost, host addresses, hairpin) and
 //!   isolation in one nftables table replaced atomically;
@@ -16,6 +16,7 @@ pub mod dns;
 pub mod error;
 pub mod files;
 pub mod ipam;
+pub mod ipam6;
 pub mod mtu;
 pub mod netlink;
 pub mod netns;

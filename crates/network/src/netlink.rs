@@ -5,12 +5,12 @@
 //! callable from any context, including from inside the engine's own tokio runtime.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
-use ipnet::Ipv4Net;
-use rtnetlink::packet_route::address::AddressAttribute;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
@@ -97,6 +97,36 @@ async fn index_of(handle: &Handle, name: &str) -> Result<u32> {
         })
 }
 
+/// Add `address` to link `index`; IPv6 addresses without duplicate address detection (usable
+/// at once). An address already there is fine.
+async fn add_address(handle: &Handle, index: u32, address: IpNet, what: &str) -> Result<()> {
+    let mut req = handle
+        .address()
+        .add(index, address.addr(), address.prefix_len());
+    if address.addr().is_ipv6() {
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    match req.execute().await {
+        Err(e) if !is_errno(&e, EEXIST) => {
+            Err(Error::netlink(format!("add {address} to {what}"), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every IPv6 address on the host with its interface name (for overlap checks).
+pub fn host_addresses6() -> Result<Vec<(String, Ipv6Net)>> {
+    Ok(host_addresses_all()?
+        .into_iter()
+        .filter_map(|(n, a)| match a {
+            IpNet::V6(v6) => Some((n, v6)),
+            IpNet::V4(_) => None,
+        })
+        .collect())
+}
+
 /// IPv4 addresses on link `index`.
 pub async fn addresses_of(handle: &Handle, index: u32) -> Result<Vec<Ipv4Net>> {
     let mut out = Vec::new();
@@ -123,6 +153,16 @@ pub async fn addresses_of(handle: &Handle, index: u32) -> Result<Vec<Ipv4Net>> {
 
 /// Every IPv4 address on the host with its interface name (for overlap checks).
 pub fn host_addresses() -> Result<Vec<(String, Ipv4Net)>> {
+    Ok(host_addresses_all()?
+        .into_iter()
+        .filter_map(|(n, a)| match a {
+            IpNet::V4(v4) => Some((n, v4)),
+            IpNet::V6(_) => None,
+        })
+        .collect())
+}
+
+fn host_addresses_all() -> Result<Vec<(String, IpNet)>> {
     in_host(|handle| async move {
         let mut names = std::collections::HashMap::new();
         let mut links = handle.link().get().execute();
@@ -139,8 +179,8 @@ pub fn host_addresses() -> Result<Vec<(String, Ipv4Net)>> {
             .ctx(|| "list addresses".to_string())?
         {
             for attr in &msg.attributes {
-                if let AddressAttribute::Address(IpAddr::V4(ip)) = attr {
-                    if let Ok(net) = Ipv4Net::new(*ip, msg.header.prefix_len) {
+                if let AddressAttribute::Address(ip) = attr {
+                    if let Ok(net) = IpNet::new(*ip, msg.header.prefix_len) {
                         let name = names.get(&msg.header.index).cloned().unwrap_or_default();
                         out.push((name, net));
                     }
@@ -169,9 +209,14 @@ pub fn link_name(link: &LinkMessage) -> Option<String> {
 
 /// Create the bridge `name` if missing, make sure it carries `address` (gateway/prefix) and is up.
 /// Returns true when the bridge was created by this call.
-pub fn ensure_bridge(name: &str, address: Ipv4Net, mtu: Option<u32>) -> Result<bool> {
+pub fn ensure_bridge(
+    name: &str,
+    address: Ipv4Net,
+    address6: Option<Ipv6Net>,
+    mtu: Option<u32>,
+) -> Result<bool> {
     let mut created = false;
-    let result = ensure_bridge_steps(name, address, mtu, &mut created);
+    let result = ensure_bridge_steps(name, address, address6, mtu, &mut created);
     if result.is_err() && created {
         // Leave nothing half-configured behind.
         let _ = delete_link(name);
@@ -182,6 +227,7 @@ pub fn ensure_bridge(name: &str, address: Ipv4Net, mtu: Option<u32>) -> Result<b
 fn ensure_bridge_steps(
     name: &str,
     address: Ipv4Net,
+    address6: Option<Ipv6Net>,
     mtu: Option<u32>,
     created: &mut bool,
 ) -> Result<()> {
@@ -210,17 +256,11 @@ fn ensure_bridge_steps(
         }
         let index = index_of(&handle, name).await?;
         if !addresses_of(&handle, index).await?.contains(&address) {
-            let r = handle
-                .address()
-                .add(index, IpAddr::V4(address.addr()), address.prefix_len())
-                .execute()
-                .await;
-            match r {
-                Err(e) if !is_errno(&e, EEXIST) => {
-                    return Err(Error::netlink(format!("add {address} to {name}"), e))
-                }
-                _ => {}
-            }
+            add_address(&handle, index, IpNet::V4(address), name).await?;
+        }
+        if let Some(a6) = address6 {
+            crate::sysctl::enable_ipv6_on(name)?;
+            add_address(&handle, index, IpNet::V6(a6), name).await?;
         }
         handle
             .link()
@@ -262,6 +302,9 @@ pub struct VethPlan<'a> {
     pub ifname: &'a str,
     pub address: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 address and default route (`--ipv6` networks).
+    pub address6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
     pub mac: [u8; 6],
     pub mtu: Option<u32>,
     /// MTU of the default route (what leaves the host), when it differs from the link's.
@@ -326,6 +369,10 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
             .ctx(|| format!("set hairpin mode on {}", plan.host_name))?;
         Ok(())
     })?;
+    if plan.address6.is_some() {
+        let ifname = plan.ifname;
+        netns::run_in(plan.netns, || crate::sysctl::container_ipv6(ifname))?;
+    }
     in_netns(plan.netns, |handle| async move {
         let lo = index_of(&handle, "lo").await?;
         handle
@@ -345,6 +392,9 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
             .execute()
             .await
             .ctx(|| format!("add {} to {}", plan.address, plan.ifname))?;
+        if let Some(a6) = plan.address6 {
+            add_address(&handle, peer, IpNet::V6(a6), plan.ifname).await?;
+        }
         handle
             .link()
             .set(LinkUnspec::new_with_index(peer).up().build())
@@ -367,6 +417,23 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
                 .execute()
                 .await
                 .ctx(|| format!("add default route via {gw}"))?;
+        }
+        if let Some(gw6) = plan.gateway6 {
+            let mut route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw6)
+                .output_interface(peer)
+                .build();
+            if let Some(mtu) = plan.route_mtu {
+                route
+                    .attributes
+                    .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+            }
+            handle
+                .route()
+                .add(route)
+                .execute()
+                .await
+                .ctx(|| format!("add IPv6 default route via {gw6}"))?;
         }
         Ok(())
     })

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -27,6 +27,9 @@ pub struct BridgeRules {
     pub gateway: Ipv4Addr,
     /// Internal networks get no outbound NAT and no traffic to or from other interfaces.
     pub internal: bool,
+    /// The IPv6 subnet of an `--ipv6` network (its rules go to the `ip6` table).
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// The whole desired state of berth's table.
@@ -147,6 +150,78 @@ pub fn render(table: &str, rules: &Ruleset) -> String {
     out
 }
 
+/// Render `table ip6 <table> { ... }` for the networks with IPv6: masquerade out, DNAT of
+/// published ports (host IPv6 addresses), hairpin, and the same isolation as IPv4. None when
+/// no network has IPv6 (the table is then absent).
+pub fn render6(table: &str, rules: &Ruleset) -> Option<String> {
+    let v6: Vec<(&BridgeRules, Ipv6Net)> = rules
+        .bridges
+        .iter()
+        .filter_map(|b| b.subnet6.map(|s| (b, s)))
+        .collect();
+    if v6.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "table ip6 {table} {{");
+    out.push_str("  chain published {\n");
+    for p in rules.ports.iter().filter(|p| p.host_ip.is_none()) {
+        if let Some(cip6) = p.container_ip6 {
+            let _ = writeln!(
+                out,
+                "    {proto} dport {hp} dnat to [{cip6}]:{cp}",
+                proto = p.protocol,
+                hp = p.host_port,
+                cp = p.container_port
+            );
+        }
+    }
+    out.push_str("  }\n");
+    out.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    out.push_str(
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump published\n  }\n",
+    );
+    out.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for (b, subnet) in &v6 {
+        let br = quote(&b.bridge);
+        if !b.internal {
+            let _ = writeln!(out, "    ip6 saddr {subnet} oifname != {br} masquerade");
+        }
+        let _ = writeln!(
+            out,
+            "    oifname {br} ip6 saddr {subnet} ct status dnat masquerade"
+        );
+    }
+    out.push_str("  }\n");
+    out.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n    ct status dnat accept\n");
+    for (b, _) in &v6 {
+        let br = quote(&b.bridge);
+        if b.internal {
+            let _ = writeln!(out, "    iifname {br} oifname != {br} drop");
+            let _ = writeln!(out, "    oifname {br} iifname != {br} drop");
+            continue;
+        }
+        let others: Vec<String> = v6
+            .iter()
+            .filter(|(o, _)| o.bridge != b.bridge)
+            .map(|(o, _)| quote(&o.bridge))
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                out,
+                "    iifname {br} oifname {{ {} }} drop",
+                others.join(", ")
+            );
+        }
+    }
+    out.push_str("  }\n}\n");
+    Some(out)
+}
+
 fn run_nft(args: &[&str], stdin: Option<&str>, context: &str) -> Result<String> {
     let mut cmd = Command::new("nft");
     cmd.args(args)
@@ -179,9 +254,11 @@ fn run_nft(args: &[&str], stdin: Option<&str>, context: &str) -> Result<String> 
 /// Replace berth's table with exactly `rules`, atomically.
 pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
     validate_table_name(table)?;
+    // Both families in one transaction; the ip6 table exists only while a network has IPv6.
     let script = format!(
-        "table ip {table}\ndelete table ip {table}\n{}",
-        render(table, rules)
+        "table ip {table}\ndelete table ip {table}\ntable ip6 {table}\ndelete table ip6 {table}\n{}{}",
+        render(table, rules),
+        render6(table, rules).unwrap_or_default()
     );
     run_nft(
         &["-f", "-"],
@@ -194,7 +271,9 @@ pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
 /// Remove berth's table (no error if it is absent).
 pub fn remove(table: &str) -> Result<()> {
     validate_table_name(table)?;
-    let script = format!("table ip {table}\ndelete table ip {table}\n");
+    let script = format!(
+        "table ip {table}\ndelete table ip {table}\ntable ip6 {table}\ndelete table ip6 {table}\n"
+    );
     run_nft(
         &["-f", "-"],
         Some(&script),
@@ -249,15 +328,18 @@ mod tests {
                     subnet: "172.30.0.0/16".parse().unwrap(),
                     gateway: Ipv4Addr::new(172, 30, 0, 1),
                     internal: false,
+                    subnet6: None,
                 },
                 BridgeRules {
                     bridge: "br-a".into(),
                     subnet: "172.31.1.0/24".parse().unwrap(),
                     gateway: Ipv4Addr::new(172, 31, 1, 1),
                     internal: false,
+                    subnet6: Some("fd00:beef::/64".parse().unwrap()),
                 },
             ],
             ports: vec![PublishedPort {
+                container_ip6: None,
                 host_ip: Some(Ipv4Addr::LOCALHOST),
                 host_port: 8080,
                 container_ip: "172.30.0.2".parse().unwrap(),
@@ -274,6 +356,13 @@ mod tests {
         assert!(text.contains(
             "iifname \"br-a\" ip saddr 172.31.1.0/24 ip daddr 172.31.1.0/24 ip daddr != 172.31.1.1 notrack"
         ));
+        let v6 = render6("berth", &rules).unwrap();
+        assert!(v6.starts_with("table ip6 berth {"));
+        assert!(v6.contains("ip6 saddr fd00:beef::/64 oifname != \"br-a\" masquerade"));
+        assert!(!v6.contains("berth0"), "only networks with IPv6: {v6}");
+        let mut none = rules.clone();
+        none.bridges[1].subnet6 = None;
+        assert!(render6("berth", &none).is_none());
     }
 
     #[test]

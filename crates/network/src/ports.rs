@@ -43,6 +43,10 @@ pub struct PublishedPort {
     pub container_ip: Ipv4Addr,
     pub container_port: u16,
     pub protocol: Protocol,
+    /// The container's IPv6 address on the same network, when it has one: the port then
+    /// answers on the host's IPv6 addresses too (unless bound to an IPv4 host address).
+    #[serde(default)]
+    pub container_ip6: Option<std::net::Ipv6Addr>,
 }
 
 impl fmt::Display for PublishedPort {
@@ -319,6 +323,7 @@ mod tests {
     #[test]
     fn conflicts_respect_addresses_and_protocols() {
         let existing = [PublishedPort {
+            container_ip6: None,
             host_ip: Some(Ipv4Addr::LOCALHOST),
             host_port: 8080,
             container_ip: Ipv4Addr::new(10, 0, 0, 2),

@@ -7,14 +7,15 @@
 //! line with the stored value without duplicating anything.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::dns::DnsEntry;
 use crate::error::{Error, Result};
 use crate::ipam::{self, Ipam};
+use crate::ipam6::{self, Ipam6};
 use crate::mtu::Mtus;
 use crate::netlink::{self, VethPlan};
 use crate::netns::NetnsRef;
@@ -36,6 +37,9 @@ pub struct Settings {
     /// Where subnets for user networks without `--subnet` come from, `pool_prefix` at a time.
     pub pool: Ipv4Net,
     pub pool_prefix: u8,
+    /// Where IPv6 subnets for `--ipv6` networks without an IPv6 `--subnet` come from (ULA).
+    pub pool6: Ipv6Net,
+    pub pool6_prefix: u8,
 }
 
 impl Default for Settings {
@@ -47,6 +51,9 @@ impl Default for Settings {
             default_subnet: Ipv4Net::new(Ipv4Addr::new(172, 30, 0, 0), 16).unwrap_or_default(),
             pool: Ipv4Net::new(Ipv4Addr::new(172, 31, 0, 0), 16).unwrap_or_default(),
             pool_prefix: 24,
+            pool6: Ipv6Net::new(Ipv6Addr::new(0xfd4b, 0xe7a1, 0xba5e, 0, 0, 0, 0, 0), 48)
+                .unwrap_or_default(),
+            pool6_prefix: 64,
         }
     }
 }
@@ -64,6 +71,10 @@ pub struct NetworkConfig {
     /// Embedded DNS (Docker: on for user-defined networks, off for the default bridge).
     pub embedded_dns: bool,
     pub mtu: Option<u32>,
+    /// `--ipv6`: containers get an IPv6 address too, from `subnet6` (or the pool).
+    pub ipv6: bool,
+    pub subnet6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl NetworkConfig {
@@ -86,6 +97,9 @@ pub struct Network {
     pub embedded_dns: bool,
     pub mtu: Option<u32>,
     pub ipam: Ipam,
+    /// IPv6 addresses (`--ipv6` networks only).
+    #[serde(default)]
+    pub ipam6: Option<Ipam6>,
 }
 
 /// A container's attachment to one network.
@@ -104,15 +118,32 @@ pub struct Endpoint {
     pub gateway: Option<Ipv4Addr>,
     /// Names other containers on the network resolve to `ip` (container name, aliases).
     pub names: Vec<String>,
+    /// Legacy links (alias, target container name) the embedded DNS resolves for this
+    /// container only.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// The IPv6 address on an `--ipv6` network, its prefix, and the IPv6 default route.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix_len6: u8,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// `connect` options (`--ip`, `--mac-address`, `--network-alias`, the container's name).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectOptions {
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6` (on an `--ipv6` network).
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Option<[u8; 6]>,
     /// Container name, hostname, aliases: what the embedded DNS answers for.
     pub names: Vec<String>,
+    /// `--link target:alias` on a user network: (alias, target container name).
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,6 +313,28 @@ impl NetworkState {
             None => self.pick_subnet(&foreign)?,
         };
         let pool = Ipam::new(subnet, cfg.gateway, cfg.ip_range)?;
+        let ipam6 = if cfg.ipv6 {
+            let host6: Vec<(String, Ipv6Net)> = netlink::host_addresses6()?
+                .into_iter()
+                .filter(|(ifname, _)| ifname != &bridge)
+                .collect();
+            let subnet6 = match cfg.subnet6 {
+                Some(s) => {
+                    ipam6::validate_subnet(&s)?;
+                    self.check_free6(&s, &host6)?;
+                    s
+                }
+                None => self.pick_subnet6(&host6)?,
+            };
+            Some(Ipam6::new(subnet6, cfg.gateway6)?)
+        } else if let Some(s) = cfg.subnet6 {
+            return Err(Error::InvalidSubnet {
+                subnet: s.to_string(),
+                reason: "an IPv6 subnet needs an IPv6 network (--ipv6)".to_string(),
+            });
+        } else {
+            None
+        };
         let network = Network {
             name: cfg.name.clone(),
             bridge: bridge.clone(),
@@ -289,16 +342,18 @@ impl NetworkState {
             embedded_dns: cfg.embedded_dns,
             mtu: cfg.mtu,
             ipam: pool,
+            ipam6,
         };
         let created = netlink::ensure_bridge(
             &bridge,
             network.ipam.gateway_net(),
+            network.ipam6.as_ref().map(Ipam6::gateway_net),
             Some(Mtus::for_network(cfg.mtu).link),
         )?;
         let mut next = self.clone();
-        next.networks.insert(cfg.name.clone(), network);
+        next.networks.insert(cfg.name.clone(), network.clone());
         if let Err(e) = next
-            .apply_kernel_settings(&bridge)
+            .apply_kernel_settings(&network)
             .and_then(|_| next.apply_rules())
         {
             if created {
@@ -333,6 +388,53 @@ impl NetworkState {
             });
         }
         Ok(())
+    }
+
+    fn check_free6(&self, subnet: &Ipv6Net, host: &[(String, Ipv6Net)]) -> Result<()> {
+        if let Some((n, other)) = self
+            .networks
+            .values()
+            .filter_map(|n| n.ipam6.as_ref().map(|p| (n, p.subnet)))
+            .find(|(_, other)| ipam6::overlaps(subnet, other))
+        {
+            return Err(Error::SubnetOverlap6 {
+                subnet: *subnet,
+                other,
+                owner: format!("network {}", n.name),
+            });
+        }
+        if let Some((ifname, net)) = host.iter().find(|(_, net)| {
+            let a = net.addr();
+            !a.is_loopback()
+                && a.segments()[0] & 0xffc0 != 0xfe80
+                && ipam6::overlaps(subnet, &net.trunc())
+        }) {
+            return Err(Error::SubnetOverlap6 {
+                subnet: *subnet,
+                other: net.trunc(),
+                owner: format!("host interface {ifname} has {net}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn pick_subnet6(&self, host: &[(String, Ipv6Net)]) -> Result<Ipv6Net> {
+        let pool = self.settings.pool6;
+        let subnets =
+            pool.subnets(self.settings.pool6_prefix)
+                .map_err(|_| Error::InvalidSubnet {
+                    subnet: pool.to_string(),
+                    reason: format!("cannot split into /{}", self.settings.pool6_prefix),
+                })?;
+        for s in subnets.take(1 << 16) {
+            if self.check_free6(&s, host).is_ok() {
+                return Ok(s);
+            }
+        }
+        Err(Error::InvalidSubnet {
+            subnet: pool.to_string(),
+            reason: "IPv6 address pool exhausted: every subnet is in use".to_string(),
+        })
     }
 
     fn pick_subnet(&self, host: &[(String, Ipv4Net)]) -> Result<Ipv4Net> {
@@ -400,6 +502,20 @@ impl NetworkState {
             }
             None => net.ipam.allocate(container)?,
         };
+        let ip6 = match (net.ipam6.as_mut(), opts.ip6) {
+            (Some(p), Some(ip6)) => {
+                p.request(ip6, container)?;
+                Some(ip6)
+            }
+            (Some(p), None) => Some(p.allocate(container)?),
+            (None, Some(ip6)) => {
+                return Err(Error::InvalidSubnet {
+                    subnet: ip6.to_string(),
+                    reason: format!("network {network} has no IPv6 (created without --ipv6)"),
+                })
+            }
+            (None, None) => None,
+        };
         // The lowest ethN the container does not use yet (a disconnect can leave a gap).
         let used: Vec<&str> = self
             .endpoints_of(container)
@@ -411,6 +527,14 @@ impl NetworkState {
             .unwrap_or_default();
         let has_default_route = self.endpoints_of(container).any(|e| e.gateway.is_some());
         let gateway = (!net.internal && !has_default_route).then_some(net.ipam.gateway);
+        let has_default_route6 = self.endpoints_of(container).any(|e| e.gateway6.is_some());
+        let gateway6 = net
+            .ipam6
+            .as_ref()
+            .filter(|_| !net.internal && !has_default_route6)
+            .map(|p| p.gateway);
+        let prefix_len6 = net.ipam6.as_ref().map_or(0, |p| p.subnet.prefix_len());
+        let address6 = ip6.and_then(|ip| Ipv6Net::new(ip, prefix_len6).ok());
         let mac = opts.mac.unwrap_or_else(|| mac_for(ip));
         let suffix = random_hex(7);
         let host_veth = format!("veth{suffix}");
@@ -426,6 +550,8 @@ impl NetworkState {
             ifname: &ifname,
             address,
             gateway,
+            address6,
+            gateway6,
             mac,
             mtu: Some(Mtus::for_network(net.mtu).link),
             route_mtu: gateway.and(Mtus::for_network(net.mtu).default_route),
@@ -440,6 +566,10 @@ impl NetworkState {
             mac: mac_string(mac),
             gateway,
             names: opts.names.clone(),
+            links: opts.links.clone(),
+            ip6,
+            prefix_len6: if ip6.is_some() { prefix_len6 } else { 0 },
+            gateway6,
         };
         self.networks.insert(network.to_string(), net);
         self.endpoints.push(endpoint.clone());
@@ -470,6 +600,9 @@ impl NetworkState {
         netlink::delete_link(&endpoint.host_veth)?;
         if let Some(net) = next.networks.get_mut(network) {
             net.ipam.release(endpoint.ip);
+            if let (Some(p), Some(ip6)) = (net.ipam6.as_mut(), endpoint.ip6) {
+                p.release(ip6);
+            }
         }
         next.endpoints
             .retain(|e| !(e.container == container && e.network == network));
@@ -480,10 +613,10 @@ impl NetworkState {
     /// Publish `specs` for `container` (DNAT to its address on its first network). All or
     /// nothing: a taken port refuses the whole batch.
     pub fn publish(&mut self, container: &str, specs: &[PortSpec]) -> Result<Vec<PublishedPort>> {
-        let target = self
+        let (target, target6) = self
             .endpoints_of(container)
             .find(|e| self.networks.get(&e.network).is_some_and(|n| !n.internal))
-            .map(|e| e.ip)
+            .map(|e| (e.ip, e.ip6))
             .ok_or_else(|| Error::NotConnected {
                 container: container.to_string(),
                 network: "(any non-internal network)".to_string(),
@@ -519,6 +652,7 @@ impl NetworkState {
                 host_ip: spec.host_ip,
                 host_port,
                 container_ip: target,
+                container_ip6: target6,
                 container_port: spec.container_port,
                 protocol: spec.protocol,
             };
@@ -570,6 +704,9 @@ impl NetworkState {
         for e in self.endpoints.iter().filter(|e| e.container == container) {
             if let Some(net) = self.networks.get_mut(&e.network) {
                 net.ipam.release(e.ip);
+                if let (Some(p), Some(ip6)) = (net.ipam6.as_mut(), e.ip6) {
+                    p.release(ip6);
+                }
             }
         }
         self.endpoints.retain(|e| e.container != container);
@@ -598,6 +735,8 @@ impl NetworkState {
                 container: e.container.clone(),
                 names: e.names.clone(),
                 ip: e.ip,
+                ip6: e.ip6,
+                links: e.links.clone(),
             })
             .collect()
     }
@@ -613,6 +752,7 @@ impl NetworkState {
                     subnet: n.ipam.subnet,
                     gateway: n.ipam.gateway,
                     internal: n.internal,
+                    subnet6: n.ipam6.as_ref().map(|p| p.subnet),
                 })
                 .collect(),
             ports: self.ports.values().flatten().copied().collect(),
@@ -623,9 +763,17 @@ impl NetworkState {
         nft::apply(&self.settings.table, &self.ruleset())
     }
 
-    fn apply_kernel_settings(&self, bridge: &str) -> Result<()> {
+    fn apply_kernel_settings(&self, n: &Network) -> Result<()> {
         sysctl::enable_ip_forward()?;
-        sysctl::enable_route_localnet(bridge)
+        sysctl::enable_route_localnet(&n.bridge)?;
+        if n.ipam6.is_some() {
+            sysctl::enable_ipv6_on(&n.bridge)?;
+            if !n.internal {
+                // As Docker: IPv6 networks with outbound access need the host to route v6.
+                sysctl::enable_ipv6_forward()?;
+            }
+        }
+        Ok(())
     }
 
     /// After a daemon restart (or at any time): recreate missing bridges and their addresses,
@@ -636,9 +784,10 @@ impl NetworkState {
             netlink::ensure_bridge(
                 &n.bridge,
                 n.ipam.gateway_net(),
+                n.ipam6.as_ref().map(Ipam6::gateway_net),
                 Some(Mtus::for_network(n.mtu).link),
             )?;
-            self.apply_kernel_settings(&n.bridge)?;
+            self.apply_kernel_settings(n)?;
         }
         self.apply_rules()
     }

@@ -29,10 +29,15 @@ fn endpoint_spec(v: &Value) -> EndpointSpec {
             .as_str()
             .filter(|s| !s.is_empty())
             .and_then(|s| s.parse().ok()),
+        ip6: v["IPAMConfig"]["IPv6Address"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .and_then(|s| s.parse().ok()),
         mac: v["MacAddress"]
             .as_str()
             .filter(|s| !s.is_empty())
             .map(str::to_string),
+        links: strs(&v["Links"]),
     }
 }
 
@@ -91,6 +96,7 @@ pub fn create_parts(b: &CreateBody) -> Result<(NetworkSpec, bool), String> {
             ports,
             exposed,
             extra_hosts: h.extra_hosts.clone().unwrap_or_default(),
+            links: h.links.clone().unwrap_or_default(),
             dns: h.dns.clone().unwrap_or_default(),
             dns_search: h.dns_search.clone().unwrap_or_default(),
             dns_options: h.dns_options.clone().unwrap_or_default(),
@@ -122,11 +128,20 @@ pub fn settings_json(engine: &Engine, rec: &ContainerRecord) -> Value {
     let mut networks = serde_json::Map::new();
     for (e, network_id) in &endpoints {
         let aliases: Vec<&String> = e.names.iter().skip(1).collect();
+        let links = rec
+            .spec
+            .host
+            .network
+            .endpoints
+            .get(&e.network)
+            .filter(|ep| !ep.links.is_empty())
+            .map(|ep| json!(ep.links))
+            .unwrap_or(Value::Null);
         networks.insert(
             e.network.clone(),
             json!({
                 "IPAMConfig": null,
-                "Links": null,
+                "Links": links,
                 "Aliases": aliases,
                 "MacAddress": e.mac,
                 "NetworkID": network_id,
@@ -134,9 +149,9 @@ pub fn settings_json(engine: &Engine, rec: &ContainerRecord) -> Value {
                 "Gateway": e.gateway.map(|g| g.to_string()).unwrap_or_default(),
                 "IPAddress": e.ip.to_string(),
                 "IPPrefixLen": e.prefix_len,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
+                "IPv6Gateway": e.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+                "GlobalIPv6Address": e.ip6.map(|i| i.to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": e.prefix_len6,
                 "DNSNames": e.names,
             }),
         );
@@ -158,9 +173,9 @@ pub fn settings_json(engine: &Engine, rec: &ContainerRecord) -> Value {
         "Gateway": primary.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
         "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
         "EndpointID": primary.map(|e| format!("{}{}", e.host_veth, &rec.id[..12])).unwrap_or_default(),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPv6Gateway": "",
+        "GlobalIPv6Address": primary.and_then(|e| e.ip6).map(|i| i.to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": primary.map(|e| e.prefix_len6).unwrap_or(0),
+        "IPv6Gateway": primary.and_then(|e| e.gateway6).map(|g| g.to_string()).unwrap_or_default(),
         "Networks": networks,
     })
 }
@@ -182,6 +197,17 @@ pub fn host_config_json(rec: &ContainerRecord, v: &mut Value) {
     let h = &mut v["HostConfig"];
     h["PortBindings"] = Value::Object(bindings);
     h["ExtraHosts"] = json!(n.extra_hosts);
+    // Docker's form: "/target:/this/alias".
+    h["Links"] = if n.links.is_empty() {
+        Value::Null
+    } else {
+        json!(n
+            .links
+            .iter()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(t, a)| format!("/{t}:/{}/{a}", rec.name))
+            .collect::<Vec<_>>())
+    };
     h["Dns"] = json!(n.dns);
     h["DnsSearch"] = json!(n.dns_search);
     h["DnsOptions"] = json!(n.dns_options);
@@ -244,11 +270,14 @@ fn network_json(n: &NetworkInfo, with_containers: bool) -> Value {
     if let Some(r) = &n.ip_range {
         config.insert("IPRange".into(), json!(r));
     }
-    let ipam_config = if config.is_empty() {
-        json!([])
+    let mut ipam_config = if config.is_empty() {
+        vec![]
     } else {
-        json!([config])
+        vec![Value::Object(config)]
     };
+    if let Some(s6) = &n.subnet6 {
+        ipam_config.push(json!({"Subnet": s6, "Gateway": n.gateway6.clone().unwrap_or_default()}));
+    }
     let mut containers = serde_json::Map::new();
     if with_containers {
         for (id, name, e) in &n.containers {
@@ -259,7 +288,7 @@ fn network_json(n: &NetworkInfo, with_containers: bool) -> Value {
                     "EndpointID": format!("{}{}", e.host_veth, &id[..12.min(id.len())]),
                     "MacAddress": e.mac,
                     "IPv4Address": format!("{}/{}", e.ip, e.prefix_len),
-                    "IPv6Address": "",
+                    "IPv6Address": e.ip6.map(|i| format!("{i}/{}", e.prefix_len6)).unwrap_or_default(),
                 }),
             );
         }
@@ -275,7 +304,7 @@ fn network_json(n: &NetworkInfo, with_containers: bool) -> Value {
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv4": true,
-        "EnableIPv6": false,
+        "EnableIPv6": n.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
         "Internal": n.internal,
         "Attachable": false,
@@ -344,6 +373,8 @@ struct CreateBodyNet {
     name: String,
     driver: String,
     internal: bool,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: Option<bool>,
     #[serde(rename = "IPAM")]
     ipam: Option<Value>,
     labels: Option<BTreeMap<String, String>>,
@@ -358,19 +389,27 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
         Err(r) => return r,
     };
     let _ = b.check_duplicate;
-    let first = b
+    let ipam: Vec<(Option<String>, Option<String>, Option<String>)> = b
         .ipam
         .as_ref()
         .and_then(|i| i["Config"].as_array())
-        .and_then(|a| a.first().cloned())
-        .unwrap_or(Value::Null);
-    let s = |k: &str| first[k].as_str().map(str::to_string);
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    let s = |k: &str| c[k].as_str().map(str::to_string);
+                    (s("Subnet"), s("Gateway"), s("IPRange"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let req = CreateNetwork {
         name: b.name,
         driver: b.driver,
-        subnet: s("Subnet"),
-        gateway: s("Gateway"),
-        ip_range: s("IPRange"),
+        enable_ipv6: b.enable_ipv6.unwrap_or(false),
+        ipam,
+        subnet: None,
+        gateway: None,
+        ip_range: None,
         internal: b.internal,
         labels: b.labels.unwrap_or_default(),
         options: b.options.unwrap_or_default(),

@@ -11,7 +11,7 @@ use super::shim;
 use super::spec;
 use super::stream::{pump, StreamOptions};
 use crate::error::{Error, Result};
-use crate::{ids, lock, Engine};
+use crate::{ids, lock, ContainerRecord, Engine};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecSpec {
@@ -119,10 +119,27 @@ impl Engine {
         stderr: bool,
     ) -> Result<Attachment> {
         let id = self.container(key)?.id;
+        let opts = |rec: &ContainerRecord| StreamOptions {
+            tty: rec.spec.tty,
+            stdin,
+            stdout,
+            stderr,
+        };
         {
             let lock = self.containers.op_lock(&id);
             let _g = lock.lock().await;
             let mut rec = self.container(&id)?;
+            if !rec.state.task && !rec.state.running() && self.links_unready(&rec) {
+                // Docker reports a link target that is not running when the container starts
+                // (`run` attaches first): the attach just ends, start gives the error.
+                return Ok(Attachment {
+                    engine: self.clone(),
+                    stream: None,
+                    pending: None,
+                    opts: opts(&rec),
+                    exec_id: None,
+                });
+            }
             self.ensure_task(&mut rec).await?;
         }
         let rec = self.container(&id)?;
@@ -131,12 +148,7 @@ impl Engine {
             engine: self.clone(),
             stream: Some(stream),
             pending: None,
-            opts: StreamOptions {
-                tty: rec.spec.tty,
-                stdin,
-                stdout,
-                stderr,
-            },
+            opts: opts(&rec),
             exec_id: None,
         })
     }
@@ -189,7 +201,8 @@ impl Engine {
             )));
         }
         let rootfs = self.container_dir(&rec.id).join("rootfs");
-        let mut env = rec.spec.env.clone();
+        // Legacy link variables first, as in the container's own process.
+        let mut env = crate::networks::merge_env(self.link_env_of(&rec), &rec.spec.env);
         env.extend(x.spec.env.iter().cloned());
         let caps = if x.spec.privileged {
             let mut r = rec.clone();
