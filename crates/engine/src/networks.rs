@@ -740,8 +740,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The container's process exists (created, not started): bring up loopback, connect it
-    /// to its networks, publish its ports, fill in /etc/hosts, answer DNS. On error everything
+    /// The container's process exists (created, not started): connect it to its networks, publish its ports, fill in /etc/hosts, answer DNS. On error everything
     /// done here is undone.
     pub(crate) fn net_attach(&self, rec: &ContainerRecord, pid: i32) -> Result<()> {
         let default = self.net.lock().state.settings.default_network.clone();
@@ -751,11 +750,12 @@ impl Engine {
             Mode::None => None,
             Mode::Network(n) => Some(n),
         };
-        let ns = NetnsRef::Pid(pid as u32);
-        berth_network::netlink::loopback_up(&ns).map_err(net_err)?;
+        // Loopback is already up: berth-runtime brings it up in every network namespace it
+        // creates (as runc does).
         let Some(first) = first else {
             return Ok(());
         };
+        let ns = NetnsRef::Pid(pid as u32);
         let r = self.net_connect_all(rec, &ns, &first);
         if r.is_err() {
             self.net_detach(&rec.id);

@@ -438,16 +438,3 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
         Ok(())
     })
 }
-
-/// Bring up `lo` in `ns` (containers with `--network none` still want loopback).
-pub fn loopback_up(ns: &NetnsRef) -> Result<()> {
-    in_netns(ns, |handle| async move {
-        let lo = index_of(&handle, "lo").await?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .ctx(|| "bring up lo".to_string())
-    })
-}

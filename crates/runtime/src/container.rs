@@ -495,6 +495,12 @@ impl Runtime {
         self.load(id)?.cgroup.stats()
     }
 
+    /// The OOM killer's count in the container's cgroup (what `stats` reports as
+    /// memory.oom_kill, without reading every other statistic).
+    pub fn oom_kills(&self, id: &str) -> Result<u64> {
+        self.load(id)?.cgroup.oom_kills()
+    }
+
     pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let c = self.load(id)?;
         c.require(

@@ -1,7 +1,7 @@
 //! Namespaces: which to create, which to join by path, uid/gid maps and time offsets.
 
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
@@ -186,4 +186,33 @@ pub fn namespaces_of(pid: i32) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
         }
     }
     Ok(out)
+}
+
+/// Bring up `lo` in the network namespace we are in. A new network namespace starts with its
+/// loopback down; runc brings it up too (its "loopback" network for a namespace it creates),
+/// and programs expect 127.0.0.1 to work even with no other network.
+pub fn loopback_up() -> Result<()> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::sys("socket for loopback", nix::errno::Errno::last()));
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    let ioctl = |op: libc::Ioctl, req: &mut libc::ifreq| -> Result<()> {
+        // SAFETY: SIOC[GS]IFFLAGS read/write an ifreq we own.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), op, req as *mut libc::ifreq) } < 0 {
+            return Err(Error::sys("bring up lo", nix::errno::Errno::last()));
+        }
+        Ok(())
+    };
+    ioctl(libc::SIOCGIFFLAGS, &mut req)?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    ioctl(libc::SIOCSIFFLAGS, &mut req)
 }

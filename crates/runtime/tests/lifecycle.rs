@@ -278,6 +278,20 @@ fn create_start_state_kill_delete_leaves_nothing() {
 }
 
 #[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    if !require_root!() {
+        return;
+    }
+    let rt = Rt::new();
+    let o = rt.run(&sh("cat /sys/class/net/lo/flags"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let flags = u32::from_str_radix(out.trim().trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("lo flags: {out:?}"));
+    assert_eq!(flags & 1, 1, "IFF_UP not set on lo: {out}");
+}
+
+#[test]
 fn failed_create_leaves_nothing_behind() {
     if !require_root!() {
         return;

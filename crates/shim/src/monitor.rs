@@ -533,11 +533,7 @@ impl Shim<'_> {
             oom_killed: false,
         });
         // Read before delete destroys the cgroup: did the kernel's OOM killer act in it?
-        exit.oom_killed = self
-            .runtime
-            .stats(&self.args.id)
-            .map(|s| s.memory.oom_kill > 0)
-            .unwrap_or(false);
+        exit.oom_killed = self.runtime.oom_kills(&self.args.id).is_ok_and(|n| n > 0);
         let _ = write_atomic(
             &self.args.exit_file,
             &serde_json::to_vec(&exit).unwrap_or_default(),

@@ -61,6 +61,8 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     /// Every process in the cgroup and its descendants.
     fn pids(&self) -> Result<Vec<i32>>;
     fn stats(&self) -> Result<Stats>;
+    /// How many times the kernel's OOM killer acted in the cgroup (one file, not all stats).
+    fn oom_kills(&self) -> Result<u64>;
     /// rmdir the container's cgroup(s) and any cgroups below; Ok if already gone.
     fn destroy(&self) -> Result<()>;
     fn exists(&self) -> bool;

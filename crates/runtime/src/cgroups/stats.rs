@@ -211,6 +211,14 @@ pub(crate) fn collect_v1(d: &V1Dirs) -> Result<Stats> {
     Ok(s)
 }
 
+/// The "oom_kill" counter of a flat-keyed file (v1 memory.oom_control, v2 memory.events).
+pub(crate) fn oom_kills(dir: &Path, file: &str) -> Result<u64> {
+    Ok(read_flat_keyed(dir, file)?
+        .get("oom_kill")
+        .copied()
+        .unwrap_or(0))
+}
+
 pub(crate) fn collect_v2(dir: &Path) -> Result<Stats> {
     let mut s = Stats::default();
     let cpu = read_flat_keyed(dir, "cpu.stat")?;
@@ -386,6 +394,7 @@ mod tests {
         assert_eq!(s.memory.swap.usage, 4196);
         assert_eq!((s.memory.anon, s.memory.file), (2048, 1024));
         assert_eq!((s.memory.oom_kill, s.memory.oom), (1, 2));
+        assert_eq!(oom_kills(d, "memory.events").unwrap(), 1);
         assert_eq!(s.pids.limit, Some(10));
         assert_eq!(s.blkio.io_service_bytes_recursive.len(), 3);
         assert_eq!(s.blkio.io_serviced_recursive[1].op, "Write");

@@ -627,6 +627,13 @@ impl Manager for V1Manager {
         })
     }
 
+    fn oom_kills(&self) -> Result<u64> {
+        match self.dir("memory") {
+            Some(dir) => stats::oom_kills(dir, "memory.oom_control"),
+            None => Ok(0),
+        }
+    }
+
     fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         let dirs = self

@@ -546,6 +546,10 @@ impl Manager for V2Manager {
         stats::collect_v2(&self.dir)
     }
 
+    fn oom_kills(&self) -> Result<u64> {
+        stats::oom_kills(&self.dir, "memory.events")
+    }
+
     fn destroy(&self) -> Result<()> {
         fsutil::remove_tree(&self.dir)
     }

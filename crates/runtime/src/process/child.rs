@@ -101,6 +101,9 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
     if cfg.plan.has(Ns::Uts) {
         set_names(spec)?;
     }
+    if cfg.plan.creates(Ns::Network) {
+        crate::namespaces::loopback_up()?;
+    }
     if !cfg.plan.has(Ns::Mount) {
         return Err(Error::config(
             "linux.namespaces",

@@ -43,8 +43,8 @@ pub struct RootfsOptions<'a> {
     /// A new user namespace: devices are bind-mounted from the host, not mknod'ed.
     pub in_user_ns: bool,
     pub new_cgroup_ns: bool,
-    /// Called once before the first step that needs the container's cgroup (a cgroup mount);
-    /// the mounts before it run while the parent is still placing the process.
+    /// Called before the first step that needs the container's cgroup (a cgroup mount); the
+    /// other mounts run while the parent is still placing the process. May be called again.
     pub enter_cgroup: &'a dyn Fn() -> Result<()>,
 }
 
@@ -75,12 +75,34 @@ pub fn prepare(opts: &RootfsOptions) -> Result<()> {
         new_cgroup_ns: opts.new_cgroup_ns,
     };
     let spec_mounts = opts.spec.mounts().as_deref().unwrap_or(&[]);
+    // cgroupfs mounts need the container's cgroup (namespace), which the parent may still be
+    // setting up: they wait, in order, until a later mount overlaps one of them or the list
+    // ends, so the mounts that do not depend on them go first.
+    let mut waiting: Vec<(usize, &oci_spec::runtime::Mount)> = Vec::new();
+    let flush = |waiting: &mut Vec<(usize, &oci_spec::runtime::Mount)>| -> Result<()> {
+        if !waiting.is_empty() {
+            (opts.enter_cgroup)()?;
+        }
+        for (index, mount) in waiting.drain(..) {
+            mounts::mount_entry(&ctx, index, mount)?;
+        }
+        Ok(())
+    };
     for (index, mount) in spec_mounts.iter().enumerate() {
         if matches!(mount.typ().as_deref(), Some("cgroup" | "cgroup2")) {
-            (opts.enter_cgroup)()?;
+            waiting.push((index, mount));
+            continue;
+        }
+        let dest = mount.destination();
+        if waiting
+            .iter()
+            .any(|(_, w)| dest.starts_with(w.destination()) || w.destination().starts_with(dest))
+        {
+            flush(&mut waiting)?;
         }
         mounts::mount_entry(&ctx, index, mount)?;
     }
+    flush(&mut waiting)?;
 
     if !dev_is_bind_mounted(opts.spec) {
         for node in devices::default_nodes() {

@@ -42,13 +42,22 @@ fn helper(bundle: &Path) -> Result<Infallible, String> {
     let flags = std::env::var(FLAGS_ENV).unwrap_or_default();
     let has = |f: &str| flags.split(',').any(|x| x == f);
     let before = mount_counts(&mountinfo::read().map_err(|e| e.to_string())?);
+    // Tells the test what was already mounted when the cgroup was needed.
+    let mqueue = rootfs.join("dev/mqueue");
+    let enter_cgroup = || {
+        let mounted = mountinfo::read()
+            .map(|v| v.iter().any(|m| m.mount_point == mqueue))
+            .unwrap_or(false);
+        println!("\nENTER-CGROUP mqueue-mounted={mounted}");
+        Ok(())
+    };
     let opts = RootfsOptions {
         spec: &spec,
         rootfs: &rootfs,
         bundle,
         in_user_ns: has("userns"),
         new_cgroup_ns: has("cgroupns"),
-        enter_cgroup: &|| Ok(()),
+        enter_cgroup: &enter_cgroup,
     };
     prepare(&opts).map_err(|e| e.to_string())?;
 
@@ -708,6 +717,36 @@ fn cgroup_v1_hierarchies_bound_or_mounted_read_only() {
         }
         assert!(o.has_line("MEM-OK") && o.has_line("CG-RO"), "{}", o.stdout);
     }
+}
+
+#[test]
+fn cgroup_mounts_wait_for_the_cgroup_but_keep_their_order_against_overlapping_mounts() {
+    if !Case::available() {
+        return;
+    }
+    // runc's default spec: /sys/fs/cgroup comes before /dev/mqueue, which does not depend on
+    // it, so mqueue is mounted while the cgroup is still being set up.
+    let c = Case::new();
+    let o = c.run("ls /sys/fs/cgroup | sed 's/^/CG /'");
+    o.assert_ok();
+    assert!(
+        o.has_line("ENTER-CGROUP mqueue-mounted=true"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("CG "), "{}", o.stdout);
+
+    // A later mount over /sys must still land on top of the cgroup mount below it.
+    let mut c = Case::new();
+    c.add_mount(json!({"destination": "/sys", "type": "tmpfs", "source": "tmpfs"}));
+    let o = c.run("ls /sys | sed 's/^/SYS /'; echo END");
+    o.assert_ok();
+    assert!(o.has_line("END"), "{}", o.stdout);
+    assert!(
+        !o.stdout.contains("SYS "),
+        "/sys is not the empty tmpfs:\n{}",
+        o.stdout
+    );
 }
 
 #[test]
