@@ -113,6 +113,18 @@ fn ulimits_and_devices_reach_the_container() {
         out.starts_with('c') && out.contains("1,") && out.contains("wrote"),
         "{out}"
     );
+    // ":r" grants read only (a device outside the default allowed set: /dev/kmsg, 1:11).
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/kmsg:/dev/mykmsg:r",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /dev/mykmsg && echo WRITE-OK || echo WRITE-DENIED",
+    ]);
+    assert!(out.contains("WRITE-DENIED"), "{out}");
     // Without --device there is no such node.
     let (code, _, _) = berth(&d, &["run", "--rm", "busybox", "test", "-e", "/dev/myzero"]);
     assert_eq!(code, Some(1));

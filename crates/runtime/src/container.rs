@@ -222,14 +222,9 @@ impl Runtime {
             None => None,
         };
         crate::security::check(process, linux.and_then(|l| l.personality().as_ref()))?;
-        // Devices the spec creates must also be usable through the device cgroup.
-        let resources =
-            linux
-                .and_then(|l| l.resources().as_ref())
-                .map(|r| match l_devices(linux) {
-                    Some(devs) => cgroups::allow_spec_devices(r, devs),
-                    None => r.clone(),
-                });
+        // As runc: the spec's device rules are the whole story (no extra rule for the devices
+        // it creates: `--device /dev/x:r` must stay read-only).
+        let resources = linux.and_then(|l| l.resources().clone());
         let cgroup = cgroups::open(cgroups_path.as_deref(), id)?;
         let dir = StateDir::create(&self.root, id)?;
         let mut cleanup = CreateCleanup {
@@ -591,14 +586,6 @@ impl Runtime {
 pub enum ExecResult {
     Started(i32),
     Exited(i32),
-}
-
-fn l_devices(
-    linux: Option<&oci_spec::runtime::Linux>,
-) -> Option<&[oci_spec::runtime::LinuxDevice]> {
-    linux
-        .and_then(|l| l.devices().as_deref())
-        .filter(|d| !d.is_empty())
 }
 
 /// SIGKILL everything in the container and wait until its init is gone.

@@ -217,6 +217,23 @@ fn dev_entries_match() {
     );
 }
 
+/// A spec device is only as usable as `linux.resources.devices` says: runc adds no rule of its
+/// own for it (Docker's `--device /dev/x:/dev/y:r` relies on that).
+#[test]
+fn spec_devices_get_only_the_cgroup_access_the_spec_grants() {
+    let script = "echo x > /dev/kmsg-ro && echo WRITE-OK || echo WRITE-DENIED";
+    let Some((r, t)) = run_both(&["sh", "-c", script], |spec| {
+        spec["linux"]["devices"] = json!([{"path": "/dev/kmsg-ro", "type": "c", "major": 1,
+            "minor": 11, "fileMode": 0o666, "uid": 0, "gid": 0}]);
+        spec["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]);
+    }) else {
+        return;
+    };
+    let out = assert_same("read-only spec device", &r, &t, 0);
+    assert!(out.contains("WRITE-DENIED"), "{out}");
+}
+
 /// /proc/self/mountinfo with the per-boot numbers (mount ids, device numbers) replaced by the
 /// parent's mount point, so the shape (what is mounted where, with which options) is compared.
 #[test]

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 /// Access bits, numbered as the kernel's BPF_DEVCG_ACC_* so the eBPF program can use them as is.
 pub const ACCESS_MKNOD: u8 = 1;
@@ -232,16 +232,6 @@ pub fn v1_expected_list(lines: &[(&str, String)]) -> Vec<String> {
             .collect()
     };
     out.sort();
-    out
-}
-
-/// `resources` with an allow-rwm rule added for every device in `linux.devices`, as runc does:
-/// devices the spec creates in the container must also be usable there.
-pub fn allow_spec_devices(resources: &LinuxResources, devices: &[LinuxDevice]) -> LinuxResources {
-    let mut out = resources.clone();
-    let mut rules = out.devices().clone().unwrap_or_default();
-    rules.extend(devices.iter().map(LinuxDeviceCgroup::from));
-    out.set_devices(Some(rules));
     out
 }
 

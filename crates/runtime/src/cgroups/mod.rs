@@ -9,7 +9,7 @@
 //!
 //! Device rules: the spec's `linux.resources.devices` in order, then runc's default devices
 //! (see `devices::default_rules`); for each access bit the last matching rule wins, and what no
-//! rule allows is denied. Add `linux.devices` with `devices::allow_spec_devices` first.
+//! rule allows is denied. As with runc, `linux.devices` adds no rule of its own.
 
 pub mod bpf;
 pub mod devices;
@@ -31,7 +31,6 @@ use oci_spec::runtime::{LinuxRdma, LinuxResources};
 use crate::error::Result;
 use path::CgroupPath;
 
-pub use devices::allow_spec_devices;
 pub use stats::Stats;
 pub use v1::V1Manager;
 pub use v2::V2Manager;
