@@ -307,3 +307,50 @@ fn run_pull_always_refreshes_and_missing_keeps_the_local_image() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The layers of a loaded image are unpacked already, but the registry serves them compressed
+/// another way (zstd here, gzip in the loaded archive): the pull fetches the missing blobs
+/// without unpacking again, and the image is whole (save needs every blob).
+#[test]
+fn pull_over_loaded_layers_fetches_the_registry_blobs() {
+    if !prerequisites() || !registry_tools() {
+        return;
+    }
+    let d = Daemon::start();
+    let (_registry, port) = start_registry(&d.root.path().join("registry"), None);
+    let tar = d.root.path().join("bb.tar");
+    busybox_tar(&tar, "busybox:latest");
+    let image = format!("127.0.0.1:{port}/berth/{}:v1", unique("reloaded"));
+    let st = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--dest-compress",
+            "--dest-compress-format",
+            "zstd",
+        ])
+        .arg(format!("docker-archive:{}", tar.display()))
+        .arg(format!("docker://{image}"))
+        .status()
+        .expect("skopeo");
+    assert!(st.success(), "skopeo copy into the registry");
+    d.docker_ok(&["load", "-i", tar.to_str().unwrap()]);
+    let out = d.docker_ok(&["pull", &image]);
+    assert!(out.contains("Already exists"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {image}")),
+        "{out}"
+    );
+    let saved = d.root.path().join("saved.tar");
+    d.docker_ok(&["save", "-o", saved.to_str().unwrap(), &image]);
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&saved)
+        .output()
+        .expect("tar");
+    assert!(listing.status.success());
+    assert!(!listing.stdout.is_empty());
+    let out = d.docker_ok(&["run", "--rm", &image, "echo", "ran"]);
+    assert_eq!(out.trim(), "ran");
+}

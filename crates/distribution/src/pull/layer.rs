@@ -94,6 +94,22 @@ impl LayerTask {
         Ok(())
     }
 
+    /// The layer's files are here already (its snapshot exists: from `docker load`, or another
+    /// image compressed differently) but not the registry's blob: download the blob into the
+    /// store without unpacking it again, so the image is whole (save and push need it).
+    pub async fn fetch_blob_only(self) -> Result<()> {
+        let _permit = self
+            .downloads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Other("download limiter closed".into()))?;
+        self.fetch(None).await?;
+        self.progress
+            .send(ProgressEvent::status(Some(&self.id()), "Already exists"));
+        Ok(())
+    }
+
     async fn wait_parent(&self) -> Result<()> {
         if let Some(p) = &self.parent {
             p.clone().await.map_err(Error::Shared)?;

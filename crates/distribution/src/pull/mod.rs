@@ -254,13 +254,6 @@ impl Puller {
                     waits.push((blob, LayerAction::Shared, Some(f.clone())));
                     continue;
                 }
-                if self.snapshots.exists(&chain) {
-                    progress.send(ProgressEvent::status(Some(&id), "Already exists"));
-                    parent = None;
-                    waits.push((blob, LayerAction::Present, None));
-                    continue;
-                }
-                progress.send(ProgressEvent::status(Some(&id), "Pulling fs layer"));
                 let task = LayerTask {
                     repo: repo.clone(),
                     store: self.store.clone(),
@@ -276,6 +269,27 @@ impl Puller {
                     opts: opts.clone(),
                     progress: progress.clone(),
                 };
+                if self.snapshots.exists(&chain) {
+                    parent = None;
+                    if self.store.has(&blob) {
+                        progress.send(ProgressEvent::status(Some(&id), "Already exists"));
+                        waits.push((blob, LayerAction::Present, None));
+                    } else {
+                        // Unpacked, but the registry's blob is missing: fetch it, no unpack.
+                        let handle = tokio::spawn(task.fetch_blob_only());
+                        let fetched: SharedLayer = async move {
+                            handle.await.unwrap_or_else(|e| {
+                                Err(Error::Other(format!("layer task failed: {e}")))
+                            })
+                        }
+                        .map(|r| r.map_err(Arc::new))
+                        .boxed()
+                        .shared();
+                        waits.push((blob, LayerAction::Present, Some(fetched)));
+                    }
+                    continue;
+                }
+                progress.send(ProgressEvent::status(Some(&id), "Pulling fs layer"));
                 let table = self.inflight.clone();
                 let key = chain.clone();
                 let handle = tokio::spawn(async move {
