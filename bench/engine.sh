@@ -25,8 +25,14 @@ skopeo copy -q "oci-archive:$work/busybox-oci.tar" "docker-archive:$work/busybox
 
 wait_sock() { for _ in $(seq 400); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
 
+# Exec roots (sockets, exit files, runtime state) on a tmpfs, as /run/berth and /run/docker are
+# on a standard host (this VM's /run is on its disk; its ext4 has no journal, and inode churn
+# there costs every engine several ms per container).
+mkdir -p "$work/run"
+mount -t tmpfs -o mode=0711 tmpfs "$work/run"
+
 # berthd
-"$bin/berthd" --data-root "$work/berth" --exec-root "$work/berth-run" -H "unix://$work/berth.sock" >"$work/berthd.log" 2>&1 &
+"$bin/berthd" --data-root "$work/berth" --exec-root "$work/run/berth" -H "unix://$work/berth.sock" >"$work/berthd.log" 2>&1 &
 pids+=($!); berthd_pid=$!
 wait_sock "$work/berth.sock"
 export BERTH_HOST="unix://$work/berth.sock"
@@ -35,7 +41,7 @@ export BERTH_HOST="unix://$work/berth.sock"
 # dockerd (Debian's docker.io), without touching the host's firewall or bridges
 have_docker=0
 if command -v dockerd >/dev/null; then
-  dockerd --data-root "$work/docker" --exec-root "$work/docker-run" -H "unix://$work/docker.sock" \
+  dockerd --data-root "$work/docker" --exec-root "$work/run/docker" -H "unix://$work/docker.sock" \
     --pidfile "$work/docker.pid" --iptables=false --ip-forward=false --bridge=none \
     >"$work/dockerd.log" 2>&1 &
   pids+=($!)
@@ -45,20 +51,21 @@ if command -v dockerd >/dev/null; then
 fi
 have_podman=0
 if command -v podman >/dev/null; then
-  podman --root "$work/podman" --runroot "$work/podman-run" load -i "$work/busybox-docker.tar" >/dev/null
+  podman --root "$work/podman" --runroot "$work/run/podman" load -i "$work/busybox-docker.tar" >/dev/null
   have_podman=1
 fi
 
-# podman asks for more (nofile, nproc) than a sandbox's hard limits may allow: ask for what we have.
+# podman asks for more (nofile, nproc) than this sandbox lets its runc set: ask for less (the
+# limits do not change what is measured).
 cmds=(-n berth "$bin/berth run --rm --network none busybox true")
 [ $have_docker = 1 ] && cmds+=(-n docker "docker -H unix://$work/docker.sock run --rm --network none busybox true")
 # podman's runc refuses its rlimits in some sandboxes (EPERM on RLIMIT_NPROC): then it is left out.
-if [ $have_podman = 1 ] && ! podman --root "$work/podman" --runroot "$work/podman-run" run --rm --network none \
-    --ulimit nofile=1024:1024 busybox true >/dev/null 2>"$work/podman.err"; then
+if [ $have_podman = 1 ] && ! podman --root "$work/podman" --runroot "$work/run/podman" run --rm --network none \
+    --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 busybox true >/dev/null 2>"$work/podman.err"; then
   echo "WARNING: podman cannot run containers here, left out: $(tail -1 "$work/podman.err")" >&2
   have_podman=0
 fi
-[ $have_podman = 1 ] && cmds+=(-n podman "podman --root $work/podman --runroot $work/podman-run run --rm --network none --ulimit nofile=1024:1024 busybox true")
+[ $have_podman = 1 ] && cmds+=(-n podman "podman --root $work/podman --runroot $work/run/podman run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 busybox true")
 # Each command once, visibly, so a failure is never timed.
 for ((i = 1; i < ${#cmds[@]}; i += 3)); do
   name=${cmds[i]}; cmd=${cmds[i+1]}
