@@ -125,6 +125,19 @@ fn ulimits_and_devices_reach_the_container() {
         "echo x > /dev/mykmsg && echo WRITE-OK || echo WRITE-DENIED",
     ]);
     assert!(out.contains("WRITE-DENIED"), "{out}");
+    // --privileged brings the host's devices (as Docker); without it there are none of them.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "test -c /dev/kmsg && echo HOST-DEV; test -e /dev/pts/ptmx && echo PTS",
+    ]);
+    assert!(out.contains("HOST-DEV") && out.contains("PTS"), "{out}");
+    let (code, _, _) = berth(&d, &["run", "--rm", "busybox", "test", "-e", "/dev/kmsg"]);
+    assert_eq!(code, Some(1));
     // Without --device there is no such node.
     let (code, _, _) = berth(&d, &["run", "--rm", "busybox", "test", "-e", "/dev/myzero"]);
     assert_eq!(code, Some(1));

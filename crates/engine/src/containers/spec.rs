@@ -322,6 +322,38 @@ fn device_entry(_path: &Path, m: &std::fs::Metadata, access: &str) -> Option<(Va
     ))
 }
 
+/// `--privileged` gives the container the host's devices, as Docker does: every character and
+/// block device under /dev, skipping what the container mounts its own of (pts, shm, mqueue),
+/// the fd links and the console (the runtime's own).
+pub fn host_devices() -> Vec<Value> {
+    const SKIP_DIRS: [&str; 7] = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let name = entry.file_name();
+            if m.is_dir() {
+                if !SKIP_DIRS.iter().any(|s| name == *s) {
+                    stack.push(path);
+                }
+            } else if name != "console" {
+                if let Some((node, _)) = device_entry(&path, &m, "rwm") {
+                    out.push(with_path((node, Value::Null), &path).0);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    out
+}
+
 /// linux.resources for the host config (also what `update` applies to a running container).
 pub fn resources(h: &HostSpec) -> Value {
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
@@ -459,6 +491,15 @@ pub fn config(
             devices.push(node);
             if let Some(rules) = resources["devices"].as_array_mut() {
                 rules.push(rule);
+            }
+        }
+    }
+
+    if h.privileged {
+        // What --device mapped already keeps its place (and path).
+        for node in host_devices() {
+            if !devices.iter().any(|d| d["path"] == node["path"]) {
+                devices.push(node);
             }
         }
     }
