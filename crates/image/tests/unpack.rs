@@ -422,8 +422,18 @@ fn hostile_pax_names_are_checked_like_header_names() {
 fn entries_after_a_replaced_or_whited_out_directory_go_where_the_path_now_leads() {
     // The unpacker keeps recent directories open: once a directory is replaced (by a symlink)
     // or removed (by a whiteout), later entries under its name must follow the new path, never
-    // the old directory's handle.
-    let sb = Sandbox::new();
+    // the old directory's handle. An empty target (a new snapshot) and one with content (kept
+    // directories are not cached there) both.
+    for prefilled in [false, true] {
+        let sb = Sandbox::new();
+        if prefilled {
+            fs::write(sb.root.join("lower"), b"from a lower layer").unwrap();
+        }
+        check_replaced_directories(&sb);
+    }
+}
+
+fn check_replaced_directories(sb: &Sandbox) {
     let tar = Layer::new()
         .dir("a")
         .file("a/x", b"1")

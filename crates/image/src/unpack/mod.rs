@@ -139,7 +139,9 @@ pub fn apply_layer(input: impl Read, target: &Path, opts: &UnpackOptions) -> Res
         dir_times: Vec::new(),
         skipped: Vec::new(),
         entries: 0,
-        dirs: DirCache::default(),
+        // Only in a target nobody else can be changing (an empty one: a new snapshot); a
+        // container's root filesystem, for one, is resolved afresh for every entry.
+        dirs: DirCache::new(plain),
         buf: Vec::new(),
         umask: fsops::current_umask(),
         plain,
@@ -219,9 +221,10 @@ fn fresh_target(root: &Root) -> io::Result<bool> {
 /// An entry stays right only while the path still resolves (in the root) to the same directory:
 /// nothing this unpacker does changes that except removing something (a replaced entry, a
 /// whiteout), so every removal empties the cache (`Unpacker::remove`). Creating entries cannot
-/// change what an existing path resolves to.
-#[derive(Default)]
+/// change what an existing path resolves to. Nobody else may change the target meanwhile: the
+/// cache is enabled only for a target that was empty (a new snapshot, private to the unpack).
 struct DirCache {
+    enabled: bool,
     entries: Vec<(PathBuf, Rc<OwnedFd>)>,
 }
 
@@ -229,6 +232,13 @@ impl DirCache {
     /// Few enough to keep the fd count and the linear search small; enough for the directories
     /// a tar stream interleaves.
     const CAPACITY: usize = 64;
+
+    fn new(enabled: bool) -> DirCache {
+        DirCache {
+            enabled,
+            entries: Vec::new(),
+        }
+    }
 
     fn get(&mut self, rel: &Path) -> Option<Rc<OwnedFd>> {
         let i = self
@@ -242,6 +252,9 @@ impl DirCache {
     }
 
     fn insert(&mut self, rel: PathBuf, fd: Rc<OwnedFd>) {
+        if !self.enabled {
+            return;
+        }
         self.entries
             .retain(|(p, _)| p.as_os_str() != rel.as_os_str());
         if self.entries.len() >= Self::CAPACITY {
