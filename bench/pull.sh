@@ -5,7 +5,9 @@
 # pull downloads, verifies and unpacks every layer, and `sync` flushes the previous run's writes.
 # The image is built once by bench/pull-image.sh and cached (BERTH_BENCH_CACHE, default
 # /var/tmp/berth-bench), with the registry's storage, so re-runs skip debootstrap and the push.
-# Usage (root): bench/pull.sh    env: RUNS (10), WARMUP (1), BERTH_BENCH_CACHE
+# Usage (root): bench/pull.sh    env: RUNS (10), WARMUP (1), BERTH_BENCH_CACHE,
+#   BERTH_BIN (a directory with release berthd/berth/berth-shim to time instead of building
+#   target/release, e.g. a copy of an earlier build for a before/after in one sitting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}; WARMUP=${WARMUP:-1}
@@ -14,8 +16,12 @@ for t in hyperfine docker-registry skopeo python3; do
   command -v "$t" >/dev/null || { echo "missing $t (scripts/install-deps)" >&2; exit 1; }
 done
 layout=$(bench/pull-image.sh "$cache")
-cargo build --release --locked -p berth-daemon -p berth-cli -p berth-shim --bins >/dev/null
-bin=$PWD/target/release
+if [ -n "${BERTH_BIN:-}" ]; then
+  bin=$(cd "$BERTH_BIN" && pwd)
+else
+  cargo build --release --locked -p berth-daemon -p berth-cli -p berth-shim --bins >/dev/null
+  bin=$PWD/target/release
+fi
 work=$(mktemp -d /tmp/berth-pullbench.XXXXXX)
 pids=()
 cleanup() {

@@ -258,3 +258,28 @@ fn long_layer_chains_mount_past_the_option_page_limit() {
     assert_eq!(n.unwrap(), "59", "topmost layer wins");
     assert_eq!(count, 61);
 }
+
+#[test]
+fn active_snapshots_are_marked_to_spread_over_block_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only file systems with the flag (ext2/3/4) can hold it: probe with chattr first.
+    let probe = dir.path().join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    let supported = std::process::Command::new("chattr")
+        .arg("+T")
+        .arg(&probe)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !supported {
+        eprintln!("skipped: this file system has no top-directory flag");
+        return;
+    }
+    let root = dir.path().join("snaps");
+    let snaps = Snapshotter::open(&root, Some(Backend::Copy)).unwrap();
+    assert!(berth_image::snapshot::is_top_directory(&root.join("active")).unwrap());
+    assert!(!berth_image::snapshot::is_top_directory(&root.join("committed")).unwrap());
+    // Reopening keeps it (and does not fail on a flag already set).
+    drop(snaps);
+    Snapshotter::open(&root, Some(Backend::Copy)).unwrap();
+    assert!(berth_image::snapshot::is_top_directory(&root.join("active")).unwrap());
+}

@@ -417,3 +417,116 @@ fn hostile_pax_names_are_checked_like_header_names() {
     assert_eq!(fs::metadata(sb.outside.join("secret")).unwrap().nlink(), 1);
     assert!(!sb.root.join("benign").exists() && !sb.root.join("h").exists());
 }
+
+#[test]
+fn entries_after_a_replaced_or_whited_out_directory_go_where_the_path_now_leads() {
+    // The unpacker keeps recent directories open: once a directory is replaced (by a symlink)
+    // or removed (by a whiteout), later entries under its name must follow the new path, never
+    // the old directory's handle. An empty target (a new snapshot) and one with content (kept
+    // directories are not cached there) both.
+    for prefilled in [false, true] {
+        let sb = Sandbox::new();
+        if prefilled {
+            fs::write(sb.root.join("lower"), b"from a lower layer").unwrap();
+        }
+        check_replaced_directories(&sb);
+    }
+}
+
+fn check_replaced_directories(sb: &Sandbox) {
+    let tar = Layer::new()
+        .dir("a")
+        .file("a/x", b"1")
+        .dir("b")
+        .symlink("a", "/b")
+        .file("a/y", b"2")
+        .dir("d")
+        .file("d/f", b"3")
+        .symlink("d", "/")
+        .file("d/evil", b"pwned")
+        .dir("w")
+        .file("w/f", b"4")
+        .file(".wh.w", b"")
+        .file("w/g", b"5")
+        .finish();
+    sb.apply(&tar).unwrap();
+    sb.assert_outside_untouched();
+    let r = &sb.root;
+    assert_eq!(fs::read_link(r.join("a")).unwrap(), Path::new("/b"));
+    assert_eq!(fs::read(r.join("b/y")).unwrap(), b"2");
+    assert!(!r.join("b/x").exists());
+    // `d` now leads to the root itself.
+    assert_eq!(fs::read(r.join("evil")).unwrap(), b"pwned");
+    assert!(!r.join("f").exists());
+    assert_eq!(tree(&r.join("w")), vec!["g".to_string()]);
+    assert_eq!(fs::read(r.join("w/g")).unwrap(), b"5");
+}
+
+#[test]
+fn modes_are_exact_whatever_the_umask() {
+    let sb = Sandbox::new();
+    let tar = Layer::new()
+        .dir_mode("open", 0o777)
+        .dir_mode("private", 0o700)
+        .file_mode("open/rw", b"a", 0o666)
+        .file_mode("open/ro", b"b", 0o444)
+        .file_mode("open/none", b"c", 0o000)
+        .file_mode("private/exe", b"d", 0o755)
+        .dir_mode("private/sticky", 0o1777)
+        .finish();
+    sb.apply(&tar).unwrap();
+    let mode = |p: &str| fs::metadata(sb.root.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("open"), 0o777);
+    assert_eq!(mode("private"), 0o700);
+    assert_eq!(mode("open/rw"), 0o666);
+    assert_eq!(mode("open/ro"), 0o444);
+    assert_eq!(mode("open/none"), 0o000);
+    assert_eq!(mode("private/exe"), 0o755);
+    assert_eq!(mode("private/sticky"), 0o1777);
+    assert_eq!(fs::read(sb.root.join("open/none")).unwrap(), b"c");
+}
+
+#[test]
+fn entries_in_a_setgid_directory_get_the_group_the_layer_says() {
+    if !berth_testsupport::require_root!() {
+        return;
+    }
+    // The kernel gives children of a setgid directory its group (and subdirectories its setgid
+    // bit): the unpacker must not take a new entry's owner for granted there.
+    let sb = Sandbox::new();
+    let tar = Layer::new()
+        .dir_owned("g", 0o2775, 0, 1234)
+        .file("g/f", b"x")
+        .dir("g/sub")
+        .symlink("g/link", "f")
+        .finish();
+    sb.apply(&tar).unwrap();
+    let r = &sb.root;
+    let g = fs::metadata(r.join("g")).unwrap();
+    assert_eq!((g.gid(), g.permissions().mode() & 0o7777), (1234, 0o2775));
+    let f = fs::metadata(r.join("g/f")).unwrap();
+    assert_eq!((f.uid(), f.gid()), (0, 0));
+    let sub = fs::metadata(r.join("g/sub")).unwrap();
+    assert_eq!((sub.gid(), sub.permissions().mode() & 0o7777), (0, 0o755));
+    assert_eq!(fs::symlink_metadata(r.join("g/link")).unwrap().gid(), 0);
+}
+
+#[test]
+fn large_files_are_copied_whole() {
+    let sb = Sandbox::new();
+    // Around and across the unpacker's 1 MiB copy buffer.
+    let sizes = [(1 << 20) - 1, 1 << 20, (1 << 20) + 1, (5 << 20) / 2];
+    let mut layer = Layer::new();
+    let data: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
+        .collect();
+    for (i, d) in data.iter().enumerate() {
+        layer.file(&format!("f{i}"), d);
+    }
+    let tar = layer.finish();
+    sb.apply(&tar).unwrap();
+    for (i, d) in data.iter().enumerate() {
+        assert_eq!(&fs::read(sb.root.join(format!("f{i}"))).unwrap(), d, "f{i}");
+    }
+}

@@ -81,6 +81,10 @@ impl Snapshotter {
             let p = root.join(d);
             fs::create_dir_all(&p).at("create snapshot directory", &p)?;
         }
+        // Best effort: a file system without the flag just allocates as it always does.
+        if let Err(e) = mark_top_directory(&root.join("active")) {
+            tracing::debug!("snapshot directory not marked as a top directory: {e}");
+        }
         let backend = match backend {
             Some(b) => b,
             None => probe_overlay(&root),
@@ -369,6 +373,46 @@ fn write_info(dir: &Path, info: &SnapshotInfo) -> Result<()> {
 fn read_info(path: &Path) -> Result<SnapshotInfo> {
     let bytes = fs::read(path).at("read snapshot info", path)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::json(format!("parse {}", path.display()), e))
+}
+
+/// The inode flag `chattr +T` sets (FS_TOPDIR_FL).
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Mark `dir` as the top of unrelated directory trees (`chattr +T`), so ext4's Orlov allocator
+/// spreads its new subdirectories, each a snapshot being unpacked, over the block groups instead
+/// of packing them into the parent's. That matters after removals: without a journal ext4 avoids
+/// reusing inodes freed in the last 5 s (300 s while their inode table block is dirty) and scans
+/// each group's whole bitmap past them on every create, so unpacking thousands of files where a
+/// removed image's snapshots just were cost ~10x the system time (docs/PERFORMANCE.md, pull).
+fn mark_top_directory(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(dir)?;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: valid fd; the kernel reads and writes one int through the pointer.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & FS_TOPDIR_FL != 0 {
+        return Ok(());
+    }
+    flags |= FS_TOPDIR_FL;
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `dir` has the top-directory flag (see `mark_top_directory`).
+pub fn is_top_directory(dir: &Path) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(dir)?;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: valid fd; the kernel writes one int through the pointer.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & FS_TOPDIR_FL != 0)
 }
 
 fn remove_dir(dir: &Path) -> Result<()> {

@@ -197,15 +197,46 @@ pub fn fsetxattr(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<()> 
     }
 }
 
-/// Create a regular file `name` in `dir`; fails if anything (even a dangling symlink) is there.
-pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
+/// Create a regular file `name` in `dir` with `mode` (less the umask); fails with EEXIST if
+/// anything (even a dangling symlink) is there.
+pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<File> {
     let fd = openat(
         dir,
         name,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
+        Mode::from_bits_truncate(mode),
     )?;
     Ok(File::from(fd))
+}
+
+/// The process's umask, from /proc (reading it with umask(2) would change it for a moment, under
+/// every other thread). None if it cannot be read.
+pub fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
+
+/// Whether new entries made in directory `dir` get exactly the mode and group they are created
+/// with: it must not be setgid (children would take its group) nor carry a default ACL
+/// (children would take their mode from it).
+pub fn plain_parent(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    let st = nix::sys::stat::fstat(dir)?;
+    if st.st_mode & libc::S_ISGID != 0 {
+        return Ok(false);
+    }
+    let fd = reopen_dir(dir)?;
+    let key = c"system.posix_acl_default";
+    // SAFETY: valid fd and NUL-terminated name; a zero-size query writes nothing.
+    let rc = unsafe { libc::fgetxattr(fd.as_raw_fd(), key.as_ptr(), std::ptr::null_mut(), 0) };
+    if rc >= 0 {
+        return Ok(false);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENODATA | Errno::ENOTSUP) => Ok(true),
+        _ => Err(e),
+    }
 }
 
 /// Open an existing directory `name` in `dir` for metadata updates, refusing symlinks.

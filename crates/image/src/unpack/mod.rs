@@ -14,6 +14,11 @@
 //! - hard links resolve their target inside the root too; a target that is not there is an error;
 //! - device nodes follow `DevicePolicy` (default: create when root, skip otherwise).
 //!
+//! Speed without loosening that: parents resolved in the root are kept open for the entries that
+//! follow (`DirCache`, emptied by any removal, the only thing that changes where a path leads);
+//! entries are created first and looked at only if something is in the way (EEXIST); in an
+//! empty target they get their final mode at creation and skip a chown to the owner they have.
+//!
 //! Whiteouts (`.wh.<name>`, `.wh..wh..opq`) are either applied (delete in place — for a plain
 //! copy of the parent) or converted to overlayfs whiteouts (a 0/0 char device and
 //! `trusted.overlay.opaque=y`) when the target is an overlay upper directory.
@@ -29,8 +34,9 @@ pub use timing::UnpackTimings;
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufReader, Read};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -41,7 +47,8 @@ use nix::sys::stat::{
     fchmod, fchmodat, makedev, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchown, fchownat, linkat, mkfifoat, symlinkat, Gid, Uid};
+use nix::unistd::{fchown, fchownat, getegid, geteuid, linkat, mkfifoat, symlinkat, Gid, Uid};
+use std::rc::Rc;
 
 use crate::content::BlobInfo;
 use crate::digest::{Algorithm, Digest, HashingReader};
@@ -124,6 +131,7 @@ pub fn apply_layer(input: impl Read, target: &Path, opts: &UnpackOptions) -> Res
     let tar_stream = Timed::new(HashingReader::new(decoder, Algorithm::Sha256));
     let mut archive = tar::Archive::new(tar_stream);
     let root = Root::open(target).map_err(|e| Error::path("open unpack target", target, e))?;
+    let plain = fresh_target(&root).map_err(|e| Error::path("inspect unpack target", target, e))?;
     let mut state = Unpacker {
         root,
         opts,
@@ -131,6 +139,13 @@ pub fn apply_layer(input: impl Read, target: &Path, opts: &UnpackOptions) -> Res
         dir_times: Vec::new(),
         skipped: Vec::new(),
         entries: 0,
+        // Only in a target nobody else can be changing (an empty one: a new snapshot); a
+        // container's root filesystem, for one, is resolved afresh for every entry.
+        dirs: DirCache::new(plain),
+        buf: Vec::new(),
+        umask: fsops::current_umask(),
+        plain,
+        owner: (geteuid().as_raw(), getegid().as_raw()),
     };
     let entries = archive
         .entries()
@@ -179,6 +194,78 @@ struct Unpacker<'a> {
     dir_times: Vec<(PathBuf, u64)>,
     skipped: Vec<String>,
     entries: u64,
+    /// Directories resolved recently (tar order keeps a directory's entries together).
+    dirs: DirCache,
+    /// File data goes through this (allocated at the first file).
+    buf: Vec<u8>,
+    umask: Option<u32>,
+    /// Every directory in the target so far is one where a new entry gets exactly the mode
+    /// (less the umask) and the owner (the process's) it is created with: the target was empty,
+    /// not setgid and without a default ACL, and no entry has made a setgid directory or set a
+    /// directory's xattrs (which could be a default ACL). Then new entries are created with their
+    /// final mode, and their chown is skipped when the owner already matches.
+    plain: bool,
+    /// The process's effective uid and gid: the owner of what it creates.
+    owner: (u32, u32),
+}
+
+/// Whether `root` is an empty directory where new entries get the mode and owner they are
+/// created with (see `Unpacker::plain`): a fresh snapshot, as a pull unpacks into.
+fn fresh_target(root: &Root) -> io::Result<bool> {
+    let fd = root.dir(Path::new(""), false)?;
+    Ok(fsops::list_dir(fd.as_fd())?.is_empty() && fsops::plain_parent(fd.as_fd())?)
+}
+
+/// Open directory fds by their normalised path in the layer, most recently used last.
+///
+/// An entry stays right only while the path still resolves (in the root) to the same directory:
+/// nothing this unpacker does changes that except removing something (a replaced entry, a
+/// whiteout), so every removal empties the cache (`Unpacker::remove`). Creating entries cannot
+/// change what an existing path resolves to. Nobody else may change the target meanwhile: the
+/// cache is enabled only for a target that was empty (a new snapshot, private to the unpack).
+struct DirCache {
+    enabled: bool,
+    entries: Vec<(PathBuf, Rc<OwnedFd>)>,
+}
+
+impl DirCache {
+    /// Few enough to keep the fd count and the linear search small; enough for the directories
+    /// a tar stream interleaves.
+    const CAPACITY: usize = 64;
+
+    fn new(enabled: bool) -> DirCache {
+        DirCache {
+            enabled,
+            entries: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, rel: &Path) -> Option<Rc<OwnedFd>> {
+        let i = self
+            .entries
+            .iter()
+            .rposition(|(p, _)| p.as_os_str() == rel.as_os_str())?;
+        let entry = self.entries.remove(i);
+        let fd = entry.1.clone();
+        self.entries.push(entry);
+        Some(fd)
+    }
+
+    fn insert(&mut self, rel: PathBuf, fd: Rc<OwnedFd>) {
+        if !self.enabled {
+            return;
+        }
+        self.entries
+            .retain(|(p, _)| p.as_os_str() != rel.as_os_str());
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.remove(0);
+        }
+        self.entries.push((rel, fd));
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
 }
 
 /// Entry metadata gathered from the header and its PAX records.
@@ -226,33 +313,59 @@ impl Unpacker<'_> {
             source: e,
         };
         let parent = self
-            .root
-            .dir(&parent_rel, true)
+            .parent_dir(&parent_rel)
             .map_err(|e| io_err("resolve parent directory", e))?;
         let parent = parent.as_fd();
 
         match kind {
             tar::EntryType::Directory => {
-                let existing = fsops::lstat_at(parent, name).map_err(|e| io_err("stat", e))?;
-                match existing {
-                    Some(st) if fsops::is_dir(&st) => {}
-                    Some(_) => {
-                        fsops::remove_at(parent, name).map_err(|e| io_err("replace", e))?;
-                        mkdir(parent, name).map_err(|e| io_err("mkdir", e))?;
+                let perm = meta.mode & 0o7777;
+                let exact = self.exact_mode(perm);
+                let mode = exact.unwrap_or(0o700);
+                // Most directories are new: try mkdir first, look at what is there only if not.
+                let made = match mkdir(parent, name, mode) {
+                    Ok(()) => Some(exact),
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        let existing =
+                            fsops::lstat_at(parent, name).map_err(|e| io_err("stat", e))?;
+                        match existing {
+                            Some(st) if fsops::is_dir(&st) => None,
+                            _ => {
+                                self.remove(parent, name)
+                                    .map_err(|e| io_err("replace", e))?;
+                                mkdir(parent, name, mode).map_err(|e| io_err("mkdir", e))?;
+                                Some(exact)
+                            }
+                        }
                     }
-                    None => mkdir(parent, name).map_err(|e| io_err("mkdir", e))?,
+                    Err(e) => return Err(io_err("mkdir", e)),
+                };
+                if perm & libc::S_ISGID != 0 || !meta.xattrs.is_empty() {
+                    // Its children could take its group or a default ACL from its xattrs.
+                    self.plain = false;
                 }
                 let dir = fsops::open_subdir(parent, name).map_err(|e| io_err("open dir", e))?;
-                self.set_fd_meta(dir.as_fd(), &meta)
+                self.set_fd_meta(dir.as_fd(), &meta, made)
                     .map_err(|e| io_err("set metadata", e))?;
                 self.dir_times.push((rel.clone(), meta.mtime));
+                // The entries that follow are usually this directory's.
+                self.dirs.insert(rel.clone(), Rc::new(dir));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
-                let mut file =
-                    fsops::create_file(parent, name).map_err(|e| io_err("create file", e))?;
-                io::copy(entry, &mut file).map_err(|e| io_err("write file", e))?;
-                self.set_fd_meta(file.as_fd(), &meta)
+                let exact = self.exact_mode(meta.mode & 0o7777);
+                let mode = exact.unwrap_or(0o600);
+                let mut file = match fsops::create_file(parent, name, mode) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.remove(parent, name)
+                            .map_err(|e| io_err("replace", e))?;
+                        fsops::create_file(parent, name, mode)
+                    }
+                    r => r,
+                }
+                .map_err(|e| io_err("create file", e))?;
+                self.write_data(entry, &mut file)
+                    .map_err(|e| io_err("write file", e))?;
+                self.set_fd_meta(file.as_fd(), &meta, Some(exact))
                     .map_err(|e| io_err("set metadata", e))?;
                 set_fd_mtime(file.as_fd(), meta.mtime).map_err(|e| io_err("set mtime", e))?;
             }
@@ -261,11 +374,17 @@ impl Unpacker<'_> {
                     .link_name()
                     .map_err(|e| io_err("read link target", e))?
                     .ok_or_else(|| Error::unsafe_entry(&shown, "symlink without a target"))?;
-                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
                 // The target is stored verbatim: it is data, only ever resolved in the root.
-                symlinkat(target.as_ref(), parent, name)
-                    .map_err(|e| io_err("symlink", e.into()))?;
-                self.set_link_meta(parent, name, &meta)
+                match symlinkat(target.as_ref(), parent, name) {
+                    Err(Errno::EEXIST) => {
+                        self.remove(parent, name)
+                            .map_err(|e| io_err("replace", e))?;
+                        symlinkat(target.as_ref(), parent, name)
+                    }
+                    r => r,
+                }
+                .map_err(|e| io_err("symlink", e.into()))?;
+                self.set_link_meta(parent, name, &meta, true)
                     .map_err(|e| io_err("set metadata", e))?;
             }
             tar::EntryType::Link => {
@@ -298,9 +417,16 @@ impl Unpacker<'_> {
                     }
                     Err(e) => return Err(io_err("stat hard link target", e)),
                 }
-                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
-                linkat(tparent.as_fd(), tname, parent, name, AtFlags::empty())
-                    .map_err(|e| io_err("hard link", e.into()))?;
+                let link = || linkat(tparent.as_fd(), tname, parent, name, AtFlags::empty());
+                match link() {
+                    Err(Errno::EEXIST) => {
+                        self.remove(parent, name)
+                            .map_err(|e| io_err("replace", e))?;
+                        link()
+                    }
+                    r => r,
+                }
+                .map_err(|e| io_err("hard link", e.into()))?;
             }
             tar::EntryType::Char | tar::EntryType::Block => {
                 match self.opts.devices {
@@ -320,7 +446,8 @@ impl Unpacker<'_> {
                 } else {
                     SFlag::S_IFBLK
                 };
-                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
+                self.remove(parent, name)
+                    .map_err(|e| io_err("replace", e))?;
                 mknodat(
                     parent,
                     name,
@@ -333,7 +460,8 @@ impl Unpacker<'_> {
                     .map_err(|e| io_err("set metadata", e))?;
             }
             tar::EntryType::Fifo => {
-                self.clear(parent, name).map_err(|e| io_err("replace", e))?;
+                self.remove(parent, name)
+                    .map_err(|e| io_err("replace", e))?;
                 mkfifoat(parent, name, Mode::from_bits_truncate(meta.mode & 0o777))
                     .map_err(|e| io_err("mkfifo", e.into()))?;
                 self.set_node_meta(parent, name, &meta)
@@ -350,9 +478,42 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// Remove whatever sits at `name` (for a non-directory entry replacing it).
-    fn clear(&self, parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    /// Remove whatever sits at `name` (never following it). Cached directories may have been
+    /// under it, or reached through it: the cache is emptied.
+    fn remove(&mut self, parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+        self.dirs.clear();
         fsops::remove_at(parent, name)
+    }
+
+    /// Directory `rel` inside the root, made if missing: from the cache, else resolved in the
+    /// root (openat2 RESOLVE_IN_ROOT, so symlinks in the layer stay confined) and cached.
+    fn parent_dir(&mut self, rel: &Path) -> io::Result<Rc<OwnedFd>> {
+        if let Some(fd) = self.dirs.get(rel) {
+            return Ok(fd);
+        }
+        let fd = Rc::new(self.root.dir(rel, true)?);
+        self.dirs.insert(rel.to_path_buf(), fd.clone());
+        Ok(fd)
+    }
+
+    /// `perm` if creating a new entry with it gives exactly that mode: the target is plain, the
+    /// umask known and clear of it, and no setuid/setgid/sticky bits (which must follow the
+    /// chown). Else None: the entry is created private and fchmod sets its mode.
+    fn exact_mode(&self, perm: u32) -> Option<u32> {
+        let umask = self.umask?;
+        (self.plain && perm & 0o7000 == 0 && perm & umask == 0).then_some(perm)
+    }
+
+    /// Copy the entry's data to `file` through one large buffer (std's copy goes 8 KiB at a
+    /// time: a write syscall each).
+    fn write_data(&mut self, data: &mut impl Read, file: &mut File) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            buf = vec![0; 1 << 20];
+        }
+        let result = copy_through(data, file, &mut buf);
+        self.buf = buf;
+        result
     }
 
     fn whiteout(&mut self, parent_rel: &Path, name: &OsStr, shown: &str) -> Result<()> {
@@ -377,7 +538,7 @@ impl Unpacker<'_> {
                     let children = fsops::list_dir(dir.as_fd()).map_err(|e| io_err("list", e))?;
                     for child in children {
                         if !self.created.contains(&parent_rel.join(&child)) {
-                            fsops::remove_at(dir.as_fd(), &child)
+                            self.remove(dir.as_fd(), &child)
                                 .map_err(|e| io_err("remove under opaque directory", e))?;
                         }
                     }
@@ -402,14 +563,16 @@ impl Unpacker<'_> {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                     Err(e) => return Err(io_err("resolve whiteout directory", e)),
                 };
-                fsops::remove_at(dir.as_fd(), victim).map_err(|e| io_err("whiteout", e))
+                self.remove(dir.as_fd(), victim)
+                    .map_err(|e| io_err("whiteout", e))
             }
             WhiteoutMode::Overlay => {
                 let dir = self
                     .root
                     .dir(parent_rel, true)
                     .map_err(|e| io_err("resolve whiteout directory", e))?;
-                fsops::remove_at(dir.as_fd(), victim).map_err(|e| io_err("replace", e))?;
+                self.remove(dir.as_fd(), victim)
+                    .map_err(|e| io_err("replace", e))?;
                 mknodat(
                     dir.as_fd(),
                     victim,
@@ -422,20 +585,42 @@ impl Unpacker<'_> {
         }
     }
 
-    fn set_fd_meta(&self, fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
-        if self.opts.ownership {
+    /// `made`: Some for an entry this call just created, holding its mode if that is exact
+    /// (`exact_mode`); None for one that was there already.
+    fn set_fd_meta(
+        &self,
+        fd: BorrowedFd<'_>,
+        meta: &Meta,
+        made: Option<Option<u32>>,
+    ) -> io::Result<()> {
+        let perm = meta.mode & 0o7777;
+        if self.opts.ownership && !self.owned_already(made.is_some(), meta)? {
             fchown(fd, Some(uid(meta.uid)?), Some(gid(meta.gid)?))?;
         }
-        // After chown, which clears setuid/setgid.
-        fchmod(fd, Mode::from_bits_truncate(meta.mode & 0o7777))?;
+        // After chown, which clears setuid/setgid (an exact mode never has them).
+        if made.flatten() != Some(perm) {
+            fchmod(fd, Mode::from_bits_truncate(perm))?;
+        }
         for (k, v) in &meta.xattrs {
             tolerate_xattr(fsops::fsetxattr(fd, k, v))?;
         }
         Ok(())
     }
 
-    fn set_link_meta(&self, parent: BorrowedFd<'_>, name: &OsStr, meta: &Meta) -> io::Result<()> {
-        if self.opts.ownership {
+    /// Whether a `new` entry is already owned as `meta` says: created by this process in a
+    /// plain target (no setgid parent) as the owner the entry asks for.
+    fn owned_already(&self, new: bool, meta: &Meta) -> io::Result<bool> {
+        Ok(new && self.plain && (uid(meta.uid)?.as_raw(), gid(meta.gid)?.as_raw()) == self.owner)
+    }
+
+    fn set_link_meta(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        meta: &Meta,
+        new: bool,
+    ) -> io::Result<()> {
+        if self.opts.ownership && !self.owned_already(new, meta)? {
             fchownat(
                 parent,
                 name,
@@ -454,7 +639,7 @@ impl Unpacker<'_> {
 
     /// Device nodes and fifos: never opened (that could block or touch hardware).
     fn set_node_meta(&self, parent: BorrowedFd<'_>, name: &OsStr, meta: &Meta) -> io::Result<()> {
-        self.set_link_meta(parent, name, meta)?;
+        self.set_link_meta(parent, name, meta, false)?;
         fchmodat(
             parent,
             name,
@@ -470,8 +655,16 @@ impl Unpacker<'_> {
                 continue;
             };
             // A later entry may have replaced or removed the directory; skip quietly then.
-            let Ok(parent) = self.root.dir(&parent_rel, false) else {
-                continue;
+            let parent = match self.dirs.get(&parent_rel) {
+                Some(fd) => fd,
+                None => {
+                    let Ok(fd) = self.root.dir(&parent_rel, false) else {
+                        continue;
+                    };
+                    let fd = Rc::new(fd);
+                    self.dirs.insert(parent_rel.clone(), fd.clone());
+                    fd
+                }
             };
             let t = TimeSpec::new(*mtime as i64, 0);
             let _ = utimensat(
@@ -486,12 +679,34 @@ impl Unpacker<'_> {
     }
 }
 
-fn mkdir(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+fn mkdir(parent: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
     Ok(nix::sys::stat::mkdirat(
         parent,
         name,
-        Mode::from_bits_truncate(0o700),
+        Mode::from_bits_truncate(mode),
     )?)
+}
+
+/// Copy `data` to `out`, filling `buf` before each write.
+fn copy_through(data: &mut impl Read, out: &mut impl Write, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match data.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..filled])?;
+        if filled < buf.len() {
+            return Ok(());
+        }
+    }
 }
 
 fn set_fd_mtime(fd: BorrowedFd<'_>, mtime: u64) -> io::Result<()> {

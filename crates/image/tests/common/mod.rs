@@ -99,6 +99,13 @@ impl Layer {
         self.push(h, &[])
     }
 
+    pub fn dir_owned(&mut self, name: &str, mode: u32, uid: u64, gid: u64) -> &mut Self {
+        let mut h = Self::header(name, EntryType::Directory, 0, mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        self.push(h, &[])
+    }
+
     fn link(&mut self, name: &str, target: &str, kind: EntryType) -> &mut Self {
         let mut h = Self::header(name, kind, 0, 0o777);
         let raw = &mut h.as_old_mut().linkname;
