@@ -148,3 +148,47 @@ fn restart_policy_holds_across_daemon_restart() {
     assert_eq!(st.trim(), "exited");
     d.docker_ok(&["rm", &always, &plain]);
 }
+
+/// Containers' and snapshots' directories are created and removed all the time: berthd marks
+/// their parents as ext4 top directories (`chattr +T`) so new ones spread over block groups
+/// (inode allocation near just-freed inodes is slow on ext4 without a journal). Kept across a
+/// restart; skipped on file systems without the flag.
+#[test]
+fn churned_directories_are_marked_top_directories() {
+    if !prerequisites() {
+        return;
+    }
+    let mut d = Daemon::start();
+    let probe = d.root.path().join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    let supported = std::process::Command::new("chattr")
+        .arg("+T")
+        .arg(&probe)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !supported {
+        eprintln!("skipped: this file system has no top-directory flag");
+        return;
+    }
+    let flags = |d: &Daemon, sub: &str| {
+        let o = std::process::Command::new("lsattr")
+            .arg("-d")
+            .arg(d.data_root().join(sub))
+            .output()
+            .expect("lsattr");
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for round in 0..2 {
+        for sub in ["containers", "snapshots/active"] {
+            assert!(flags(&d, sub).contains('T'), "{sub}: {}", flags(&d, sub));
+        }
+        assert!(!flags(&d, "volumes").contains('T'));
+        if round == 0 {
+            d.restart();
+        }
+    }
+}

@@ -89,6 +89,12 @@ impl Engine {
             std::fs::create_dir_all(&d)
                 .map_err(|e| Error::internal(format!("create {}", d.display()), e))?;
         }
+        // Containers' directories come and go like snapshots: spread them over ext4's block
+        // groups too (best effort; see berth_image::snapshot::mark_top_directory).
+        if let Err(e) = berth_image::snapshot::mark_top_directory(&cfg.data_root.join("containers"))
+        {
+            tracing::debug!("mark containers/ as a top directory: {e}");
+        }
         let db = db::Db::open(&cfg.data_root.join("berth.db"))?;
         let content = ContentStore::open(&cfg.data_root)?;
         let snapshots = Snapshotter::open(cfg.data_root.join("snapshots"), None)?;

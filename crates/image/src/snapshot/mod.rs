@@ -384,7 +384,7 @@ const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 /// reusing inodes freed in the last 5 s (300 s while their inode table block is dirty) and scans
 /// each group's whole bitmap past them on every create, so unpacking thousands of files where a
 /// removed image's snapshots just were cost ~10x the system time (docs/PERFORMANCE.md, pull).
-fn mark_top_directory(dir: &Path) -> io::Result<()> {
+pub fn mark_top_directory(dir: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let f = fs::File::open(dir)?;
     let mut flags: libc::c_int = 0;
