@@ -238,6 +238,28 @@ impl Daemon {
         c
     }
 
+    /// Run `berth ARGS` against this daemon: (exit code, stdout, stderr).
+    pub fn berth(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let o = self.berth_cmd(args).output().expect("run berth");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// stdout of a `berth ARGS` that must succeed (the daemon's log tail on failure).
+    pub fn berth_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.berth(args);
+        assert_eq!(
+            code,
+            Some(0),
+            "berth {args:?}: {err}\n{out}\n{}",
+            self.log()
+        );
+        out
+    }
+
     /// Load the busybox test image as `name`.
     pub fn load_busybox(&self, name: &str) {
         let tar = self

@@ -8,27 +8,11 @@ use std::process::{Command, Stdio};
 
 use berth_e2e::{bin, prerequisites, unique, Daemon};
 
-fn berth(d: &Daemon, args: &[&str]) -> (Option<i32>, String, String) {
-    let o = d.berth_cmd(args).output().expect("run berth");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// stdout of a berth command that must succeed.
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (code, out, err) = berth(d, args);
-    assert_eq!(code, Some(0), "berth {args:?}: {err}\n{out}");
-    out
-}
-
 fn daemon_with_busybox() -> Daemon {
     let d = Daemon::start();
     let tar = d.root.path().join("bb.tar");
     berth_e2e::busybox_tar(&tar, "busybox:latest");
-    ok(&d, &["load", "-q", "-i", tar.to_str().expect("utf-8")]);
+    d.berth_ok(&["load", "-q", "-i", tar.to_str().expect("utf-8")]);
     d
 }
 
@@ -38,7 +22,7 @@ fn sleeper(d: &Daemon, extra: &[&str]) -> String {
     let mut args = vec!["run", "-d", "--name", &name];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["busybox", "sleep", "1000"]);
-    ok(d, &args);
+    d.berth_ok(&args);
     name
 }
 
@@ -56,85 +40,64 @@ fn berth_cp_both_ways() {
     let h = |p: &str| host.join(p).to_str().expect("utf-8").to_string();
 
     // host → container: into a directory keeps the name; a new path renames.
-    ok(&d, &["cp", &h("f.txt"), &format!("{name}:/tmp/")]);
-    ok(&d, &["cp", &h("tree"), &format!("{name}:/tmp/renamed")]);
-    let out = ok(
-        &d,
-        &[
-            "exec",
-            &name,
-            "cat",
-            "/tmp/f.txt",
-            "/tmp/renamed/sub/deep.txt",
-        ],
-    );
+    d.berth_ok(&["cp", &h("f.txt"), &format!("{name}:/tmp/")]);
+    d.berth_ok(&["cp", &h("tree"), &format!("{name}:/tmp/renamed")]);
+    let out = d.berth_ok(&[
+        "exec",
+        &name,
+        "cat",
+        "/tmp/f.txt",
+        "/tmp/renamed/sub/deep.txt",
+    ]);
     assert_eq!(out, "file\ndeep\n");
     // Without -a the copy belongs to root; with -a it keeps the host's owner.
     std::os::unix::fs::chown(host.join("f.txt"), Some(1234), Some(2345)).expect("chown");
-    ok(&d, &["cp", &h("f.txt"), &format!("{name}:/tmp/plain.txt")]);
-    ok(
-        &d,
-        &["cp", "-a", &h("f.txt"), &format!("{name}:/tmp/kept.txt")],
-    );
-    let owners = ok(
-        &d,
-        &[
-            "exec",
-            &name,
-            "stat",
-            "-c",
-            "%u:%g",
-            "/tmp/plain.txt",
-            "/tmp/kept.txt",
-        ],
-    );
+    d.berth_ok(&["cp", &h("f.txt"), &format!("{name}:/tmp/plain.txt")]);
+    d.berth_ok(&["cp", "-a", &h("f.txt"), &format!("{name}:/tmp/kept.txt")]);
+    let owners = d.berth_ok(&[
+        "exec",
+        &name,
+        "stat",
+        "-c",
+        "%u:%g",
+        "/tmp/plain.txt",
+        "/tmp/kept.txt",
+    ]);
     assert_eq!(owners, "0:0\n1234:2345\n");
 
     // container → host: a file to a new name, a directory's contents with `/.`.
-    ok(&d, &["cp", &format!("{name}:/tmp/f.txt"), &h("back.txt")]);
+    d.berth_ok(&["cp", &format!("{name}:/tmp/f.txt"), &h("back.txt")]);
     assert_eq!(
         std::fs::read_to_string(host.join("back.txt")).expect("read"),
         "file\n"
     );
-    ok(&d, &["cp", &format!("{name}:/tmp/renamed/."), &h("merged")]);
+    d.berth_ok(&["cp", &format!("{name}:/tmp/renamed/."), &h("merged")]);
     assert_eq!(
         std::fs::read_to_string(host.join("merged/sub/deep.txt")).expect("read"),
         "deep\n"
     );
-    ok(
-        &d,
-        &["cp", "-a", &format!("{name}:/tmp/kept.txt"), &h("kept.txt")],
-    );
+    d.berth_ok(&["cp", "-a", &format!("{name}:/tmp/kept.txt"), &h("kept.txt")]);
     let md = std::fs::metadata(host.join("kept.txt")).expect("stat");
     assert_eq!((md.uid(), md.gid()), (1234, 2345));
 
     // -L follows a symlink in the source, on either side.
-    ok(&d, &["exec", &name, "ln", "-s", "/tmp/f.txt", "/tmp/link"]);
-    ok(
-        &d,
-        &["cp", "-L", &format!("{name}:/tmp/link"), &h("followed")],
-    );
+    d.berth_ok(&["exec", &name, "ln", "-s", "/tmp/f.txt", "/tmp/link"]);
+    d.berth_ok(&["cp", "-L", &format!("{name}:/tmp/link"), &h("followed")]);
     let md = std::fs::symlink_metadata(host.join("followed")).expect("stat");
     assert!(md.is_file(), "{md:?}");
     // Without -L the link itself is copied; -L with a relative target follows it from the
     // link's directory.
-    ok(&d, &["cp", &format!("{name}:/tmp/link"), &h("aslink")]);
+    d.berth_ok(&["cp", &format!("{name}:/tmp/link"), &h("aslink")]);
     let target = std::fs::read_link(host.join("aslink")).expect("a symlink");
     assert_eq!(target, std::path::Path::new("/tmp/f.txt"));
-    ok(&d, &["exec", &name, "ln", "-s", "f.txt", "/tmp/rel"]);
-    ok(
-        &d,
-        &["cp", "-L", &format!("{name}:/tmp/rel"), &h("relfollowed")],
-    );
+    d.berth_ok(&["exec", &name, "ln", "-s", "f.txt", "/tmp/rel"]);
+    d.berth_ok(&["cp", "-L", &format!("{name}:/tmp/rel"), &h("relfollowed")]);
     assert!(std::fs::symlink_metadata(host.join("relfollowed"))
         .expect("stat")
         .is_file());
     std::os::unix::fs::symlink(host.join("f.txt"), host.join("hostlink")).expect("symlink");
-    ok(
-        &d,
-        &["cp", "-L", &h("hostlink"), &format!("{name}:/tmp/hl")],
-    );
-    let kind = ok(&d, &["exec", &name, "stat", "-c", "%F", "/tmp/hl"]);
+    d.berth_ok(&["cp", "-L", &h("hostlink"), &format!("{name}:/tmp/hl")]);
+    let kind = d.berth_ok(&["exec", &name, "stat", "-c", "%F", "/tmp/hl"]);
     assert_eq!(kind.trim(), "regular file");
 
     // `-`: a tar on stdout, and a tar on stdin.
@@ -184,15 +147,15 @@ fn berth_cp_both_ways() {
     let o = child.wait_with_output().expect("wait");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
-        ok(&d, &["exec", &name, "cat", "/tmp/from-stdin.txt"]),
+        d.berth_ok(&["exec", &name, "cat", "/tmp/from-stdin.txt"]),
         "stdin\n"
     );
 
     // Errors say what is wrong.
-    let (code, _, err) = berth(&d, &["cp", &format!("{name}:/nope"), &h("x")]);
+    let (code, _, err) = d.berth(&["cp", &format!("{name}:/nope"), &h("x")]);
     assert_eq!(code, Some(1));
     assert!(err.contains("/nope"), "{err}");
-    let (code, _, err) = berth(&d, &["cp", &h("tree"), &format!("{name}:/tmp/f.txt")]);
+    let (code, _, err) = d.berth(&["cp", &h("tree"), &format!("{name}:/tmp/f.txt")]);
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot copy a directory to a file"), "{err}");
 }
@@ -204,24 +167,20 @@ fn berth_update_then_inspect_shows_it() {
     }
     let d = daemon_with_busybox();
     let name = sleeper(&d, &[]);
-    let out = ok(
-        &d,
-        &[
-            "update",
-            "-m",
-            "64m",
-            "--cpus",
-            "0.5",
-            "--pids-limit",
-            "50",
-            "--restart",
-            "on-failure:3",
-            &name,
-        ],
-    );
+    let out = d.berth_ok(&[
+        "update",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "on-failure:3",
+        &name,
+    ]);
     assert_eq!(out.trim(), name);
-    let got = ok(
-        &d,
+    let got = d.berth_ok(
         &[
             "inspect",
             "-f",
@@ -231,33 +190,27 @@ fn berth_update_then_inspect_shows_it() {
     );
     assert_eq!(got.trim(), "67108864 500000000 50 on-failure:3");
     // `container update` is the same command.
-    ok(&d, &["container", "update", "--memory", "96m", &name]);
-    let got = ok(
-        &d,
-        &[
-            "container",
-            "inspect",
-            "-f",
-            "{{.HostConfig.Memory}}",
-            &name,
-        ],
-    );
+    d.berth_ok(&["container", "update", "--memory", "96m", &name]);
+    let got = d.berth_ok(&[
+        "container",
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}}",
+        &name,
+    ]);
     assert_eq!(got.trim(), "100663296");
-    let (code, _, err) = berth(&d, &["update", &name]);
+    let (code, _, err) = d.berth(&["update", &name]);
     assert_eq!(code, Some(1));
     assert!(err.contains("one or more flags"), "{err}");
-    let st = ok(
-        &d,
-        &[
-            "stats",
-            "--no-stream",
-            "--format",
-            "{{.Name}} {{.PIDs}}",
-            &name,
-        ],
-    );
+    let st = d.berth_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        &name,
+    ]);
     assert_eq!(st.trim(), format!("{name} 1"));
-    assert_eq!(ok(&d, &["rm", "-fv", &name]).trim(), name);
+    assert_eq!(d.berth_ok(&["rm", "-fv", &name]).trim(), name);
 }
 
 #[test]
@@ -292,7 +245,7 @@ fn berth_events_show_start_and_die() {
     });
     // `--since 1m` replays what happened before the subscription, so nothing is missed even if
     // the run below wins the race with the events command.
-    let (code, _, err) = berth(&d, &["run", "--name", &name, "busybox", "true"]);
+    let (code, _, err) = d.berth(&["run", "--name", &name, "busybox", "true"]);
     assert_eq!(code, Some(0), "{err}");
     let mut seen = Vec::new();
     // A bound on how long to wait for lines, not a claim about speed.
@@ -320,36 +273,30 @@ fn berth_events_show_start_and_die() {
         .expect("clock")
         .as_secs()
         + 1;
-    let out = ok(
-        &d,
-        &[
-            "system",
-            "events",
-            "--since",
-            "10m",
-            "--until",
-            &now.to_string(),
-            "--filter",
-            "event=die",
-        ],
-    );
+    let out = d.berth_ok(&[
+        "system",
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "event=die",
+    ]);
     let line = out
         .lines()
         .find(|l| l.contains(&format!("name={name}")))
         .unwrap_or_else(|| panic!("no die event for {name} in:\n{out}"));
     assert!(line.contains(" container die "), "{line}");
-    let json_out = ok(
-        &d,
-        &[
-            "events",
-            "--since",
-            "10m",
-            "--until",
-            &now.to_string(),
-            "--format",
-            "{{json .}}",
-        ],
-    );
+    let json_out = d.berth_ok(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        &now.to_string(),
+        "--format",
+        "{{json .}}",
+    ]);
     for l in json_out.lines() {
         let v: serde_json::Value = serde_json::from_str(l).expect("each event is JSON");
         assert!(v["Type"].is_string(), "{l}");
@@ -364,9 +311,9 @@ fn berth_system_df_and_prune() {
     let d = daemon_with_busybox();
     let running = sleeper(&d, &[]);
     let stopped = unique("stopped");
-    ok(&d, &["create", "--name", &stopped, "busybox", "true"]);
+    d.berth_ok(&["create", "--name", &stopped, "busybox", "true"]);
 
-    let df = ok(&d, &["system", "df"]);
+    let df = d.berth_ok(&["system", "df"]);
     let header = df.lines().next().unwrap_or_default();
     assert!(
         header.starts_with("TYPE") && header.contains("RECLAIMABLE"),
@@ -383,10 +330,10 @@ fn berth_system_df_and_prune() {
         .unwrap_or_else(|| panic!("{df}"));
     let cols: Vec<&str> = containers.split_whitespace().collect();
     assert_eq!(&cols[1..3], &["2", "1"], "{df}");
-    let verbose = ok(&d, &["system", "df", "-v"]);
+    let verbose = d.berth_ok(&["system", "df", "-v"]);
     assert!(verbose.contains("Images space usage:"), "{verbose}");
     assert!(verbose.contains(&stopped), "{verbose}");
-    let rows = ok(&d, &["system", "df", "--format", "{{json .}}"]);
+    let rows = d.berth_ok(&["system", "df", "--format", "{{json .}}"]);
     let types: Vec<String> = rows
         .lines()
         .map(|l| {
@@ -402,41 +349,40 @@ fn berth_system_df_and_prune() {
     );
 
     // Declining the prompt (stdin closed) removes nothing.
-    ok(&d, &["system", "prune"]);
-    assert!(ok(&d, &["ps", "-a", "--format", "{{.Names}}"]).contains(&stopped));
-    let out = ok(&d, &["system", "prune", "-f"]);
+    d.berth_ok(&["system", "prune"]);
+    assert!(d
+        .berth_ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .contains(&stopped));
+    let out = d.berth_ok(&["system", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
     assert!(out.contains("Total reclaimed space:"), "{out}");
-    let names = ok(&d, &["ps", "-a", "--format", "{{.Names}}"]);
+    let names = d.berth_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert!(!names.contains(&stopped), "{names}");
     assert!(names.contains(&running), "{names}");
     // The running container keeps its image, even with -a.
-    ok(&d, &["system", "prune", "-a", "-f", "--volumes"]);
-    assert!(ok(&d, &["image", "ls", "-q"]).lines().count() == 1);
+    d.berth_ok(&["system", "prune", "-a", "-f", "--volumes"]);
+    assert!(d.berth_ok(&["image", "ls", "-q"]).lines().count() == 1);
 
     // container prune / image prune -a.
-    ok(&d, &["rm", "-f", &running]);
-    ok(&d, &["create", "busybox", "true"]);
-    let out = ok(&d, &["container", "prune", "-f"]);
+    d.berth_ok(&["rm", "-f", &running]);
+    d.berth_ok(&["create", "busybox", "true"]);
+    let out = d.berth_ok(&["container", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
-    assert_eq!(ok(&d, &["container", "ls", "-aq"]), "");
+    assert_eq!(d.berth_ok(&["container", "ls", "-aq"]), "");
     // An empty table still has its header.
     assert_eq!(
-        ok(
-            &d,
-            &[
-                "container",
-                "ls",
-                "-a",
-                "--format",
-                r"table {{.ID}}\t{{.Names}}"
-            ]
-        ),
+        d.berth_ok(&[
+            "container",
+            "ls",
+            "-a",
+            "--format",
+            r"table {{.ID}}\t{{.Names}}"
+        ]),
         "CONTAINER ID   NAMES\n"
     );
-    let out = ok(&d, &["image", "prune", "-a", "-f"]);
+    let out = d.berth_ok(&["image", "prune", "-a", "-f"]);
     assert!(out.contains("deleted: sha256:"), "{out}");
-    assert_eq!(ok(&d, &["image", "ls", "-q"]), "");
+    assert_eq!(d.berth_ok(&["image", "ls", "-q"]), "");
 }
 
 #[test]
@@ -451,58 +397,52 @@ fn berth_management_aliases_and_port() {
         &["container", "ps", "--format", "{{.Names}}"][..],
         &["container", "list", "--format", "{{.Names}}"][..],
     ] {
-        assert_eq!(ok(&d, ls).trim(), name, "{ls:?}");
+        assert_eq!(d.berth_ok(ls).trim(), name, "{ls:?}");
     }
     assert_eq!(
-        ok(&d, &["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]),
+        d.berth_ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]),
         "busybox:latest\n"
     );
-    let id = ok(&d, &["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let id = d.berth_ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
     assert!(id.starts_with("sha256:"), "{id}");
-    ok(&d, &["image", "tag", "busybox", "busybox:two"]);
-    ok(&d, &["image", "rm", "busybox:two"]);
+    d.berth_ok(&["image", "tag", "busybox", "busybox:two"]);
+    d.berth_ok(&["image", "rm", "busybox:two"]);
 
     // ps --filter and the PORTS column.
-    let filtered = ok(
-        &d,
-        &[
-            "ps",
-            "--filter",
-            "label=role=web",
-            "--format",
-            "{{.Names}} {{.Ports}}",
-        ],
-    );
+    let filtered = d.berth_ok(&[
+        "ps",
+        "--filter",
+        "label=role=web",
+        "--format",
+        "{{.Names}} {{.Ports}}",
+    ]);
     let (fname, ports) = filtered.trim().split_once(' ').unwrap_or_default();
     assert_eq!(fname, name);
     assert!(ports.ends_with("->80/tcp"), "{filtered}");
-    assert_eq!(ok(&d, &["ps", "--filter", "label=role=db", "-q"]), "");
-    let mapped = ok(&d, &["port", &name, "80"]);
+    assert_eq!(d.berth_ok(&["ps", "--filter", "label=role=db", "-q"]), "");
+    let mapped = d.berth_ok(&["port", &name, "80"]);
     let host_port = mapped.trim().rsplit(':').next().unwrap_or_default();
     assert!(host_port.parse::<u16>().is_ok(), "{mapped}");
     assert_eq!(
-        ok(&d, &["container", "port", &name]).trim(),
+        d.berth_ok(&["container", "port", &name]).trim(),
         format!("80/tcp -> {}", mapped.trim())
     );
-    let (code, _, err) = berth(&d, &["port", &name, "81"]);
+    let (code, _, err) = d.berth(&["port", &name, "81"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("No public port '81/tcp'"), "{err}");
 
     // volume ls / network ls take templates too.
-    ok(&d, &["volume", "create", "vfmt"]);
-    let vols = ok(&d, &["volume", "ls", "--format", "{{.Name}}:{{.Driver}}"]);
+    d.berth_ok(&["volume", "create", "vfmt"]);
+    let vols = d.berth_ok(&["volume", "ls", "--format", "{{.Name}}:{{.Driver}}"]);
     assert!(vols.lines().any(|l| l == "vfmt:local"), "{vols}");
-    let nets = ok(&d, &["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    let nets = d.berth_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert!(nets.lines().any(|l| l == "bridge bridge"), "{nets}");
-    let table = ok(
-        &d,
-        &["network", "ls", "--format", r"table {{.ID}}\t{{.Name}}"],
-    );
+    let table = d.berth_ok(&["network", "ls", "--format", r"table {{.ID}}\t{{.Name}}"]);
     // Docker's tabwriter: a 12-character ID column is 15 wide, header included.
     assert!(table.starts_with("NETWORK ID     NAME\n"), "{table}");
 
-    ok(&d, &["container", "stop", "-t", "1", &name]);
-    assert_eq!(ok(&d, &["container", "rm", &name]).trim(), name);
+    d.berth_ok(&["container", "stop", "-t", "1", &name]);
+    assert_eq!(d.berth_ok(&["container", "rm", &name]).trim(), name);
 }
 
 #[test]
@@ -515,24 +455,21 @@ fn berth_format_templates() {
     std::fs::create_dir_all(&vol).expect("mkdir");
     let vol = vol.to_str().expect("utf-8").to_string();
     let name = unique("fmt");
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            "k=v",
-            "-v",
-            &format!("{vol}:/data"),
-            "busybox",
-            "sleep",
-            "1000",
-        ],
-    );
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        "k=v",
+        "-v",
+        &format!("{vol}:/data"),
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let f = |tpl: &str| {
-        ok(&d, &["inspect", "-f", tpl, &name])
+        d.berth_ok(&["inspect", "-f", tpl, &name])
             .trim_end()
             .to_string()
     };
@@ -546,16 +483,16 @@ fn berth_format_templates() {
     assert_eq!(f(r#"{{join .Args ","}}"#), "1000");
     assert_eq!(f(r#"{{join .Config.Cmd ","}}"#), "sleep,1000");
     assert_eq!(f("{{if .State.Running}}up{{else}}down{{end}}"), "up");
-    assert_eq!(ok(&d, &["ps", "--format", "{{.Names}}"]).trim(), name);
-    let table = ok(&d, &["ps", "--format", r"table {{.ID}}\t{{.Image}}"]);
+    assert_eq!(d.berth_ok(&["ps", "--format", "{{.Names}}"]).trim(), name);
+    let table = d.berth_ok(&["ps", "--format", r"table {{.ID}}\t{{.Image}}"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines[0], "CONTAINER ID   IMAGE", "{table}");
     assert!(lines[1].ends_with("   busybox"), "{table}");
     assert_eq!(lines[1].split_whitespace().next().map(str::len), Some(12));
     let row: serde_json::Value =
-        serde_json::from_str(ok(&d, &["ps", "--format", "{{json .}}"]).trim()).expect("json");
+        serde_json::from_str(d.berth_ok(&["ps", "--format", "{{json .}}"]).trim()).expect("json");
     assert_eq!(row["Names"], name.as_str());
-    let (code, _, err) = berth(&d, &["inspect", "-f", "{{.State.Status", &name]);
+    let (code, _, err) = d.berth(&["inspect", "-f", "{{.State.Status", &name]);
     assert_eq!(code, Some(1));
     assert!(err.contains("template parsing error"), "{err}");
 }
@@ -622,9 +559,8 @@ fn berth_run_flags_reach_the_container() {
         "-c",
         "echo $FROM_FILE $OVERRIDDEN; pwd; grep ' /scratch ' /proc/mounts | cut -d' ' -f3",
     ];
-    ok(&d, &args);
-    let got = ok(
-        &d,
+    d.berth_ok(&args);
+    let got = d.berth_ok(
         &[
             "container",
             "inspect",
@@ -634,21 +570,19 @@ fn berth_run_flags_reach_the_container() {
         ],
     );
     assert_eq!(got.trim(), "512 67108864 134217728 16777216 40");
-    let out = ok(&d, &["start", "-a", &name]);
+    let out = d.berth_ok(&["start", "-a", &name]);
     assert_eq!(out, "1 flag\n/scratch\ntmpfs\n");
-    assert_eq!(ok(&d, &["wait", &name]).trim(), "0");
+    assert_eq!(d.berth_ok(&["wait", &name]).trim(), "0");
 
-    let v = ok(
-        &d,
-        &[
-            "version",
-            "--format",
-            "{{.Server.ApiVersion}} {{.Client.Os}}",
-        ],
-    );
+    let v = d.berth_ok(&[
+        "version",
+        "--format",
+        "{{.Server.ApiVersion}} {{.Client.Os}}",
+    ]);
     assert!(v.trim().ends_with(" linux") && v.starts_with("1."), "{v}");
     let info: serde_json::Value =
-        serde_json::from_str(&ok(&d, &["system", "info", "--format", "{{json .}}"])).expect("json");
+        serde_json::from_str(&d.berth_ok(&["system", "info", "--format", "{{json .}}"]))
+            .expect("json");
     assert!(
         info["Containers"].as_i64().is_some_and(|n| n >= 1),
         "{info}"

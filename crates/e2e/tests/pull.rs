@@ -62,6 +62,18 @@ fn start_registry(dir: &std::path::Path, user: Option<(&str, &str)>) -> (Registr
     (registry, port)
 }
 
+/// Copy the archive `tar` into the registry as `image` with skopeo (`extra`: more flags).
+fn push_archive(tar: &std::path::Path, image: &str, extra: &[&str]) {
+    let st = Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .args(extra)
+        .arg(format!("docker-archive:{}", tar.display()))
+        .arg(format!("docker://{image}"))
+        .status()
+        .expect("skopeo");
+    assert!(st.success(), "skopeo copy into the registry as {image}");
+}
+
 fn registry_tools() -> bool {
     require(
         which("docker-registry").is_some(),
@@ -116,19 +128,7 @@ fn refused_credentials_answer_401_and_anonymous_pulls_404() {
     let tar = d.root.path().join("bb.tar");
     busybox_tar(&tar, "busybox:latest");
     let image = format!("127.0.0.1:{port}/berth/locked:v1");
-    let st = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            "alice:s3cret",
-        ])
-        .arg(format!("docker-archive:{}", tar.display()))
-        .arg(format!("docker://{image}"))
-        .status()
-        .expect("skopeo");
-    assert!(st.success(), "skopeo copy into the registry");
+    push_archive(&tar, &image, &["--dest-creds", "alice:s3cret"]);
 
     let create = format!("/images/create?fromImage=127.0.0.1:{port}/berth/locked&tag=v1");
     let inspect = format!("/distribution/{image}/json");
@@ -167,13 +167,7 @@ fn run_pulls_a_missing_image() {
     busybox_tar(&tar, "busybox:latest");
     let repo = unique("pulltest");
     let image = format!("127.0.0.1:{port}/berth/{repo}:v1");
-    let st = Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("docker-archive:{}", tar.display()))
-        .arg(format!("docker://{image}"))
-        .status()
-        .expect("skopeo");
-    assert!(st.success(), "skopeo copy into the registry");
+    push_archive(&tar, &image, &[]);
 
     let o = d.docker(&["run", "--rm", &image, "echo", "pulled"]);
     assert_eq!(
@@ -217,13 +211,7 @@ fn pull_all_tags_pulls_every_tag_of_the_repository() {
     busybox_tar(&tar, "busybox:latest");
     let repo = format!("127.0.0.1:{port}/berth/alltags");
     for tag in ["v1", "v2", "latest"] {
-        let st = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("docker-archive:{}", tar.display()))
-            .arg(format!("docker://{repo}:{tag}"))
-            .status()
-            .expect("skopeo");
-        assert!(st.success(), "skopeo copy {tag}");
+        push_archive(&tar, &format!("{repo}:{tag}"), &[]);
     }
     let o = d.berth_cmd(&["pull", "-a", &repo]).output().expect("berth");
     assert!(
@@ -259,13 +247,7 @@ fn run_pull_always_refreshes_and_missing_keeps_the_local_image() {
     let tar = d.root.path().join("bb.tar");
     busybox_tar(&tar, "busybox:latest");
     let image = format!("127.0.0.1:{port}/berth/{}:v1", unique("pullpolicy"));
-    let st = Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("docker-archive:{}", tar.display()))
-        .arg(format!("docker://{image}"))
-        .status()
-        .expect("skopeo");
-    assert!(st.success(), "skopeo copy into the registry");
+    push_archive(&tar, &image, &[]);
     // A local image of that name that differs from the registry's: a marker file.
     d.docker_ok(&["pull", &image]);
     let name = unique("marker");
@@ -321,20 +303,11 @@ fn pull_over_loaded_layers_fetches_the_registry_blobs() {
     let tar = d.root.path().join("bb.tar");
     busybox_tar(&tar, "busybox:latest");
     let image = format!("127.0.0.1:{port}/berth/{}:v1", unique("reloaded"));
-    let st = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            "--dest-compress",
-            "--dest-compress-format",
-            "zstd",
-        ])
-        .arg(format!("docker-archive:{}", tar.display()))
-        .arg(format!("docker://{image}"))
-        .status()
-        .expect("skopeo");
-    assert!(st.success(), "skopeo copy into the registry");
+    push_archive(
+        &tar,
+        &image,
+        &["--dest-compress", "--dest-compress-format", "zstd"],
+    );
     d.docker_ok(&["load", "-i", tar.to_str().unwrap()]);
     let out = d.docker_ok(&["pull", &image]);
     assert!(out.contains("Already exists"), "{out}");

@@ -159,14 +159,7 @@ fn churned_directories_are_marked_top_directories() {
         return;
     }
     let mut d = Daemon::start();
-    let probe = d.root.path().join("probe");
-    std::fs::create_dir(&probe).unwrap();
-    let supported = std::process::Command::new("chattr")
-        .arg("+T")
-        .arg(&probe)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !supported {
+    if !berth_testsupport::top_dir_flag_supported(&d.data_root()) {
         eprintln!("skipped: this file system has no top-directory flag");
         return;
     }

@@ -4,21 +4,6 @@
 
 use berth_e2e::{prerequisites, unique, Daemon};
 
-fn berth(d: &Daemon, args: &[&str]) -> (Option<i32>, String, String) {
-    let o = d.berth_cmd(args).output().expect("run berth");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (code, out, err) = berth(d, args);
-    assert_eq!(code, Some(0), "berth {args:?}: {err}\n{out}\n{}", d.log());
-    out
-}
-
 fn daemon_with_busybox() -> Daemon {
     let d = Daemon::start();
     d.load_busybox("busybox:latest");
@@ -32,19 +17,16 @@ fn ulimits_and_devices_reach_the_container() {
     }
     let d = daemon_with_busybox();
     let limits = "ulimit -Sn; ulimit -Hn";
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--ulimit",
-            "nofile=1024:2048",
-            "busybox",
-            "sh",
-            "-c",
-            limits,
-        ],
-    );
+    let out = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1024:2048",
+        "busybox",
+        "sh",
+        "-c",
+        limits,
+    ]);
     assert_eq!(out, "1024\n2048\n");
     let out = d.docker_ok(&[
         "run",
@@ -59,45 +41,39 @@ fn ulimits_and_devices_reach_the_container() {
     assert_eq!(out, "512\n512\n");
     // An exec inherits the container's limits; inspect shows them as Docker does.
     let name = unique("ulim");
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--ulimit",
-            "nofile=300:400",
-            "busybox",
-            "sleep",
-            "100",
-        ],
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--ulimit",
+        "nofile=300:400",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(
+        d.berth_ok(&["exec", &name, "sh", "-c", limits]),
+        "300\n400\n"
     );
-    assert_eq!(ok(&d, &["exec", &name, "sh", "-c", limits]), "300\n400\n");
     let ul = d.docker_ok(&["inspect", "-f", "{{json .HostConfig.Ulimits}}", &name]);
     assert_eq!(ul.trim(), r#"[{"Name":"nofile","Hard":400,"Soft":300}]"#);
-    let (code, _, err) = berth(
-        &d,
-        &["run", "--rm", "--ulimit", "bogus=1", "busybox", "true"],
-    );
+    let (code, _, err) = d.berth(&["run", "--rm", "--ulimit", "bogus=1", "busybox", "true"]);
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("invalid ulimit type: bogus"), "{err}");
 
     // --device: the host's /dev/zero as /dev/myzero, readable and writable; docker too.
     let read = "head -c 5 /dev/myzero | wc -c; echo hi > /dev/myzero && echo wrote";
-    let out = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "--device",
-            "/dev/zero:/dev/myzero",
-            "busybox",
-            "sh",
-            "-c",
-            read,
-        ],
-    );
+    let out = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/zero:/dev/myzero",
+        "busybox",
+        "sh",
+        "-c",
+        read,
+    ]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["5", "wrote"]);
     let out = d.docker_ok(&[
         "run",
@@ -136,10 +112,10 @@ fn ulimits_and_devices_reach_the_container() {
         "test -c /dev/kmsg && echo HOST-DEV; test -e /dev/pts/ptmx && echo PTS",
     ]);
     assert!(out.contains("HOST-DEV") && out.contains("PTS"), "{out}");
-    let (code, _, _) = berth(&d, &["run", "--rm", "busybox", "test", "-e", "/dev/kmsg"]);
+    let (code, _, _) = d.berth(&["run", "--rm", "busybox", "test", "-e", "/dev/kmsg"]);
     assert_eq!(code, Some(1));
     // Without --device there is no such node.
-    let (code, _, _) = berth(&d, &["run", "--rm", "busybox", "test", "-e", "/dev/myzero"]);
+    let (code, _, _) = d.berth(&["run", "--rm", "busybox", "test", "-e", "/dev/myzero"]);
     assert_eq!(code, Some(1));
     let o = d.docker(&[
         "run",
@@ -165,13 +141,10 @@ fn cidfile_platform_and_pull_never() {
     let d = daemon_with_busybox();
     let cid = d.root.path().join("cid");
     let cid_s = cid.to_str().expect("utf-8");
-    let id = ok(
-        &d,
-        &["run", "-d", "--cidfile", cid_s, "busybox", "sleep", "100"],
-    );
+    let id = d.berth_ok(&["run", "-d", "--cidfile", cid_s, "busybox", "sleep", "100"]);
     assert_eq!(std::fs::read_to_string(&cid).expect("cidfile"), id.trim());
     // An existing file is refused, and left alone.
-    let (code, _, err) = berth(&d, &["create", "--cidfile", cid_s, "busybox", "true"]);
+    let (code, _, err) = d.berth(&["create", "--cidfile", cid_s, "busybox", "true"]);
     assert_ne!(code, Some(0));
     assert!(
         err.contains(
@@ -182,17 +155,14 @@ fn cidfile_platform_and_pull_never() {
     assert_eq!(std::fs::read_to_string(&cid).expect("cidfile"), id.trim());
     // A failed create leaves no empty cidfile behind.
     let cid2 = d.root.path().join("cid2");
-    let (code, _, _) = berth(
-        &d,
-        &[
-            "create",
-            "--pull",
-            "never",
-            "--cidfile",
-            cid2.to_str().expect("utf-8"),
-            "nosuch:img",
-        ],
-    );
+    let (code, _, _) = d.berth(&[
+        "create",
+        "--pull",
+        "never",
+        "--cidfile",
+        cid2.to_str().expect("utf-8"),
+        "nosuch:img",
+    ]);
     assert_ne!(code, Some(0));
     assert!(!cid2.exists());
     let cid3 = d.root.path().join("cid3");
@@ -206,39 +176,33 @@ fn cidfile_platform_and_pull_never() {
     assert_eq!(std::fs::read_to_string(&cid3).expect("cidfile").len(), 64);
 
     // --pull never: a missing image is an error, nothing is pulled.
-    let (code, _, err) = berth(
-        &d,
-        &["run", "--rm", "--pull", "never", "nosuch/img", "true"],
-    );
+    let (code, _, err) = d.berth(&["run", "--rm", "--pull", "never", "nosuch/img", "true"]);
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("No such image"), "{err}");
     assert!(!err.contains("Unable to find image"), "{err}");
     let o = d.docker(&["run", "--rm", "--pull", "never", "nosuch/img", "true"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("No such image"));
-    ok(&d, &["run", "--rm", "--pull", "never", "busybox", "true"]);
+    d.berth_ok(&["run", "--rm", "--pull", "never", "busybox", "true"]);
 
     // --platform: the host's platform matches the image; another is not found.
     let arch = d.docker_ok(&["image", "inspect", "-f", "{{.Architecture}}", "busybox"]);
     let host = format!("linux/{}", arch.trim());
-    ok(&d, &["run", "--rm", "--platform", &host, "busybox", "true"]);
+    d.berth_ok(&["run", "--rm", "--platform", &host, "busybox", "true"]);
     let other = if arch.trim() == "arm64" {
         "linux/amd64"
     } else {
         "linux/arm64"
     };
-    let (code, _, err) = berth(
-        &d,
-        &[
-            "create",
-            "--pull",
-            "never",
-            "--platform",
-            other,
-            "busybox",
-            "true",
-        ],
-    );
+    let (code, _, err) = d.berth(&[
+        "create",
+        "--pull",
+        "never",
+        "--platform",
+        other,
+        "busybox",
+        "true",
+    ]);
     assert_ne!(code, Some(0));
     assert!(
         err.contains("does not match the specified platform") && err.contains(other),
@@ -274,20 +238,17 @@ fn ps_last_latest_and_size() {
     }
     let d = daemon_with_busybox();
     let (a, b, c) = (unique("psa"), unique("psb"), unique("psc"));
-    ok(&d, &["run", "--name", &a, "busybox", "true"]);
-    ok(&d, &["run", "--name", &b, "busybox", "true"]);
+    d.berth_ok(&["run", "--name", &a, "busybox", "true"]);
+    d.berth_ok(&["run", "--name", &b, "busybox", "true"]);
     let write = "head -c 100000 /dev/zero > /big && sleep 100";
-    ok(
-        &d,
-        &["run", "-d", "--name", &c, "busybox", "sh", "-c", write],
-    );
+    d.berth_ok(&["run", "-d", "--name", &c, "busybox", "sh", "-c", write]);
     // -n/-l count stopped containers too, newest first.
     assert_eq!(
-        ok(&d, &["ps", "-n", "2", "--format", "{{.Names}}"]),
+        d.berth_ok(&["ps", "-n", "2", "--format", "{{.Names}}"]),
         format!("{c}\n{b}\n")
     );
     assert_eq!(
-        ok(&d, &["ps", "-l", "--format", "{{.Names}}"]),
+        d.berth_ok(&["ps", "-l", "--format", "{{.Names}}"]),
         format!("{c}\n")
     );
     assert_eq!(
@@ -297,21 +258,18 @@ fn ps_last_latest_and_size() {
     assert_eq!(d.docker_ok(&["ps", "--latest", "-q"]).trim().len(), 12);
     // -s: the writable layer's size, and the virtual size with the image's.
     let size = berth_e2e::eventually("the 100 kB file", || {
-        let s = ok(
-            &d,
-            &[
-                "ps",
-                "-s",
-                "--filter",
-                &format!("name={c}"),
-                "--format",
-                "{{.Size}}",
-            ],
-        );
+        let s = d.berth_ok(&[
+            "ps",
+            "-s",
+            "--filter",
+            &format!("name={c}"),
+            "--format",
+            "{{.Size}}",
+        ]);
         s.starts_with("100kB (virtual ").then_some(s)
     });
     assert!(size.trim_end().ends_with("B)"), "{size}");
-    let table = ok(&d, &["ps", "-s"]);
+    let table = d.berth_ok(&["ps", "-s"]);
     assert!(
         table
             .lines()
@@ -338,15 +296,15 @@ fn images_filters() {
         return;
     }
     let d = daemon_with_busybox();
-    ok(&d, &["tag", "busybox", "team/app:1"]);
-    ok(&d, &["tag", "busybox", "team/app:2"]);
+    d.berth_ok(&["tag", "busybox", "team/app:1"]);
+    d.berth_ok(&["tag", "busybox", "team/app:2"]);
     let name = unique("img");
-    ok(&d, &["run", "--name", &name, "busybox", "touch", "/x"]);
+    d.berth_ok(&["run", "--name", &name, "busybox", "touch", "/x"]);
     d.docker_ok(&["commit", "-c", "LABEL tier=db", &name, "team/db:1"]);
     let dangling = d.docker_ok(&["commit", &name]);
     let dangling = dangling.trim().trim_start_matches("sha256:");
     let f = "{{.Repository}}:{{.Tag}}";
-    let images = |filter: &str| ok(&d, &["images", "--filter", filter, "--format", f]);
+    let images = |filter: &str| d.berth_ok(&["images", "--filter", filter, "--format", f]);
     assert_eq!(
         lines(&images("reference=team/*")),
         ["team/app:1", "team/app:2", "team/db:1"]
@@ -355,7 +313,7 @@ fn images_filters() {
     assert_eq!(lines(&images("reference=busybox")), ["busybox:latest"]);
     assert_eq!(lines(&images("label=tier=db")), ["team/db:1"]);
     assert_eq!(lines(&images("label=tier")), ["team/db:1"]);
-    let q = ok(&d, &["images", "-q", "--filter", "dangling=true"]);
+    let q = d.berth_ok(&["images", "-q", "--filter", "dangling=true"]);
     assert_eq!(q.trim(), &dangling[..12]);
     assert!(!images("dangling=false").contains("<none>"));
     let since = images("since=busybox");
@@ -371,7 +329,7 @@ fn images_filters() {
     // The stock docker CLI sends the same filters.
     let docker = d.docker_ok(&["images", "--filter", "reference=team/app", "--format", f]);
     assert_eq!(lines(&docker), ["team/app:1", "team/app:2"]);
-    let (code, _, err) = berth(&d, &["images", "--filter", "bogus=1"]);
+    let (code, _, err) = d.berth(&["images", "--filter", "bogus=1"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("invalid filter 'bogus'"), "{err}");
 }
@@ -383,37 +341,34 @@ fn logs_details_show_the_log_attributes() {
     }
     let d = daemon_with_busybox();
     let name = unique("details");
-    ok(
-        &d,
-        &[
-            "run",
-            "--name",
-            &name,
-            "--label",
-            "tier=web",
-            "-e",
-            "FOO=bar baz",
-            "--log-opt",
-            "labels=tier",
-            "--log-opt",
-            "env=FOO",
-            "busybox",
-            "echo",
-            "hi",
-        ],
-    );
+    d.berth_ok(&[
+        "run",
+        "--name",
+        &name,
+        "--label",
+        "tier=web",
+        "-e",
+        "FOO=bar baz",
+        "--log-opt",
+        "labels=tier",
+        "--log-opt",
+        "env=FOO",
+        "busybox",
+        "echo",
+        "hi",
+    ]);
     assert_eq!(
-        ok(&d, &["logs", "--details", &name]),
+        d.berth_ok(&["logs", "--details", &name]),
         "FOO=bar+baz,tier=web hi\n"
     );
     assert_eq!(
         d.docker_ok(&["logs", "--details", &name]),
         "FOO=bar+baz,tier=web hi\n"
     );
-    assert_eq!(ok(&d, &["logs", &name]), "hi\n");
+    assert_eq!(d.berth_ok(&["logs", &name]), "hi\n");
     let plain = unique("plain");
-    ok(&d, &["run", "--name", &plain, "busybox", "echo", "hi"]);
-    assert_eq!(ok(&d, &["logs", "--details", &plain]), " hi\n");
+    d.berth_ok(&["run", "--name", &plain, "busybox", "echo", "hi"]);
+    assert_eq!(d.berth_ok(&["logs", "--details", &plain]), " hi\n");
 }
 
 #[test]
@@ -423,12 +378,9 @@ fn privileged_exec_has_every_capability_and_no_seccomp() {
     }
     let d = daemon_with_busybox();
     let name = unique("privexec");
-    ok(
-        &d,
-        &["run", "-d", "--name", &name, "busybox", "sleep", "100"],
-    );
+    d.berth_ok(&["run", "-d", "--name", &name, "busybox", "sleep", "100"]);
     let probe = "grep -E '^(CapEff|Seccomp):' /proc/self/status; mkdir -p /tmp/m; mount -t tmpfs none /tmp/m && echo mounted";
-    let plain = berth(&d, &["exec", &name, "sh", "-c", probe]).1;
+    let plain = d.berth(&["exec", &name, "sh", "-c", probe]).1;
     assert!(plain.contains("Seccomp:\t2"), "{plain}");
     assert!(!plain.contains("mounted"), "{plain}");
     // Every capability berthd holds (its bounding set, as ours: a confined host may lack some).
@@ -440,7 +392,7 @@ fn privileged_exec_has_every_capability_and_no_seccomp() {
         .trim();
     let all = format!("CapEff:\t{bounding}");
     for out in [
-        ok(&d, &["exec", "--privileged", &name, "sh", "-c", probe]),
+        d.berth_ok(&["exec", "--privileged", &name, "sh", "-c", probe]),
         d.docker_ok(&["exec", "--privileged", &name, "sh", "-c", probe]),
     ] {
         assert!(out.contains("Seccomp:\t0"), "{out}");
@@ -448,7 +400,7 @@ fn privileged_exec_has_every_capability_and_no_seccomp() {
         assert!(out.contains("mounted"), "{out}");
     }
     // The container itself keeps its confinement.
-    let again = berth(&d, &["exec", &name, "sh", "-c", probe]).1;
+    let again = d.berth(&["exec", &name, "sh", "-c", probe]).1;
     assert!(
         again.contains("Seccomp:\t2") && !again.contains("mounted"),
         "{again}"

@@ -262,15 +262,8 @@ fn long_layer_chains_mount_past_the_option_page_limit() {
 #[test]
 fn active_snapshots_are_marked_to_spread_over_block_groups() {
     let dir = tempfile::tempdir().unwrap();
-    // Only file systems with the flag (ext2/3/4) can hold it: probe with chattr first.
-    let probe = dir.path().join("probe");
-    std::fs::create_dir(&probe).unwrap();
-    let supported = std::process::Command::new("chattr")
-        .arg("+T")
-        .arg(&probe)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !supported {
+    // Only file systems with the flag (ext2/3/4) can hold it.
+    if !berth_testsupport::top_dir_flag_supported(dir.path()) {
         eprintln!("skipped: this file system has no top-directory flag");
         return;
     }

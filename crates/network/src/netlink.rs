@@ -14,7 +14,7 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
-use rtnetlink::packet_route::route::{RouteAttribute, RouteMetric};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteMetric};
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
     RouteMessageBuilder,
@@ -402,39 +402,37 @@ fn create_veth_steps(plan: &VethPlan<'_>) -> Result<()> {
             .await
             .ctx(|| format!("bring up {}", plan.ifname))?;
         if let Some(gw) = plan.gateway {
-            let mut route = RouteMessageBuilder::<Ipv4Addr>::new()
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
                 .output_interface(peer)
                 .build();
-            if let Some(mtu) = plan.route_mtu {
-                route
-                    .attributes
-                    .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
-            }
-            handle
-                .route()
-                .add(route)
-                .execute()
+            add_route(&handle, route, plan.route_mtu)
                 .await
                 .ctx(|| format!("add default route via {gw}"))?;
         }
         if let Some(gw6) = plan.gateway6 {
-            let mut route = RouteMessageBuilder::<Ipv6Addr>::new()
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
                 .gateway(gw6)
                 .output_interface(peer)
                 .build();
-            if let Some(mtu) = plan.route_mtu {
-                route
-                    .attributes
-                    .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
-            }
-            handle
-                .route()
-                .add(route)
-                .execute()
+            add_route(&handle, route, plan.route_mtu)
                 .await
                 .ctx(|| format!("add IPv6 default route via {gw6}"))?;
         }
         Ok(())
     })
+}
+
+/// Add `route`, with an MTU metric when given.
+async fn add_route(
+    handle: &Handle,
+    mut route: RouteMessage,
+    mtu: Option<u32>,
+) -> std::result::Result<(), rtnetlink::Error> {
+    if let Some(mtu) = mtu {
+        route
+            .attributes
+            .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+    }
+    handle.route().add(route).execute().await
 }

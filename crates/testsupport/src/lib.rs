@@ -169,6 +169,22 @@ impl TestBundle {
     }
 }
 
+/// Whether the file system holding `dir` keeps ext4's top-directory flag (`chattr +T` on a new
+/// directory under `dir` succeeds): only ext2/3/4 do.
+pub fn top_dir_flag_supported(dir: &Path) -> bool {
+    let probe = dir.join(".top-dir-probe");
+    if std::fs::create_dir(&probe).is_err() {
+        return false;
+    }
+    let ok = std::process::Command::new("chattr")
+        .arg("+T")
+        .arg(&probe)
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = std::fs::remove_dir(&probe);
+    ok
+}
+
 /// A unique container id for a test, so parallel tests never collide.
 pub fn unique_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
