@@ -159,8 +159,10 @@ fn churned_directories_are_marked_top_directories() {
         return;
     }
     let mut d = Daemon::start();
-    if !berth_testsupport::top_dir_flag_supported(&d.data_root()) {
-        eprintln!("skipped: this file system has no top-directory flag");
+    if !berth_testsupport::require(
+        berth_testsupport::top_dir_flag_supported(&d.data_root()),
+        "a file system with ext4's top-directory flag (chattr +T) under the test directory",
+    ) {
         return;
     }
     let flags = |d: &Daemon, sub: &str| {

@@ -263,8 +263,10 @@ fn long_layer_chains_mount_past_the_option_page_limit() {
 fn active_snapshots_are_marked_to_spread_over_block_groups() {
     let dir = tempfile::tempdir().unwrap();
     // Only file systems with the flag (ext2/3/4) can hold it.
-    if !berth_testsupport::top_dir_flag_supported(dir.path()) {
-        eprintln!("skipped: this file system has no top-directory flag");
+    if !berth_testsupport::require(
+        berth_testsupport::top_dir_flag_supported(dir.path()),
+        "a file system with ext4's top-directory flag (chattr +T) under the test directory",
+    ) {
         return;
     }
     let root = dir.path().join("snaps");
