@@ -62,6 +62,15 @@ fn start_registry(dir: &std::path::Path, user: Option<(&str, &str)>) -> (Registr
     (registry, port)
 }
 
+/// An anonymous registry for `d` and the busybox test archive to copy into it:
+/// (registry, its port, the archive).
+fn registry_and_busybox(d: &Daemon) -> (Registry, u16, std::path::PathBuf) {
+    let (registry, port) = start_registry(&d.root.path().join("registry"), None);
+    let tar = d.root.path().join("bb.tar");
+    busybox_tar(&tar, "busybox:latest");
+    (registry, port, tar)
+}
+
 /// Copy the archive `tar` into the registry as `image` with skopeo (`extra`: more flags).
 fn push_archive(tar: &std::path::Path, image: &str, extra: &[&str]) {
     let st = Command::new("skopeo")
@@ -162,9 +171,7 @@ fn run_pulls_a_missing_image() {
         return;
     }
     let d = Daemon::start();
-    let (_registry, port) = start_registry(&d.root.path().join("registry"), None);
-    let tar = d.root.path().join("bb.tar");
-    busybox_tar(&tar, "busybox:latest");
+    let (_registry, port, tar) = registry_and_busybox(&d);
     let repo = unique("pulltest");
     let image = format!("127.0.0.1:{port}/berth/{repo}:v1");
     push_archive(&tar, &image, &[]);
@@ -206,9 +213,7 @@ fn pull_all_tags_pulls_every_tag_of_the_repository() {
         return;
     }
     let d = Daemon::start();
-    let (_registry, port) = start_registry(&d.root.path().join("registry"), None);
-    let tar = d.root.path().join("bb.tar");
-    busybox_tar(&tar, "busybox:latest");
+    let (_registry, port, tar) = registry_and_busybox(&d);
     let repo = format!("127.0.0.1:{port}/berth/alltags");
     for tag in ["v1", "v2", "latest"] {
         push_archive(&tar, &format!("{repo}:{tag}"), &[]);
@@ -243,9 +248,7 @@ fn run_pull_always_refreshes_and_missing_keeps_the_local_image() {
         return;
     }
     let d = Daemon::start();
-    let (_registry, port) = start_registry(&d.root.path().join("registry"), None);
-    let tar = d.root.path().join("bb.tar");
-    busybox_tar(&tar, "busybox:latest");
+    let (_registry, port, tar) = registry_and_busybox(&d);
     let image = format!("127.0.0.1:{port}/berth/{}:v1", unique("pullpolicy"));
     push_archive(&tar, &image, &[]);
     // A local image of that name that differs from the registry's: a marker file.
@@ -299,9 +302,7 @@ fn pull_over_loaded_layers_fetches_the_registry_blobs() {
         return;
     }
     let d = Daemon::start();
-    let (_registry, port) = start_registry(&d.root.path().join("registry"), None);
-    let tar = d.root.path().join("bb.tar");
-    busybox_tar(&tar, "busybox:latest");
+    let (_registry, port, tar) = registry_and_busybox(&d);
     let image = format!("127.0.0.1:{port}/berth/{}:v1", unique("reloaded"));
     push_archive(
         &tar,

@@ -541,14 +541,9 @@ impl Engine {
         }
         self.unmount_rootfs(&id);
         // Both trees leave at once and are deleted in the background (see trash).
-        match self.snapshots.active_path(&id) {
-            Ok(layer) => {
-                if let Err(e) = self.trash.discard(&layer) {
-                    tracing::warn!("remove {}: {e}", layer.display());
-                }
-            }
-            Err(_) => {
-                let _ = self.snapshots.remove_active(&id);
+        if let Ok(layer) = self.snapshots.active_path(&id) {
+            if let Err(e) = self.trash.discard(&layer) {
+                tracing::warn!("remove {}: {e}", layer.display());
             }
         }
         let dir = self.container_dir(&id);

@@ -344,8 +344,9 @@ pub fn host_devices() -> Vec<Value> {
                     stack.push(path);
                 }
             } else if name != "console" {
-                if let Some((node, _)) = device_entry(&path, &m, "rwm") {
-                    out.push(with_path((node, Value::Null), &path).0);
+                if let Some((mut node, _)) = device_entry(&path, &m, "rwm") {
+                    node["path"] = json!(path);
+                    out.push(node);
                 }
             }
         }
