@@ -5,6 +5,11 @@
 //! which prints it and exits. The child lives on, reparented, independent of berthd: it holds
 //! the container's stdio, writes the json-file log, reaps, records the exit status in a file and
 //! serves its socket (see the `berth_shim` protocol).
+//!
+//! `berth-shim --standby --owner PID` is the same shim started ahead of time: it detaches at
+//! once and waits on its stdin (a socket to berthd) for one line, the JSON array of the flags
+//! above; it answers the readiness line on that socket. berthd keeps one spare so that `start`
+//! does not pay for an exec, a dynamic link and a fork. It exits when berthd closes the socket.
 
 mod args;
 mod logfile;
@@ -18,7 +23,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use berth_shim::Ready;
 
 fn main() {
-    let args = match args::Args::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--standby") {
+        std::process::exit(standby(&argv));
+    }
+    let args = match args::Args::parse(argv.into_iter()) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("berth-shim: {e}\n{}", args::USAGE);
@@ -55,6 +64,106 @@ fn main() {
                 }
             };
             std::process::exit(code);
+        }
+    }
+}
+
+/// `--standby [--owner PID] [--nice N]`: fork; the parent exits at once (berthd reaps it), the
+/// child detaches and waits for its flags on the socket that was its stdin, then runs like a
+/// shim started with them. berthd starts it in SCHED_IDLE; once ready it goes back to the
+/// normal class at `--nice` (berthd's), which its container inherits.
+fn standby(argv: &[String]) -> i32 {
+    let nice = argv
+        .iter()
+        .position(|a| a == "--nice")
+        .and_then(|i| argv.get(i + 1))
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    // The control socket leaves fd 0 (detach puts /dev/null there) and closes on exec.
+    let control = match std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("berth-shim: standby: no control socket on stdin: {e}");
+            return 1;
+        }
+    };
+    // SAFETY: the shim is single-threaded; the child continues normally.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            eprintln!("berth-shim: fork: {e}");
+            1
+        }
+        Ok(nix::unistd::ForkResult::Parent { .. }) => 0,
+        Ok(nix::unistd::ForkResult::Child) => {
+            if let Err(e) = detach() {
+                report(control, 0, Some(e));
+                return 1;
+            }
+            // Made, linked and detached: from here on it must wake as fast as any process.
+            if let Err(e) = normal_scheduling(nice) {
+                report(control, 0, Some(e));
+                return 1;
+            }
+            let Some(line) = read_line(&control) else {
+                // berthd went away (or shut down) before it needed this spare.
+                return 0;
+            };
+            let args = serde_json::from_str::<Vec<String>>(&line)
+                .map_err(|e| format!("standby: bad flags line: {e}"))
+                .and_then(|argv| args::Args::parse(argv.into_iter()));
+            match args {
+                Ok(args) => match monitor::run(&args, control) {
+                    Ok(()) => 0,
+                    Err(()) => 1,
+                },
+                Err(e) => {
+                    report(control, 0, Some(e));
+                    2
+                }
+            }
+        }
+    }
+}
+
+/// Leave SCHED_IDLE for the normal class at `nice` (what the container inherits).
+fn normal_scheduling(nice: i32) -> Result<(), String> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscalls on the calling process with a valid sched_param.
+    unsafe {
+        if libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) != 0 {
+            return Err(format!(
+                "leave SCHED_IDLE: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+            return Err(format!(
+                "set nice {nice}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The one line berthd sends on the control socket (it sends nothing after it). None at EOF,
+/// on error, or past 64 KiB without a newline.
+fn read_line(control: &OwnedFd) -> Option<String> {
+    let mut line = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(control, &mut buf) {
+            Ok(0) => return None,
+            Ok(n) => line.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            line.truncate(end);
+            return String::from_utf8(line).ok();
+        }
+        if line.len() > 64 * 1024 {
+            return None;
         }
     }
 }

@@ -24,52 +24,220 @@ pub struct Launch<'a> {
     pub log_max_files: u32,
 }
 
+impl Launch<'_> {
+    /// The shim's command line (after the program name).
+    fn flags(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = Vec::with_capacity(20);
+        let mut pair = |flag: &str, value: &std::ffi::OsStr| {
+            v.push(flag.into());
+            v.push(value.to_owned());
+        };
+        pair("--id", self.id.as_ref());
+        pair("--bundle", self.bundle.as_os_str());
+        pair("--runtime-root", self.runtime_root.as_os_str());
+        pair("--socket", self.socket.as_os_str());
+        pair("--log", self.log.as_os_str());
+        pair("--exit-file", self.exit_file.as_os_str());
+        pair("--log-max-size", self.log_max_size.to_string().as_ref());
+        pair("--log-max-files", self.log_max_files.to_string().as_ref());
+        for (on, flag) in [
+            (self.tty, "--tty"),
+            (self.stdin, "--stdin"),
+            (self.stdin_once, "--stdin-once"),
+        ] {
+            if on {
+                v.push(flag.into());
+            }
+        }
+        v
+    }
+}
+
 /// Run the shim; it returns once the container is created (its init waits for `start`).
-pub async fn launch(l: &Launch<'_>) -> Result<i32> {
-    let mut cmd = tokio::process::Command::new(l.binary);
-    cmd.arg("--id")
-        .arg(l.id)
-        .arg("--bundle")
-        .arg(l.bundle)
-        .arg("--runtime-root")
-        .arg(l.runtime_root)
-        .arg("--socket")
-        .arg(l.socket)
-        .arg("--log")
-        .arg(l.log)
-        .arg("--exit-file")
-        .arg(l.exit_file);
-    if l.tty {
-        cmd.arg("--tty");
+/// A spare shim (see [`Spares`]) is used when there is one, a new one is started otherwise.
+pub async fn launch(l: &Launch<'_>, spare: Option<Spare>) -> Result<i32> {
+    let flags = l.flags();
+    if let Some(spare) = spare {
+        match spare.hand_over(&flags).await {
+            Handover::Answered(line) => return parse_ready(&line, ""),
+            // Not used (gone, or a path that is not UTF-8): start one as usual.
+            Handover::Unused(why) => tracing::debug!("spare shim not used: {why}"),
+        }
     }
-    if l.stdin {
-        cmd.arg("--stdin");
-    }
-    if l.stdin_once {
-        cmd.arg("--stdin-once");
-    }
-    cmd.arg("--log-max-size")
-        .arg(l.log_max_size.to_string())
-        .arg("--log-max-files")
-        .arg(l.log_max_files.to_string());
-    cmd.stdin(std::process::Stdio::null())
+    let out = tokio::process::Command::new(l.binary)
+        .args(&flags)
+        .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let out = cmd
+        .stdout(std::process::Stdio::piped())
         .output()
         .await
         .map_err(|e| Error::internal(format!("run {}", l.binary.display()), e))?;
-    let line = String::from_utf8_lossy(&out.stdout);
+    parse_ready(
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The shim's readiness line: the container's pid, or why it could not be created.
+fn parse_ready(line: &str, stderr: &str) -> Result<i32> {
     match serde_json::from_str::<Ready>(line.trim()) {
         Ok(Ready { error: None, pid }) => Ok(pid),
         Ok(Ready { error: Some(e), .. }) => Err(Error::Internal(format!(
             "failed to create task for container: {e}"
         ))),
+        Err(_) if line.trim().is_empty() && stderr.trim().is_empty() => Err(Error::Internal(
+            "the shim died before the container was created".into(),
+        )),
         Err(_) => Err(Error::Internal(format!(
             "the shim failed: {}{}",
             line.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         ))),
+    }
+}
+
+/// A shim started ahead of time (`berth-shim --standby`): exec'd, linked and detached, waiting
+/// on a socket for the flags of the container it will hold.
+pub struct Spare {
+    control: std::os::unix::net::UnixStream,
+}
+
+enum Handover {
+    /// The spare took the flags; this is all it answered (its readiness line, or nothing).
+    Answered(String),
+    /// The spare did not take them; nothing happened.
+    Unused(String),
+}
+
+impl Spare {
+    /// Start one. Returns once the spare has detached (its first process exits at once).
+    ///
+    /// It starts in the SCHED_IDLE class, so making it (exec, dynamic link, fork) only uses
+    /// CPU time nothing else wants: it is made while a container starts. Once made, it goes
+    /// back to the normal class at berthd's nice value, which its container inherits.
+    fn start(binary: &Path) -> std::io::Result<Spare> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        // SAFETY: getpriority has no memory arguments; errno is cleared first, since -1 is
+        // also a valid nice value.
+        let nice = unsafe {
+            *libc::__errno_location() = 0;
+            libc::getpriority(libc::PRIO_PROCESS, 0)
+        };
+        let mut cmd = std::process::Command::new(binary);
+        cmd.arg("--standby")
+            .arg("--owner")
+            .arg(std::process::id().to_string())
+            .arg("--nice")
+            .arg(nice.to_string())
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                theirs,
+            )))
+            .stdout(std::process::Stdio::null());
+        // The scheduling class is per thread and a new process inherits its creator's: this
+        // (blocking-pool) thread takes SCHED_IDLE for the spawn and goes back after. A
+        // pre_exec hook would do it in the child, but would turn the cheap vfork-style spawn
+        // into a fork of the whole daemon.
+        let status = {
+            let _idle = IdleThread::enter();
+            cmd.spawn()
+        }?
+        .wait()?;
+        if !status.success() {
+            return Err(std::io::Error::other(format!(
+                "{} --standby: {status}",
+                binary.display()
+            )));
+        }
+        Ok(Spare { control: ours })
+    }
+
+    async fn hand_over(self, flags: &[std::ffi::OsString]) -> Handover {
+        let Some(flags) = flags
+            .iter()
+            .map(|f| f.to_str())
+            .collect::<Option<Vec<&str>>>()
+        else {
+            return Handover::Unused("a path is not UTF-8".into());
+        };
+        let mut line = serde_json::to_vec(&flags).unwrap_or_default();
+        line.push(b'\n');
+        let stream = match self
+            .control
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(self.control))
+        {
+            Ok(s) => s,
+            Err(e) => return Handover::Unused(e.to_string()),
+        };
+        let mut stream = stream;
+        // A spare that died (killed, or its berthd restarted) refuses the write: EPIPE.
+        if let Err(e) = stream.write_all(&line).await {
+            return Handover::Unused(format!("write to spare shim: {e}"));
+        }
+        // One line, not EOF: the container's process holds the socket until it execs.
+        let answer = read_reply_line(&mut stream).await.unwrap_or_default();
+        Handover::Answered(String::from_utf8_lossy(&answer).into_owned())
+    }
+}
+
+/// The calling thread in SCHED_IDLE until dropped, then back in its own class.
+struct IdleThread(Option<libc::c_int>);
+
+impl IdleThread {
+    fn enter() -> IdleThread {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
+        let before = unsafe { libc::sched_getscheduler(0) };
+        let ok =
+            before >= 0 && unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+        IdleThread(ok.then_some(before))
+    }
+}
+
+impl Drop for IdleThread {
+    fn drop(&mut self) {
+        if let Some(policy) = self.0 {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: as above. (berthd's threads run in a non-realtime class: priority 0.)
+            unsafe { libc::sched_setscheduler(0, policy, &param) };
+        }
+    }
+}
+
+/// Keeps one spare shim ready; `take` hands it out, `refill` starts the next in the background.
+pub struct Spares {
+    binary: PathBuf,
+    slot: std::sync::Mutex<Option<Spare>>,
+    filling: std::sync::atomic::AtomicBool,
+}
+
+impl Spares {
+    pub fn new(binary: PathBuf) -> Spares {
+        Spares {
+            binary,
+            slot: std::sync::Mutex::new(None),
+            filling: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn take(&self) -> Option<Spare> {
+        crate::lock(&self.slot).take()
+    }
+
+    /// Start a spare unless one is ready or starting. Needs a tokio runtime.
+    pub fn refill(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if crate::lock(&self.slot).is_some() || self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let spares = self.clone();
+        tokio::task::spawn_blocking(move || {
+            match Spare::start(&spares.binary) {
+                Ok(s) => *crate::lock(&spares.slot) = Some(s),
+                Err(e) => tracing::warn!("start a spare shim: {e}"),
+            }
+            spares.filling.store(false, Ordering::Release);
+        });
     }
 }
 
