@@ -252,10 +252,13 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
         println!("{id}");
         return Ok(0);
     }
-    let conn = c.attach(&id, a.interactive).await?;
-    let waiter = c
-        .wait(&id, if a.rm { "removed" } else { "next-exit" })
-        .await?;
+    // Both before start (no output and no exit may be missed), at once: the attach is where
+    // the daemon sets the container up, the wait is only registered.
+    let (conn, waiter) = tokio::join!(
+        c.attach(&id, a.interactive),
+        c.wait(&id, if a.rm { "removed" } else { "next-exit" })
+    );
+    let (conn, waiter) = (conn?, waiter?);
     if let Err(e) = c.start(&id).await {
         eprintln!("berth: {e}");
         if a.rm {

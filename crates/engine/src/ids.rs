@@ -24,6 +24,11 @@ pub fn new_id() -> String {
     random_hex(32)
 }
 
+/// What `new_id` makes: 64 lowercase hex digits.
+pub fn is_full_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 const ADJECTIVES: &[&str] = &[
     "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
     "nimble", "proud", "quiet", "rapid", "sharp", "tender", "vivid", "witty", "zealous", "bold",

@@ -70,6 +70,8 @@ pub struct Engine {
     /// see blobs or snapshots that are written but not yet recorded.
     store_lock: Mutex<()>,
     trash: trash::Trash,
+    /// A shim started ahead of time, so a start does not wait for one to exec.
+    spares: Arc<containers::shim::Spares>,
     pub events: events::Events,
     started: std::time::Instant,
 }
@@ -108,9 +110,11 @@ impl Engine {
         )?;
         let trash = trash::Trash::open(&cfg.data_root)
             .map_err(|e| Error::internal("open the trash directory", e))?;
+        let spares = Arc::new(containers::shim::Spares::new(shim_binary.clone()));
         let engine = Arc::new(Engine {
             cfg,
             shim_binary,
+            spares,
             db: Mutex::new(db),
             content,
             snapshots,
@@ -123,7 +127,9 @@ impl Engine {
             started: std::time::Instant::now(),
         });
         engine.recover().await?;
+        engine.collect_orphans()?;
         engine.net_recover()?;
+        engine.spares.refill();
         Ok(engine)
     }
 

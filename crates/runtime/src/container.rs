@@ -496,6 +496,11 @@ impl Runtime {
         self.load(id)?.cgroup.oom_kills()
     }
 
+    /// The OOM killer's count kept open, to read later with one pread (see `OomCounter`).
+    pub fn oom_counter(&self, id: &str) -> Result<Option<crate::cgroups::OomCounter>> {
+        self.load(id)?.cgroup.oom_counter()
+    }
+
     pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let c = self.load(id)?;
         c.require(

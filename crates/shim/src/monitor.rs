@@ -55,6 +55,8 @@ struct Shim<'a> {
     execs: Vec<ExecProc>,
     exit: Option<ExitStatus>,
     started: bool,
+    /// The container cgroup's OOM-kill counter, read when it exits.
+    oom: Option<berth_runtime::cgroups::OomCounter>,
 }
 
 pub fn run(args: &Args, ready: OwnedFd) -> Result<(), ()> {
@@ -66,6 +68,9 @@ pub fn run(args: &Args, ready: OwnedFd) -> Result<(), ()> {
         }
     };
     crate::report(ready, shim.pid, None);
+    let mut shim = shim;
+    // Opened now, while berthd answers the client: at exit it is one pread.
+    shim.oom = shim.runtime.oom_counter(&args.id).ok().flatten();
     shim.serve();
     Ok(())
 }
@@ -133,6 +138,7 @@ fn setup(args: &Args) -> Result<Shim<'_>, String> {
         execs: Vec::new(),
         exit: None,
         started: false,
+        oom: None,
     })
 }
 
@@ -533,7 +539,11 @@ impl Shim<'_> {
             oom_killed: false,
         });
         // Read before delete destroys the cgroup: did the kernel's OOM killer act in it?
-        exit.oom_killed = self.runtime.oom_kills(&self.args.id).is_ok_and(|n| n > 0);
+        exit.oom_killed = match &self.oom {
+            Some(counter) => counter.kills(),
+            None => self.runtime.oom_kills(&self.args.id),
+        }
+        .is_ok_and(|n| n > 0);
         let _ = write_atomic(
             &self.args.exit_file,
             &serde_json::to_vec(&exit).unwrap_or_default(),

@@ -261,7 +261,11 @@ impl Engine {
         let id = ids::new_id();
         let _store = crate::lock(&self.store_lock);
         let top = self.image_top_snapshot(&image)?;
-        self.snapshots.prepare(&id, top.as_ref())?;
+        if spec.host.auto_remove {
+            self.snapshots.prepare_scratch(&id, top.as_ref())?;
+        } else {
+            self.snapshots.prepare(&id, top.as_ref())?;
+        }
         let dir = self.container_dir(&id);
         let made = std::fs::create_dir_all(dir.join("rootfs"))
             .map_err(|e| Error::internal(format!("create {}", dir.display()), e));

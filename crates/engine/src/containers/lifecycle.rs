@@ -151,21 +151,25 @@ impl Engine {
             .host
             .log_rotation()
             .map_err(Error::InvalidParameter)?;
-        let launched = shim::launch(&Launch {
-            binary: &self.shim_binary,
-            id: &id,
-            bundle: &bundle,
-            runtime_root: &runtime_root,
-            socket: &socket,
-            log: &log,
-            exit_file: &exit_file,
-            tty: rec.spec.tty,
-            stdin: rec.spec.open_stdin,
-            stdin_once: rec.spec.stdin_once,
-            log_max_size,
-            log_max_files,
-        })
+        let launched = shim::launch(
+            &Launch {
+                binary: &self.shim_binary,
+                id: &id,
+                bundle: &bundle,
+                runtime_root: &runtime_root,
+                socket: &socket,
+                log: &log,
+                exit_file: &exit_file,
+                tty: rec.spec.tty,
+                stdin: rec.spec.open_stdin,
+                stdin_once: rec.spec.stdin_once,
+                log_max_size,
+                log_max_files,
+            },
+            self.spares.take(),
+        )
         .await;
+        self.spares.refill();
         let pid = match launched {
             Ok(p) => p,
             Err(e) => {
@@ -288,7 +292,11 @@ impl Engine {
         if let Err(e) = self.save(&rec) {
             tracing::error!("record the exit of {id}: {e}");
         }
-        self.unmount_rootfs(id);
+        let removing = rec.spec.host.auto_remove && was_started && !restart;
+        if !removing {
+            // (An auto-removed container's rootfs goes after its `removed` waiters are answered.)
+            self.unmount_rootfs(id);
+        }
         self.net_detach(id);
         let _ = std::fs::remove_file(self.exit_file(id));
         // The shim removes its socket; one killed outright leaves it behind.
@@ -308,7 +316,7 @@ impl Engine {
             self.schedule_restart(rec.id.clone(), rec.restart_count - 1);
             return;
         }
-        if rec.spec.host.auto_remove && was_started {
+        if removing {
             let engine = self.clone();
             let id = id.to_string();
             tokio::spawn(async move {
@@ -539,17 +547,6 @@ impl Engine {
         if rec.state.running() || rec.state.task {
             self.stop_task(&rec, Signal::SIGKILL, 0).await?;
         }
-        self.unmount_rootfs(&id);
-        // Both trees leave at once and are deleted in the background (see trash).
-        if let Ok(layer) = self.snapshots.active_path(&id) {
-            if let Err(e) = self.trash.discard(&layer) {
-                tracing::warn!("remove {}: {e}", layer.display());
-            }
-        }
-        let dir = self.container_dir(&id);
-        self.trash
-            .discard(&dir)
-            .map_err(|e| Error::internal(format!("remove {}", dir.display()), e))?;
         let _ = std::fs::remove_file(self.exit_file(&id));
         self.db().delete_container(&id)?;
         self.net_forget(&id);
@@ -563,6 +560,43 @@ impl Engine {
         self.emit(&rec, "destroy", &[]);
         self.containers.notify(&id, |w| w.removed = true);
         self.containers.forget(&id);
+        // The files go after the record, so `removed` waiters (`run --rm`) are answered without
+        // waiting for the unmount; files a killed daemon left here are collected at startup.
+        self.discard_container_files(&id);
+        Ok(())
+    }
+
+    /// Unmount the rootfs; the writable layer and the container's directory leave at once and
+    /// are deleted in the background (see trash).
+    fn discard_container_files(&self, id: &str) {
+        self.unmount_rootfs(id);
+        if let Ok(layer) = self.snapshots.active_path(id) {
+            if let Err(e) = self.trash.discard(&layer) {
+                tracing::warn!("remove {}: {e}", layer.display());
+            }
+        }
+        let dir = self.container_dir(id);
+        if let Err(e) = self.trash.discard(&dir) {
+            tracing::warn!("remove {}: {e}", dir.display());
+        }
+    }
+
+    /// Directories of containers the database no longer has (a daemon killed between deleting
+    /// the record and discarding the files, or during a create): gone too.
+    pub(crate) fn collect_orphans(&self) -> Result<()> {
+        let known: std::collections::HashSet<String> =
+            self.db().containers()?.into_iter().map(|r| r.id).collect();
+        let dir = self.cfg.data_root.join("containers");
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::internal(format!("list {}", dir.display()), e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str() else { continue };
+            if ids::is_full_id(id) && !known.contains(id) {
+                tracing::info!("removing the files of container {id}, which no longer exists");
+                self.discard_container_files(id);
+            }
+        }
         Ok(())
     }
 

@@ -163,6 +163,16 @@ impl Snapshotter {
 
     /// Create a writable snapshot `key` on top of the committed `parent` (or empty).
     pub fn prepare(&self, key: &str, parent: Option<&Digest>) -> Result<Mount> {
+        self.prepare_with(key, parent, true)
+    }
+
+    /// `prepare` for a snapshot that does not outlive a crash of its user (a `run --rm`
+    /// container's layer, mounted volatile): its info is not fsynced.
+    pub fn prepare_scratch(&self, key: &str, parent: Option<&Digest>) -> Result<Mount> {
+        self.prepare_with(key, parent, false)
+    }
+
+    fn prepare_with(&self, key: &str, parent: Option<&Digest>, durable: bool) -> Result<Mount> {
         let dir = self.active_dir(key)?;
         if let Some(p) = parent {
             if !self.exists(p) {
@@ -198,6 +208,7 @@ impl Snapshotter {
                     committed: false,
                     parent: parent.cloned(),
                 },
+                durable,
             )
         })();
         if let Err(e) = made {
@@ -255,7 +266,7 @@ impl Snapshotter {
         let mut info = read_info(&dir.join("info.json"))?;
         info.name = chain.to_string();
         info.committed = true;
-        write_info(&dir, &info)?;
+        write_info(&dir, &info, true)?;
         let work = dir.join("work");
         if work.exists() {
             fs::remove_dir_all(&work).at("remove snapshot work dir", &work)?;
@@ -292,7 +303,7 @@ impl Snapshotter {
                 }
             }
             info.parent = parent.cloned();
-            write_info(&dir, &info)?;
+            write_info(&dir, &info, true)?;
         }
         self.commit(key, chain)
     }
@@ -359,13 +370,15 @@ fn validate_key(key: &str) -> Result<()> {
     }
 }
 
-fn write_info(dir: &Path, info: &SnapshotInfo) -> Result<()> {
+fn write_info(dir: &Path, info: &SnapshotInfo, durable: bool) -> Result<()> {
     let tmp = dir.join("info.json.tmp");
     let text = serde_json::to_vec(info).map_err(|e| Error::json("snapshot info", e))?;
     fs::write(&tmp, text).at("write snapshot info", &tmp)?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .at("fsync snapshot info", &tmp)?;
+    if durable {
+        fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .at("fsync snapshot info", &tmp)?;
+    }
     let path = dir.join("info.json");
     fs::rename(&tmp, &path).at("write snapshot info", &path)
 }

@@ -62,6 +62,8 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     fn stats(&self) -> Result<Stats>;
     /// How many times the kernel's OOM killer acted in the cgroup (one file, not all stats).
     fn oom_kills(&self) -> Result<u64>;
+    /// The same count, kept open to be read later with one pread (None: no memory controller).
+    fn oom_counter(&self) -> Result<Option<OomCounter>>;
     /// rmdir the container's cgroup(s) and any cgroups below; Ok if already gone.
     fn destroy(&self) -> Result<()>;
     fn exists(&self) -> bool;
@@ -69,6 +71,41 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     /// resolves against the calling process's own cgroup, so callers that reopen a container
     /// from another process should record these (or use an absolute path).
     fn dirs(&self) -> Vec<PathBuf>;
+}
+
+/// An open OOM-kill counter (v1 memory.oom_control, v2 memory.events). A shim opens it once
+/// the container runs, so reading it at exit costs one pread instead of finding the cgroup.
+#[derive(Debug)]
+pub struct OomCounter {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl OomCounter {
+    /// Open `path`; None if the file does not exist (no memory controller there).
+    pub(crate) fn open(path: PathBuf) -> Result<Option<OomCounter>> {
+        match std::fs::File::open(&path) {
+            Ok(file) => Ok(Some(OomCounter { file, path })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fsutil::cgroup_err(&path, format!("open: {e}"))),
+        }
+    }
+
+    /// The current count (its `oom_kill` line; 0 when the kernel has none).
+    pub fn kills(&self) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        // Both files are a few short lines.
+        let mut buf = [0u8; 1024];
+        let n = self
+            .file
+            .read_at(&mut buf, 0)
+            .map_err(|e| fsutil::cgroup_err(&self.path, format!("read: {e}")))?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        Ok(fsutil::parse_flat_keyed(&text)
+            .get("oom_kill")
+            .copied()
+            .unwrap_or(0))
+    }
 }
 
 /// The cgroup version of the host: v2 only if /sys/fs/cgroup itself is cgroup2 (hybrid hosts,

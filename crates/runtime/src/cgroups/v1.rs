@@ -634,6 +634,13 @@ impl Manager for V1Manager {
         }
     }
 
+    fn oom_counter(&self) -> Result<Option<super::OomCounter>> {
+        match self.dir("memory") {
+            Some(dir) => super::OomCounter::open(dir.join("memory.oom_control")),
+            None => Ok(None),
+        }
+    }
+
     fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         let dirs = self

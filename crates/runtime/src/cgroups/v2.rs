@@ -550,6 +550,10 @@ impl Manager for V2Manager {
         stats::oom_kills(&self.dir, "memory.events")
     }
 
+    fn oom_counter(&self) -> Result<Option<super::OomCounter>> {
+        super::OomCounter::open(self.dir.join("memory.events"))
+    }
+
     fn destroy(&self) -> Result<()> {
         fsutil::remove_tree(&self.dir)
     }
