@@ -26,6 +26,10 @@ use sha2::{Digest, Sha256};
 use crate::error::{Context, Error, Result};
 
 mod compact;
+#[cfg(test)]
+mod compact_tests;
+#[cfg(test)]
+mod interp;
 
 /// Bump when the way a profile becomes BPF changes, so old cache entries are not reused.
 const COMPILER_REVISION: u32 = 2;
