@@ -223,28 +223,87 @@ fn segments(prog: &[Item], run: &Run) -> Option<Vec<(u32, Outcome)>> {
     Some(segs)
 }
 
-/// Emit a binary search over `segs` into `out`: internal nodes are `jge` (true: upper half),
-/// laid out as node, lower half, upper half, so every jump goes forward. Leaves are not
-/// instructions: they are the targets `leaf` gives for an outcome. Returns the index of the
-/// subtree's first item, or the leaf's target when the subtree is a single segment.
-fn emit_tree(
-    segs: &[(u32, Outcome)],
-    leaf: &dyn Fn(Outcome) -> Target,
-    out: &mut Vec<Item>,
-) -> Target {
-    if let [(_, only)] = segs {
-        return leaf(*only);
+/// At most this many single values are tested one by one in a leaf, to keep the search short.
+const MAX_EXCEPTIONS: usize = 4;
+
+/// A piece of the u32 line for the search: from `start` to the next piece's start, `outcome`,
+/// except for the single values in `except`.
+#[derive(Debug, PartialEq, Eq)]
+struct Piece {
+    start: u32,
+    outcome: Outcome,
+    except: Vec<(u32, Outcome)>,
+}
+
+/// `segs` as pieces, a single value between two segments with the same outcome becoming an
+/// exception of their merged piece: one `jeq` instead of two `jge`s (allow lists have many
+/// one-syscall holes).
+fn pieces(segs: &[(u32, Outcome)]) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::with_capacity(segs.len());
+    let mut i = 0;
+    while i < segs.len() {
+        let (start, outcome) = segs[i];
+        let single = segs
+            .get(i + 1)
+            .is_some_and(|n| u64::from(n.0) == u64::from(start) + 1);
+        if let (Some(last), Some(after), true) = (out.last_mut(), segs.get(i + 1), single) {
+            if after.1 == last.outcome && last.except.len() < MAX_EXCEPTIONS {
+                last.except.push((start, outcome));
+                i += 2;
+                continue;
+            }
+        }
+        out.push(Piece {
+            start,
+            outcome,
+            except: Vec::new(),
+        });
+        i += 1;
     }
-    let mid = segs.len() / 2;
+    out
+}
+
+/// Instructions the search over `pieces` takes.
+fn search_len(pieces: &[Piece]) -> usize {
+    pieces.len() - 1 + pieces.iter().map(|p| p.except.len()).sum::<usize>()
+}
+
+/// Emit a binary search over `pieces` into `out`: internal nodes are `jge` (true: upper half),
+/// laid out as node, lower half, upper half, so every jump goes forward. A piece is a chain of
+/// `jeq` for its exceptions, or no instruction at all: the target `leaf` gives for its outcome.
+/// Returns where the subtree starts.
+fn emit_tree(pieces: &[Piece], leaf: &dyn Fn(Outcome) -> Target, out: &mut Vec<Item>) -> Target {
+    if let [only] = pieces {
+        let first = out.len();
+        for (n, &(k, outcome)) in only.except.iter().enumerate() {
+            let last = n + 1 == only.except.len();
+            out.push(Item {
+                code: JMP | JEQ | K,
+                k,
+                jt: leaf(outcome),
+                jf: if last {
+                    leaf(only.outcome)
+                } else {
+                    out.len() + 1
+                },
+            });
+        }
+        return if only.except.is_empty() {
+            leaf(only.outcome)
+        } else {
+            first
+        };
+    }
+    let mid = pieces.len() / 2;
     let at = out.len();
     out.push(Item {
         code: JMP | JGE | K,
-        k: segs[mid].0,
+        k: pieces[mid].start,
         jt: 0,
         jf: 0,
     });
-    let lower = emit_tree(&segs[..mid], leaf, out);
-    let upper = emit_tree(&segs[mid..], leaf, out);
+    let lower = emit_tree(&pieces[..mid], leaf, out);
+    let upper = emit_tree(&pieces[mid..], leaf, out);
     out[at].jf = lower;
     out[at].jt = upper;
     at
@@ -270,9 +329,9 @@ fn try_compact(filter: &[sock_filter]) -> Option<Vec<sock_filter>> {
     // Only runs whose search is shorter than the run itself are worth replacing.
     let mut runs = Vec::new();
     for run in find_runs(&prog, &preds) {
-        let segs = segments(&prog, &run)?;
-        if segs.len() - 1 < run.members.len() {
-            runs.push((run, segs));
+        let pieces = pieces(&segments(&prog, &run)?);
+        if search_len(&pieces) < run.members.len() {
+            runs.push((run, pieces));
         }
     }
     if runs.is_empty() {
@@ -294,7 +353,7 @@ fn try_compact(filter: &[sock_filter]) -> Option<Vec<sock_filter>> {
         if left_out[pc] {
             continue;
         }
-        let Some((run, segs)) = runs.next_if(|(r, _)| r.members[0] == pc) else {
+        let Some((run, pieces)) = runs.next_if(|(r, _)| r.members[0] == pc) else {
             let mut it = prog[pc];
             if it.code & CLASS_MASK != RET {
                 it.jt += ORIG;
@@ -323,7 +382,7 @@ fn try_compact(filter: &[sock_filter]) -> Option<Vec<sock_filter>> {
             }
         };
         let first = items.len();
-        let root = emit_tree(segs, &leaf, &mut items);
+        let root = emit_tree(pieces, &leaf, &mut items);
         if root != first {
             // One segment covers everything: a plain jump to it.
             items.push(Item {
@@ -539,6 +598,47 @@ mod tests {
                 (6, Outcome::NoMatch),
             ]
         );
+    }
+
+    #[test]
+    fn one_value_holes_become_exceptions() {
+        use Outcome::*;
+        let allow = Ret(0x7fff_0000);
+        // 0..=9 no, 10..=19 allow but 12 (no) and 15 (ret 5), 20.. no.
+        let segs = [
+            (0, NoMatch),
+            (10, allow),
+            (12, NoMatch),
+            (13, allow),
+            (15, Ret(5)),
+            (16, allow),
+            (20, NoMatch),
+        ];
+        let p = pieces(&segs);
+        assert_eq!(
+            p,
+            vec![
+                Piece {
+                    start: 0,
+                    outcome: NoMatch,
+                    except: vec![]
+                },
+                Piece {
+                    start: 10,
+                    outcome: allow,
+                    except: vec![(12, NoMatch), (15, Ret(5))]
+                },
+                Piece {
+                    start: 20,
+                    outcome: NoMatch,
+                    except: vec![]
+                },
+            ]
+        );
+        assert_eq!(search_len(&p), 4);
+        // A two-value hole stays a segment of its own.
+        let wide = [(0, NoMatch), (10, allow), (12, NoMatch), (14, allow)];
+        assert_eq!(pieces(&wide).len(), 4);
     }
 
     #[test]
