@@ -499,7 +499,7 @@ fn encode(items: &[Item]) -> Option<Vec<sock_filter>> {
     let mut out = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let here = pos[i];
-        if it.code & CLASS_MASK == RET || !(is_ja(it.code) || is_cond_jump(it.code)) {
+        if !(is_ja(it.code) || is_cond_jump(it.code)) {
             out.push(sock_filter {
                 code: it.code,
                 jt: 0,
