@@ -4,6 +4,9 @@
 //! seccomp(2) call with a `sock_fprog` pointing at memory it already has (no allocation, no
 //! libseccomp after fork). Compiling a large profile (Docker's default has ~350 syscalls)
 //! takes milliseconds, so the BPF is cached on disk keyed by a hash of the profile.
+//!
+//! libseccomp's program tests syscall numbers one `jeq` at a time; [`compact`] rewrites those runs
+//! into range searches before caching, since the kernel's load time grows with program length.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -22,8 +25,14 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Context, Error, Result};
 
+mod compact;
+#[cfg(test)]
+mod compact_tests;
+#[cfg(test)]
+mod interp;
+
 /// Bump when the way a profile becomes BPF changes, so old cache entries are not reused.
-const COMPILER_REVISION: u32 = 1;
+const COMPILER_REVISION: u32 = 2;
 /// The kernel's limit on classic BPF program length (BPF_MAXINSNS).
 const MAX_INSTRUCTIONS: usize = 4096;
 /// Size of one `struct sock_filter`.
@@ -85,13 +94,7 @@ pub fn compile(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Progr
             return Ok(program(filter, true));
         }
     }
-    let bpf = build_bpf(profile)?;
-    let filter = decode(&bpf).ok_or_else(|| {
-        Error::Seccomp(format!(
-            "libseccomp exported {} bytes of BPF, not a whole number of instructions",
-            bpf.len()
-        ))
-    })?;
+    let filter = compact::compact(&libseccomp_filter(profile)?);
     if filter.len() > MAX_INSTRUCTIONS {
         return Err(Error::Seccomp(format!(
             "the profile compiles to {} BPF instructions; the kernel allows at most {MAX_INSTRUCTIONS}",
@@ -100,7 +103,7 @@ pub fn compile(profile: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Progr
     }
     if let Some(dir) = cache_dir {
         // A cache that cannot be written only costs time next start.
-        if let Err(e) = write_cache(dir, &hash, &bpf) {
+        if let Err(e) = write_cache(dir, &hash, &encode(&filter)) {
             tracing::warn!("seccomp cache: {e}");
         }
     }
@@ -430,6 +433,17 @@ fn to_scmp_arch(arch: Arch, field: &str) -> Result<ScmpArch> {
         .unwrap_or_default();
     name.parse::<ScmpArch>()
         .map_err(|_| Error::config(field, format!("{name} is not known to libseccomp")))
+}
+
+/// The program exactly as libseccomp exports it.
+fn libseccomp_filter(profile: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
+    let bpf = build_bpf(profile)?;
+    decode(&bpf).ok_or_else(|| {
+        Error::Seccomp(format!(
+            "libseccomp exported {} bytes of BPF, not a whole number of instructions",
+            bpf.len()
+        ))
+    })
 }
 
 /// Build the filter with libseccomp and export its BPF.
