@@ -73,6 +73,17 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+        assert!(is_full_id(&a));
+    }
+
+    #[test]
+    fn full_ids_are_exactly_64_lowercase_hex() {
+        assert!(!is_full_id(&"a".repeat(63)));
+        assert!(!is_full_id(&"a".repeat(65)));
+        assert!(!is_full_id(&"A".repeat(64)));
+        assert!(!is_full_id(&format!("{}g", "a".repeat(63))));
+        assert!(!is_full_id("not-a-container"));
+        assert!(is_full_id(&"0123456789abcdef".repeat(4)));
     }
 
     #[test]

@@ -298,9 +298,15 @@ impl Runtime {
 
     /// `start`: let a created container run its program.
     pub fn start(&self, id: &str) -> Result<()> {
-        let c = self.load(id)?;
-        c.require("start", "created", &[Status::Created])?;
-        let fifo = c.dir.fifo_path();
+        // Created means a live process and its exec fifo: the state file tells both, so the
+        // common case skips finding the cgroups (the full load names the state otherwise).
+        let dir = StateDir::new(&self.root, id)?;
+        let state = dir.load(id)?;
+        let fifo = dir.fifo_path();
+        if !(state::process_alive(&state) && fifo.exists()) {
+            self.load(id)?
+                .require("start", "created", &[Status::Created])?;
+        }
         let f = fs::OpenOptions::new()
             .write(true)
             .open(&fifo)
@@ -308,14 +314,20 @@ impl Runtime {
         std::io::Write::write_all(&mut &f, b"0")
             .ctx(|| "signal start through the exec fifo".to_string())?;
         fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
-        if let Some(h) = c
-            .state
+        if let Some(h) = state
             .spec
             .hooks()
             .as_ref()
             .and_then(|h| h.poststart().as_deref())
         {
-            if let Err(e) = hooks::run_hooks("poststart", h, &c.hook_state(Status::Running)) {
+            let hook_state = hook_state_json(
+                &state.spec,
+                &state.id,
+                state.pid,
+                Status::Running,
+                &state.bundle,
+            );
+            if let Err(e) = hooks::run_hooks("poststart", h, &hook_state) {
                 // The spec: a failing poststart hook is logged, the container keeps running.
                 tracing::warn!("{e}");
             }

@@ -104,10 +104,14 @@ fn standby(argv: &[String]) -> i32 {
                 report(control, 0, Some(e));
                 return 1;
             }
+            // `ps -e` and top tell a waiting spare from the shims holding containers (which
+            // keep the --standby command line they were started with).
+            set_name(c"berth-spare");
             let Some(line) = read_line(&control) else {
                 // berthd went away (or shut down) before it needed this spare.
                 return 0;
             };
+            set_name(c"berth-shim");
             let args = serde_json::from_str::<Vec<String>>(&line)
                 .map_err(|e| format!("standby: bad flags line: {e}"))
                 .and_then(|argv| args::Args::parse(argv.into_iter()));
@@ -123,6 +127,12 @@ fn standby(argv: &[String]) -> i32 {
             }
         }
     }
+}
+
+/// The process name (comm) that `ps -e` and top show.
+fn set_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
 }
 
 /// Leave SCHED_IDLE for the normal class at `nice` (what the container inherits).

@@ -1,0 +1,161 @@
+//! The spare shim berthd keeps ready (`berth-shim --standby`), and the files of containers the
+//! database no longer has (a daemon killed between deleting a record and its files).
+
+use std::path::Path;
+
+use berth_e2e::{eventually, prerequisites, Daemon};
+
+/// Pids of the spare shims waiting for `daemon_pid`'s berthd (a spare that took a container
+/// keeps its command line but is named berth-shim again).
+fn spares_of(daemon_pid: u32) -> Vec<u32> {
+    let want = ["--standby", "--owner", &daemon_pid.to_string()].join("\0");
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let cmd = String::from_utf8_lossy(&cmd);
+            // Not a zombie: a spare that exited but was not reaped yet does not count.
+            let live = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false);
+            let waiting = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "berth-spare");
+            live && waiting && cmd.contains("berth-shim") && cmd.contains(&want)
+        })
+        .collect()
+}
+
+/// (policy, nice) from a /proc/PID/stat line.
+fn policy_and_nice(stat_line: &str) -> (String, String) {
+    // /proc/PID/stat: fields after the command; nice is field 19, policy field 41.
+    let after = stat_line.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // after ")" the first field is the state (field 3): field N is f[N - 3].
+    (
+        f.get(41 - 3).unwrap_or(&"?").to_string(),
+        f.get(19 - 3).unwrap_or(&"?").to_string(),
+    )
+}
+
+#[test]
+fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
+    if !prerequisites() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let owner = d.pid();
+    let first = eventually("a spare shim", || {
+        let s = spares_of(owner);
+        (s.len() == 1).then_some(s[0])
+    });
+    // Made in SCHED_IDLE, it waits back in the normal class (policy 0) at berthd's nice.
+    let stat = std::fs::read_to_string(format!("/proc/{first}/stat")).expect("spare stat");
+    assert_eq!(policy_and_nice(&stat), ("0".into(), "0".into()), "{stat}");
+
+    // The next container is held by that very process (the shim forks the container's init).
+    let id = d.berth_ok(&["run", "-d", "busybox", "sleep", "100"]);
+    let pid = d
+        .berth_ok(&["inspect", "--format", "{{.State.Pid}}", id.trim()])
+        .trim()
+        .to_string();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|v| v.trim().to_string());
+    assert_eq!(
+        ppid,
+        Some(first.to_string()),
+        "the spare holds the container"
+    );
+    // And the container runs in the normal class (policy 0) at berthd's nice, not SCHED_IDLE.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    assert_eq!(policy_and_nice(&stat), ("0".into(), "0".into()), "{stat}");
+    // A new spare replaces it.
+    let second = eventually("a new spare shim", || {
+        let s = spares_of(owner);
+        (s.len() == 1 && s[0] != first).then_some(s[0])
+    });
+
+    // A spare killed from outside costs nothing but time: the next start execs a shim.
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &second.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let (code, out, err) = d.berth(&["run", "--rm", "busybox", "echo", "still fine"]);
+    assert_eq!((code, out.as_str()), (Some(0), "still fine\n"), "{err}");
+
+    d.berth_ok(&["rm", "-f", id.trim()]);
+
+    // Stopping the daemon takes its spare along: nothing is left waiting.
+    let spare = eventually("a spare after the kill", || {
+        let s = spares_of(owner);
+        (s.len() == 1).then_some(s[0])
+    });
+    d.kill9();
+    eventually("the spare to exit with its daemon", || {
+        (!Path::new(&format!("/proc/{spare}")).exists() || spares_of(owner).is_empty())
+            .then_some(())
+    });
+}
+
+#[test]
+fn files_of_containers_the_database_lost_are_collected_at_startup() {
+    if !prerequisites() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    // A real container's files, then its record removed behind berthd's back (as if the
+    // daemon died between deleting the record and discarding the files).
+    let id = d
+        .berth_ok(&["create", "busybox", "true"])
+        .trim()
+        .to_string();
+    let keep = d
+        .berth_ok(&["create", "busybox", "true"])
+        .trim()
+        .to_string();
+    let dir = d.data_root().join("containers").join(&id);
+    let layer = d.data_root().join("snapshots/active").join(&id);
+    assert!(dir.is_dir() && layer.is_dir());
+    d.kill9();
+    let deleted = std::process::Command::new("sqlite3")
+        .arg(d.data_root().join("berth.db"))
+        .arg(format!("DELETE FROM containers WHERE id = '{id}'"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        deleted,
+        "sqlite3 (scripts/install-deps installs it) could not edit the database"
+    );
+    // Not a container id: never touched.
+    let stray = d.data_root().join("containers/not-a-container");
+    std::fs::create_dir_all(&stray).expect("stray dir");
+    d.restart();
+    eventually("the orphan's files to go", || {
+        (!dir.exists() && !layer.exists()).then_some(())
+    });
+    assert!(
+        stray.is_dir(),
+        "a directory that is not a container's stays"
+    );
+    // The container that still has its record keeps its files and runs.
+    assert!(d.data_root().join("containers").join(&keep).is_dir());
+    d.berth_ok(&["start", &keep]);
+    let code = d.berth_ok(&["wait", &keep]);
+    assert_eq!(code.trim(), "0");
+}
