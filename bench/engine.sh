@@ -83,11 +83,22 @@ echo "berthd idle: RSS $(rss $berthd_pid) KiB, PSS $(pss $berthd_pid) KiB"
 before=$(pss $berthd_pid)
 for i in $(seq "$IDLE"); do "$bin/berth" run -d --network none busybox sleep 1d >/dev/null; done
 sleep 1
-shims=$(pgrep -f "berth-shim" | tr '\n' ' ')
+# This daemon's shims only (other daemons may run on the machine): a shim started by berthd
+# names its socket under $work, one that began as a spare names its owner. The spare waiting
+# for the next container (named berth-spare) is a cost per daemon, reported on its own.
+shims=""; spare=""
+for p in $(pgrep -f "berth-shim .*(--owner $berthd_pid |$work/)"); do
+  if [ "$(cat /proc/$p/comm 2>/dev/null)" = berth-spare ]; then spare=$p; else shims="$shims $p"; fi
+done
 shim_pss=0; for p in $shims; do shim_pss=$((shim_pss + $(pss "$p"))); done
 after=$(pss $berthd_pid)
 one=$(echo $shims | cut -d' ' -f1)
 echo "one shim: RSS $(rss "$one") KiB, PSS $(pss "$one") KiB"
-echo "$IDLE idle containers: shims PSS ${shim_pss} KiB + berthd growth $((after - before)) KiB" \
+[ -n "$spare" ] && echo "the spare shim (one per daemon): RSS $(rss "$spare") KiB, PSS $(pss "$spare") KiB"
+echo "$IDLE idle containers ($(echo $shims | wc -w) shims): shims PSS ${shim_pss} KiB + berthd growth $((after - before)) KiB" \
      "=> $(( (shim_pss + after - before) / IDLE )) KiB per container"
+# berthd gives back pages after 5 quiet seconds (berth_api::server::serve).
+sleep 5
+settled=$(pss $berthd_pid)
+echo "5 s later: berthd growth $((settled - before)) KiB => $(( (shim_pss + settled - before) / IDLE )) KiB per container"
 "$bin/berth" rm -f $("$bin/berth" ps -q) >/dev/null
