@@ -108,11 +108,19 @@ fi
 # (4) limits as files in the container's cgroup (long-running container t-lim, cgroupsPath
 # /berth-vm/t-lim, memory 32M, pids 10, cpu quota 50000 / period 100000, shares 512).
 D=$CG/berth-vm/t-lim
-if ! rt run -d -b $B/limits t-lim; then
+if ! rt --debug run -d -b $B/limits t-lim; then
   fail run-detached "run -d t-lim failed"
   show
 else
   pass run-detached
+fi
+# Born in its cgroup by clone3(CLONE_INTO_CGROUP), not moved there: the fallback (clone, then
+# cgroup.procs) logs something else.
+if grep -q "cloned into cgroup $D\$" /tmp/out; then
+  pass cloned-into-cgroup
+else
+  fail cloned-into-cgroup "no 'cloned into cgroup $D' in the --debug log"
+  show
 fi
 check cgroup-memory.max 33554432 "$(cat $D/memory.max 2>&1)" "$D/memory.max"
 check cgroup-pids.max 10 "$(cat $D/pids.max 2>&1)" "$D/pids.max"

@@ -232,7 +232,8 @@ impl Runtime {
             cgroup: None,
             armed: true,
         };
-        // Created by spawn, after clone (see process::spawn); removed with the rest on failure.
+        // Created by spawn (v2: before clone, v1: after; see process::spawn); removed with the
+        // rest on failure.
         cleanup.cgroup = Some(cgroup.as_ref());
 
         let exec_fifo = if with_fifo {

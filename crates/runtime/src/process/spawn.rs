@@ -6,8 +6,13 @@
 //! waits only before it needs its cgroup (the cgroup namespace and cgroupfs mounts). Creating
 //! the cgroup and moving a process into it (on cgroup v1 that waits for an RCU grace period,
 //! milliseconds) then overlap the child's mount setup instead of preceding it.
+//!
+//! On a pure cgroup v2 host the cgroup is instead created before the clone and the child is
+//! born in it with clone3(CLONE_INTO_CGROUP) (Linux >= 5.7): nothing is moved, so the global
+//! cgroup_threadgroup_rwsem is never taken for writing (which waits for an RCU grace period
+//! unless cgroup2 is mounted with favordynmods). Kernels without it take the path above.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
@@ -17,7 +22,7 @@ use oci_spec::runtime::{LinuxNamespaceType as Ns, LinuxResources};
 
 use super::child::{self, ChildConfig};
 use super::sync::{self, Channel, Msg};
-use crate::cgroups::Manager;
+use crate::cgroups::{Manager, Version};
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
@@ -31,7 +36,7 @@ pub struct SpawnOptions<'a> {
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub init: Option<bool>,
-    /// The cgroup's limits, applied by the parent after clone (see the module's note).
+    /// The cgroup's limits, applied by the parent after clone (v2: before, see the module's note).
     pub resources: Option<&'a LinuxResources>,
 }
 
@@ -62,6 +67,75 @@ pub(crate) fn clone_process(flags: CloneFlags) -> Result<Option<Pid>> {
             format!("clone({flags:?})"),
             nix::errno::Errno::last(),
         )),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// The kernel's struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// libc's constant is a deprecated, overflowing c_int.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Why `clone3_into` did not clone.
+#[derive(Debug)]
+pub(crate) enum Clone3Error {
+    /// The kernel has no clone3 or no CLONE_INTO_CGROUP: use clone + cgroup.procs instead.
+    Unsupported(nix::errno::Errno),
+    Failed(Error),
+}
+
+/// Like `clone_process`, but the child starts in the cgroup v2 directory `cgroup`.
+pub(crate) fn clone3_into(
+    flags: CloneFlags,
+    cgroup: BorrowedFd,
+) -> std::result::Result<Option<Pid>, Clone3Error> {
+    use nix::errno::Errno;
+    let fd = u64::try_from(cgroup.as_raw_fd())
+        .map_err(|_| Clone3Error::Failed(Error::Other("negative cgroup fd".into())))?;
+    let args = CloneArgs {
+        // The namespace flags fit in 32 bits: the bit pattern is kept as is.
+        flags: u64::from(flags.bits() as u32) | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: fd,
+        ..Default::default()
+    };
+    // SAFETY: stack 0 makes clone3 behave like fork, as in clone_process; we are
+    // single-threaded. `args` outlives the call and its size is passed with it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        // ENOSYS: no clone3 (< 5.3, or a seccomp filter); E2BIG: struct larger than the
+        // kernel knows (< 5.7); EINVAL/EOPNOTSUPP: CLONE_INTO_CGROUP unknown or refused.
+        -1 => Err(match Errno::last() {
+            e @ (Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL | Errno::EOPNOTSUPP) => {
+                Clone3Error::Unsupported(e)
+            }
+            e => Clone3Error::Failed(Error::sys(
+                format!("clone3({flags:?} | CLONE_INTO_CGROUP)"),
+                e,
+            )),
+        }),
         0 => Ok(None),
         pid => Ok(Some(Pid::from_raw(pid as i32))),
     }
@@ -103,7 +177,36 @@ pub fn spawn(
         parent_hooks,
     };
 
-    let pid = match clone_process(plan.clone_flags())? {
+    // v2: create the cgroup now and clone straight into it (see the module's note). A
+    // failure here is cleaned up by the caller, as one in `place` would be.
+    let precreated = if cgroup.version() == Version::V2 {
+        cgroup.create(opts.resources)?;
+        Some(open_cgroup_dir(cgroup)?)
+    } else {
+        None
+    };
+    let flags = plan.clone_flags();
+    let mut placed = false;
+    let cloned = match &precreated {
+        Some((dir, fd)) => match clone3_into(flags, fd.as_fd()) {
+            Ok(r) => {
+                placed = true;
+                if r.is_some() {
+                    tracing::debug!("cloned into cgroup {}", dir.display());
+                }
+                r
+            }
+            Err(Clone3Error::Unsupported(e)) => {
+                tracing::debug!("clone3(CLONE_INTO_CGROUP): {e}; cloning, then moving");
+                clone_process(flags)?
+            }
+            Err(Clone3Error::Failed(e)) => return Err(e),
+        },
+        None => clone_process(flags)?,
+    };
+    let created = precreated.is_some();
+    drop(precreated);
+    let pid = match cloned {
         None => {
             drop(parent_end);
             child::run(&cfg, &child_end)
@@ -124,8 +227,12 @@ pub fn spawn(
                 l.gid_mappings().as_deref().unwrap_or(&[]),
             )?;
         }
-        cgroup.create(opts.resources)?;
-        cgroup.add_process(pid.as_raw())?;
+        if !created {
+            cgroup.create(opts.resources)?;
+        }
+        if !placed {
+            cgroup.add_process(pid.as_raw())?;
+        }
         if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(|e| Error::config("process.oomScoreAdj", e.to_string()))?;
@@ -191,6 +298,22 @@ pub fn spawn(
     })
 }
 
+/// The v2 cgroup's directory and an fd on it for clone3's `cgroup` (close-on-exec).
+fn open_cgroup_dir(cgroup: &dyn Manager) -> Result<(std::path::PathBuf, OwnedFd)> {
+    let dir = cgroup
+        .dirs()
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Other("cgroup v2 manager without a directory".into()))?;
+    let fd = nix::fcntl::open(
+        &dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys(format!("open {}", dir.display()), e))?;
+    Ok((dir, fd))
+}
+
 /// Kills and reaps a half-started child unless disarmed: a failed create leaves no process behind.
 pub(crate) struct KillOnDrop(pub Option<Pid>);
 
@@ -211,5 +334,67 @@ impl KillOnDrop {
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         self.kill_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup2 mount of this host (/sys/fs/cgroup, or /sys/fs/cgroup/unified when hybrid).
+    fn cgroup2_mount() -> Option<std::path::PathBuf> {
+        let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+        mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| std::path::PathBuf::from(f[1]))
+        })
+    }
+
+    #[test]
+    fn clone3_into_starts_the_child_in_the_cgroup() {
+        let Some(mount) = cgroup2_mount().filter(|_| nix::unistd::geteuid().is_root()) else {
+            eprintln!("skipped: needs root and a cgroup2 mount");
+            return;
+        };
+        let name = format!("berth-clone3-test-{}", std::process::id());
+        let dir = mount.join(&name);
+        std::fs::create_dir(&dir).expect("mkdir test cgroup");
+        let fd = nix::fcntl::open(
+            &dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .expect("open test cgroup");
+        let child = match clone3_into(CloneFlags::empty(), fd.as_fd()) {
+            // The test harness is multi-threaded: the child only waits to be killed.
+            Ok(None) => loop {
+                // SAFETY: pause is async-signal-safe.
+                unsafe { libc::pause() };
+            },
+            Ok(Some(pid)) => Some(pid),
+            Err(Clone3Error::Unsupported(e)) => {
+                eprintln!("skipped: kernel without CLONE_INTO_CGROUP ({e})");
+                None
+            }
+            Err(Clone3Error::Failed(e)) => {
+                let _ = std::fs::remove_dir(&dir);
+                panic!("clone3_into: {e}");
+            }
+        };
+        let Some(pid) = child else {
+            let _ = std::fs::remove_dir(&dir);
+            return;
+        };
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        KillOnDrop(Some(pid)).kill_now();
+        let _ = std::fs::remove_dir(&dir);
+        assert!(
+            cgroup.lines().any(|l| l == format!("0::/{name}")),
+            "child's /proc/PID/cgroup: {cgroup}"
+        );
+        assert_eq!(procs.trim(), pid.to_string());
     }
 }
