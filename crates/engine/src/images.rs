@@ -131,11 +131,11 @@ impl Engine {
                 .iter()
                 .map(|d| d.to_string())
                 .collect(),
-            config: resolved.config,
+            config: resolved.config.clone(),
         })
     }
 
-    fn image_summary(&self, row: &ImageRow) -> Result<(ImageSummary, ResolvedImage)> {
+    fn image_summary(&self, row: &ImageRow) -> Result<(ImageSummary, Arc<ResolvedImage>)> {
         let resolved = self.resolve_row(row)?;
         let size = resolved
             .manifest
@@ -162,13 +162,24 @@ impl Engine {
         ))
     }
 
-    pub(crate) fn resolve_row(&self, row: &ImageRow) -> Result<ResolvedImage> {
+    /// The image's manifest and config, parsed. Both are immutable for a manifest digest, so
+    /// they are kept (up to `RESOLVED_CACHE` images): a create does not read and parse them again.
+    pub(crate) fn resolve_row(&self, row: &ImageRow) -> Result<Arc<ResolvedImage>> {
+        if let Some(r) = crate::lock(&self.resolved).get(&row.manifest) {
+            return Ok(r.clone());
+        }
         let digest = Digest::parse(&row.manifest)?;
-        Ok(resolve_image(
+        let resolved = Arc::new(resolve_image(
             &self.content,
             &digest,
             &PlatformSpec::host(),
-        )?)
+        )?);
+        let mut cache = crate::lock(&self.resolved);
+        if cache.len() >= RESOLVED_CACHE {
+            cache.clear();
+        }
+        cache.insert(row.manifest.clone(), resolved.clone());
+        Ok(resolved)
     }
 
     /// By tag, full id ("sha256:…"), or a unique id prefix.
@@ -391,6 +402,9 @@ impl Engine {
         Ok(top)
     }
 }
+
+/// How many resolved images `resolve_row` keeps (a few KiB each).
+const RESOLVED_CACHE: usize = 256;
 
 fn short(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()

@@ -72,6 +72,8 @@ pub struct Engine {
     trash: trash::Trash,
     /// A shim started ahead of time, so a start does not wait for one to exec.
     spares: Arc<containers::shim::Spares>,
+    /// Parsed manifests and configs by manifest digest (see `resolve_row`).
+    resolved: Mutex<HashMap<String, Arc<berth_image::media::ResolvedImage>>>,
     pub events: events::Events,
     started: std::time::Instant,
 }
@@ -115,6 +117,7 @@ impl Engine {
             cfg,
             shim_binary,
             spares,
+            resolved: Mutex::new(HashMap::new()),
             db: Mutex::new(db),
             content,
             snapshots,

@@ -742,17 +742,19 @@ impl Engine {
 
     /// The container's process exists (created, not started): connect it to its networks, publish its ports, fill in /etc/hosts, answer DNS. On error everything
     /// done here is undone.
-    pub(crate) fn net_attach(&self, rec: &ContainerRecord, pid: i32) -> Result<()> {
+    /// The first network a new container joins; None when there is nothing to attach (host,
+    /// another container's namespace, or none: berth-runtime brings up loopback itself in
+    /// every network namespace it creates, as runc does).
+    pub(crate) fn net_to_attach(&self, rec: &ContainerRecord) -> Option<String> {
         let default = self.net.lock().state.settings.default_network.clone();
-        let mode = mode_of(&rec.spec.host.network_mode, &default);
-        let first = match mode {
-            Mode::Host | Mode::Container(_) => return Ok(()),
-            Mode::None => None,
+        match mode_of(&rec.spec.host.network_mode, &default) {
+            Mode::Host | Mode::Container(_) | Mode::None => None,
             Mode::Network(n) => Some(n),
-        };
-        // Loopback is already up: berth-runtime brings it up in every network namespace it
-        // creates (as runc does).
-        let Some(first) = first else {
+        }
+    }
+
+    pub(crate) fn net_attach(&self, rec: &ContainerRecord, pid: i32) -> Result<()> {
+        let Some(first) = self.net_to_attach(rec) else {
             return Ok(());
         };
         let ns = NetnsRef::Pid(pid as u32);

@@ -131,8 +131,8 @@ impl Engine {
             let mut cfg = spec::config(&r, &engine.rootfs(&r.id), &|v| engine.volume_dir(v))
                 .map_err(Error::InvalidParameter)?;
             engine.net_prepare_spec(&r, &mut cfg)?;
-            let bytes = serde_json::to_vec_pretty(&cfg)
-                .map_err(|e| Error::internal("encode config.json", e))?;
+            let bytes =
+                serde_json::to_vec(&cfg).map_err(|e| Error::internal("encode config.json", e))?;
             std::fs::write(bundle.join("config.json"), bytes)
                 .map_err(|e| Error::internal("write config.json", e))
         })
@@ -182,6 +182,9 @@ impl Engine {
         self.save(rec)?;
         self.spawn_monitor(id.clone());
         // The process exists (not started yet): give it its network.
+        if self.net_to_attach(rec).is_none() {
+            return Ok(());
+        }
         let engine = self.clone();
         let r = rec.clone();
         let attached = tokio::task::spawn_blocking(move || engine.net_attach(&r, pid))

@@ -126,11 +126,15 @@ pub(crate) fn clone3_into(
     };
     match rc {
         // ENOSYS: no clone3 (< 5.3, or a seccomp filter); E2BIG: struct larger than the
-        // kernel knows (< 5.7); EINVAL/EOPNOTSUPP: CLONE_INTO_CGROUP unknown or refused.
+        // kernel knows (< 5.7); EINVAL/EOPNOTSUPP: CLONE_INTO_CGROUP unknown or refused;
+        // EPERM: an outer seccomp profile that denies clone3 itself (old Docker profiles do).
+        // A real permission problem fails again, and is reported, on the plain clone.
         -1 => Err(match Errno::last() {
-            e @ (Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL | Errno::EOPNOTSUPP) => {
-                Clone3Error::Unsupported(e)
-            }
+            e @ (Errno::ENOSYS
+            | Errno::E2BIG
+            | Errno::EINVAL
+            | Errno::EOPNOTSUPP
+            | Errno::EPERM) => Clone3Error::Unsupported(e),
             e => Clone3Error::Failed(Error::sys(
                 format!("clone3({flags:?} | CLONE_INTO_CGROUP)"),
                 e,
