@@ -69,9 +69,9 @@ fn main() {
 }
 
 /// `--standby [--owner PID] [--nice N]`: fork; the parent exits at once (berthd reaps it), the
-/// child detaches and waits for its flags on the socket that was its stdin, then runs like a
-/// shim started with them. berthd starts it in SCHED_IDLE; once ready it goes back to the
-/// normal class at `--nice` (berthd's), which its container inherits.
+/// child detaches, goes back from SCHED_IDLE (berthd starts it there) to the normal class at
+/// `--nice` (berthd's, which its container inherits), writes READY_MARK, and waits for its
+/// flags on the socket that was its stdin; then it runs like a shim started with them.
 fn standby(argv: &[String]) -> i32 {
     let nice = argv
         .iter()
@@ -104,6 +104,11 @@ fn standby(argv: &[String]) -> i32 {
                 report(control, 0, Some(e));
                 return 1;
             }
+            // Tell berthd it may hand this spare out: a spare still in SCHED_IDLE could make a
+            // start wait for idle CPU time on a busy host.
+            if nix::unistd::write(&control, READY_MARK).is_err() {
+                return 1;
+            }
             // `ps -e` and top tell a waiting spare from the shims holding containers (which
             // keep the --standby command line they were started with).
             set_name(c"berth-spare");
@@ -128,6 +133,10 @@ fn standby(argv: &[String]) -> i32 {
         }
     }
 }
+
+/// What a spare writes once it is made and back in the normal scheduling class (one byte,
+/// before any readiness line). berthd's `Spare::start` waits for it.
+const READY_MARK: &[u8] = b".";
 
 /// The process name (comm) that `ps -e` and top show.
 fn set_name(name: &std::ffi::CStr) {

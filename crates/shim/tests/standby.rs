@@ -17,6 +17,12 @@ fn spare(owner: &str) -> UnixStream {
         .status()
         .expect("run berth-shim --standby");
     assert!(status.success(), "{status}");
+    // Ready (back in the normal scheduling class) before berthd may hand it out.
+    let mut mark = [0u8; 1];
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    std::io::Read::read_exact(&mut &ours, &mut mark).expect("the ready mark");
+    assert_eq!(&mark, b".");
     ours
 }
 

@@ -114,7 +114,8 @@ impl Spare {
     ///
     /// It starts in the SCHED_IDLE class, so making it (exec, dynamic link, fork) only uses
     /// CPU time nothing else wants: it is made while a container starts. Once made, it goes
-    /// back to the normal class at berthd's nice value, which its container inherits.
+    /// back to the normal class at berthd's nice value, which its container inherits, and says
+    /// so with one byte; only then is it handed out.
     fn start(binary: &Path) -> std::io::Result<Spare> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         // SAFETY: getpriority has no memory arguments; errno is cleared first, since -1 is
@@ -148,6 +149,21 @@ impl Spare {
                 binary.display()
             )));
         }
+        // Handed out only once it left SCHED_IDLE (its one-byte mark): a start must never wait
+        // for idle CPU time. Still in SCHED_IDLE after this long, the host is too busy to keep
+        // a spare; dropping ours makes it exit.
+        let mut mark = [0u8; 1];
+        ours.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        match std::io::Read::read(&mut &ours, &mut mark) {
+            Ok(1) if mark[0] == b'.' => {}
+            Ok(_) => {
+                return Err(std::io::Error::other(
+                    "the spare shim exited before it was ready",
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+        ours.set_read_timeout(None)?;
         Ok(Spare { control: ours })
     }
 
