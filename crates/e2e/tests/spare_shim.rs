@@ -79,6 +79,23 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
         Some(first.to_string()),
         "the spare holds the container"
     );
+    // On cgroup v1 the spare's launcher cloned it into its cgroups (a spare cgroup renamed to
+    // the container's): in every hierarchy it is in berth/<id>, alone.
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let want = format!("/berth/{}", id.trim());
+    assert!(
+        cgroups.lines().all(|l| l.ends_with(&want)),
+        "{pid} not in {want}:\n{cgroups}"
+    );
+    let procs = std::fs::read_to_string(
+        cgroup_dir_of(pid.parse().expect("pid"), "pids").join("cgroup.procs"),
+    )
+    .expect("pids cgroup.procs");
+    assert_eq!(
+        procs.trim(),
+        pid,
+        "only the container's process is in its cgroup"
+    );
     // And the container runs in the normal class (policy 0) at berthd's nice, not SCHED_IDLE.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     assert_eq!(policy_and_nice(&stat), ("0".into(), "0".into()), "{stat}");
@@ -104,11 +121,76 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
         let s = spares_of(owner);
         (s.len() == 1).then_some(s[0])
     });
+    let spare_cgroups = spare_cgroups_of(spare);
+    if v1_host() {
+        assert!(
+            !spare_cgroups.is_empty(),
+            "a spare on a cgroup v1 host waits with a launcher in a spare cgroup"
+        );
+    }
     d.kill9();
     eventually("the spare to exit with its daemon", || {
         (!Path::new(&format!("/proc/{spare}")).exists() || spares_of(owner).is_empty())
             .then_some(())
     });
+    eventually("its spare cgroup to go with it", || {
+        spare_cgroups.iter().all(|d| !d.exists()).then_some(())
+    });
+}
+
+fn v1_host() -> bool {
+    !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The cgroup directory of `pid` in the v1 hierarchy of `controller` ("name=systemd" for a
+/// named one).
+fn cgroup_dir_of(pid: u32, controller: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let line = text
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == controller))
+        })
+        .or_else(|| text.lines().find(|l| l.starts_with("0::")))
+        .expect("a cgroup line");
+    let path = line.splitn(3, ':').nth(2).expect("path");
+    let root = if line.starts_with("0::") && !v1_host() {
+        "/sys/fs/cgroup".to_string()
+    } else {
+        let dir = controller.strip_prefix("name=").unwrap_or(controller);
+        format!("/sys/fs/cgroup/{dir}")
+    };
+    Path::new(&root).join(path.trim_start_matches('/'))
+}
+
+/// The spare cgroups (v1: one directory per hierarchy, named after the launcher) of the
+/// spare shim `spare`: its launcher is its child named berth-launcher.
+fn spare_cgroups_of(spare: u32) -> Vec<std::path::PathBuf> {
+    let Ok(children) = std::fs::read_to_string(format!("/proc/{spare}/task/{spare}/children"))
+    else {
+        return Vec::new();
+    };
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm"))
+                .is_ok_and(|n| n.trim() == "berth-launcher")
+        })
+        .flat_map(|launcher| {
+            let text =
+                std::fs::read_to_string(format!("/proc/{launcher}/cgroup")).unwrap_or_default();
+            text.lines()
+                .filter(|l| l.contains(&format!("berth-spare-{launcher}")))
+                .filter_map(|l| {
+                    let controller = l.split(':').nth(1)?.split(',').next()?.to_string();
+                    Some(cgroup_dir_of(launcher, &controller))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]

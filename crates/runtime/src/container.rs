@@ -189,7 +189,18 @@ impl Runtime {
 
     /// `create`: set everything up and leave the process waiting for `start`.
     pub fn create(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions) -> Result<i32> {
-        let spawned = self.create_inner(id, bundle_dir, opts, true)?;
+        self.create_launched(id, bundle_dir, opts, None)
+    }
+
+    /// `create`, the process cloned by `launcher` when it can (see `process::launcher`).
+    pub fn create_launched(
+        &self,
+        id: &str,
+        bundle_dir: &Path,
+        opts: &CreateOptions,
+        launcher: Option<process::Launcher>,
+    ) -> Result<i32> {
+        let spawned = self.create_inner(id, bundle_dir, opts, true, launcher)?;
         Ok(spawned.0.pid.as_raw())
     }
 
@@ -199,6 +210,7 @@ impl Runtime {
         bundle_dir: &Path,
         opts: &CreateOptions,
         with_fifo: bool,
+        launcher: Option<process::Launcher>,
     ) -> Result<(Spawned, Container)> {
         let bundle = Bundle::load(bundle_dir)?;
         let process = bundle
@@ -264,6 +276,7 @@ impl Runtime {
                 preserve_fds: opts.preserve_fds,
                 init,
                 resources: resources.as_ref(),
+                launcher,
             },
             &|pid| hook_state_json(&spec_for_hooks, id, pid, Status::Creating, &bundle_path),
         )?;
@@ -375,7 +388,7 @@ impl Runtime {
             opts
         };
         let result = (|| {
-            let (spawned, c) = self.create_inner(id, bundle_dir, opts, true)?;
+            let (spawned, c) = self.create_inner(id, bundle_dir, opts, true, None)?;
             let master = match &local_console {
                 Some(l) => Some(l.accept_master()?),
                 None => None,

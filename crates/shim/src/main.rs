@@ -54,7 +54,7 @@ fn main() {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(rd);
             let code = match detach() {
-                Ok(()) => match monitor::run(&args, wr) {
+                Ok(()) => match monitor::run(&args, wr, None) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 },
@@ -104,6 +104,7 @@ fn standby(argv: &[String]) -> i32 {
                 report(control, 0, Some(e));
                 return 1;
             }
+            let launcher = prepare_launcher();
             // Tell berthd it may hand this spare out: a spare still in SCHED_IDLE could make a
             // start wait for idle CPU time on a busy host.
             if nix::unistd::write(&control, READY_MARK).is_err() {
@@ -121,7 +122,7 @@ fn standby(argv: &[String]) -> i32 {
                 .map_err(|e| format!("standby: bad flags line: {e}"))
                 .and_then(|argv| args::Args::parse(argv.into_iter()));
             match args {
-                Ok(args) => match monitor::run(&args, control) {
+                Ok(args) => match monitor::run(&args, control, launcher) {
                     Ok(()) => 0,
                     Err(()) => 1,
                 },
@@ -132,6 +133,23 @@ fn standby(argv: &[String]) -> i32 {
             }
         }
     }
+}
+
+/// The cgroup below which berthd puts its containers ("berth/<id>", relative to the shim's
+/// own cgroups); a spare's launcher waits in a sibling of theirs.
+const CONTAINERS_CGROUP: &str = "berth";
+
+/// On a cgroup v1 host, a launcher moved into a spare cgroup now, while nobody waits, so the
+/// container's process is cloned into its cgroups instead of moved there at create (a move
+/// waits for an RCU grace period). None on v2 (clone3 does that directly) or when it fails:
+/// the container is then created as usual.
+fn prepare_launcher() -> Option<berth_runtime::process::Launcher> {
+    if berth_runtime::cgroups::host_version() != berth_runtime::cgroups::Version::V1 {
+        return None;
+    }
+    berth_runtime::process::Launcher::prepare(CONTAINERS_CGROUP)
+        .map_err(|e| eprintln!("berth-shim: standby: no launcher: {e}"))
+        .ok()
 }
 
 /// What a spare writes once it is made and back in the normal scheduling class (one byte,

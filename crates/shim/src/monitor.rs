@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_runtime::container::{CreateOptions, ExecResult, Runtime};
+use berth_runtime::process::Launcher;
 use berth_shim::{frame, ExitStatus, Reply, Request, STREAM_EXIT};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -59,8 +60,9 @@ struct Shim<'a> {
     oom: Option<berth_runtime::cgroups::OomCounter>,
 }
 
-pub fn run(args: &Args, ready: OwnedFd) -> Result<(), ()> {
-    let shim = match setup(args) {
+/// `launcher`: a spare's, to clone the container's process into its cgroups (cgroup v1).
+pub fn run(args: &Args, ready: OwnedFd, launcher: Option<Launcher>) -> Result<(), ()> {
+    let shim = match setup(args, launcher) {
         Ok(s) => s,
         Err(e) => {
             crate::report(ready, 0, Some(e));
@@ -75,7 +77,7 @@ pub fn run(args: &Args, ready: OwnedFd) -> Result<(), ()> {
     Ok(())
 }
 
-fn setup(args: &Args) -> Result<Shim<'_>, String> {
+fn setup(args: &Args, launcher: Option<Launcher>) -> Result<Shim<'_>, String> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     // SIGCHLD through a signalfd; SIGPIPE blocked so a gone reader is an EPIPE, not our death.
@@ -110,14 +112,16 @@ fn setup(args: &Args) -> Result<Shim<'_>, String> {
             ..CreateOptions::default()
         };
         let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
-        let pid = stdio::with_stdio(&null, || runtime.create(&args.id, &args.bundle, &opts))
-            .map_err(|e| format!("stdio: {e}"))?
-            .map_err(|e| format!("create container: {e}"))?;
+        let pid = stdio::with_stdio(&null, || {
+            runtime.create_launched(&args.id, &args.bundle, &opts, launcher)
+        })
+        .map_err(|e| format!("stdio: {e}"))?
+        .map_err(|e| format!("create container: {e}"))?;
         (pid, console.receive()?)
     } else {
         let (child, ours) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
         let pid = stdio::with_stdio(&child, || {
-            runtime.create(&args.id, &args.bundle, &CreateOptions::default())
+            runtime.create_launched(&args.id, &args.bundle, &CreateOptions::default(), launcher)
         })
         .map_err(|e| format!("stdio: {e}"))?
         .map_err(|e| format!("create container: {e}"))?;

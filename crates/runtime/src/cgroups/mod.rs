@@ -15,6 +15,7 @@ pub mod bpf;
 pub mod devices;
 mod fsutil;
 mod path;
+mod spare;
 pub mod stats;
 mod v1;
 mod v2;
@@ -31,6 +32,7 @@ use oci_spec::runtime::{LinuxRdma, LinuxResources};
 use crate::error::Result;
 use path::CgroupPath;
 
+pub use spare::SpareCgroup;
 pub use stats::Stats;
 pub use v1::V1Manager;
 pub use v2::V2Manager;
@@ -71,6 +73,19 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     /// resolves against the calling process's own cgroup, so callers that reopen a container
     /// from another process should record these (or use an absolute path).
     fn dirs(&self) -> Vec<PathBuf>;
+    /// Take over a spare cgroup (v1: rename its directories to this cgroup's, which must not
+    /// exist yet), so a launcher in it clones the container's process into place. None when
+    /// they do not line up (another parent, another version): nothing changed.
+    fn adopt(&self, _spare: &SpareCgroup) -> Result<Option<Adopted>> {
+        Ok(None)
+    }
+}
+
+/// A spare cgroup taken over by `Manager::adopt`.
+#[derive(Debug)]
+pub struct Adopted {
+    /// A cgroup2 directory to clone into as well (a hybrid host's unified hierarchy).
+    pub clone_into: Option<PathBuf>,
 }
 
 /// An open OOM-kill counter (v1 memory.oom_control, v2 memory.events). A shim opens it once

@@ -131,8 +131,36 @@ impl V1Manager {
         self.hierarchies[0].dir.as_path()
     }
 
+    /// The cgroup's directory in each v1 hierarchy (not the hybrid cgroup2 one).
+    pub(crate) fn hierarchy_dirs(&self) -> Vec<PathBuf> {
+        self.hierarchies.iter().map(|h| h.dir.clone()).collect()
+    }
+
+    /// mkdir the cgroup in every v1 hierarchy (a spare's: see `SpareCgroup`).
+    pub(crate) fn make_hierarchy_dirs(&self) -> Result<()> {
+        let mut made = Vec::new();
+        let result = self.make_v1_dirs(&mut made);
+        if result.is_err() {
+            for d in made.iter().rev() {
+                let _ = fs::remove_dir(d);
+            }
+        }
+        result
+    }
+
     /// mkdir the cgroup in every hierarchy, recording each directory made (shallowest first).
     fn make_dirs(&self, made: &mut Vec<PathBuf>) -> Result<()> {
+        self.make_v1_dirs(made)?;
+        if let Some(u) = &self.unified {
+            match fsutil::create_dirs(u) {
+                Ok(new) => made.extend(new),
+                Err(e) => tracing::warn!("hybrid cgroup2 hierarchy skipped: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn make_v1_dirs(&self, made: &mut Vec<PathBuf>) -> Result<()> {
         for h in &self.hierarchies {
             let new = fsutil::create_dirs(&h.dir)?;
             made.extend(new.iter().cloned());
@@ -141,12 +169,6 @@ impl V1Manager {
                 for d in &new {
                     inherit_cpuset(d)?;
                 }
-            }
-        }
-        if let Some(u) = &self.unified {
-            match fsutil::create_dirs(u) {
-                Ok(new) => made.extend(new),
-                Err(e) => tracing::warn!("hybrid cgroup2 hierarchy skipped: {e}"),
             }
         }
         Ok(())
@@ -658,6 +680,44 @@ impl Manager for V1Manager {
 
     fn exists(&self) -> bool {
         self.hierarchies.iter().any(|h| h.dir.exists())
+    }
+
+    fn adopt(&self, spare: &super::SpareCgroup) -> Result<Option<super::Adopted>> {
+        let pairs: Vec<(&Path, &Path)> = spare
+            .dirs()
+            .iter()
+            .map(PathBuf::as_path)
+            .zip(self.hierarchies.iter().map(|h| h.dir.as_path()))
+            .collect();
+        // Only a rename within the same parent is allowed (and a fresh name).
+        if spare.dirs().len() != self.hierarchies.len()
+            || pairs
+                .iter()
+                .any(|(s, m)| s.parent() != m.parent() || m.exists())
+        {
+            return Ok(None);
+        }
+        for (i, (s, m)) in pairs.iter().enumerate() {
+            if let Err(e) = fs::rename(s, m) {
+                for (s, m) in pairs[..i].iter().rev() {
+                    let _ = fs::rename(m, s);
+                }
+                return Err(cgroup_err(s, format!("rename to {}: {e}", m.display())));
+            }
+        }
+        // cgroup2 cannot rename: the process is cloned into that one (CLONE_INTO_CGROUP).
+        let clone_into = self
+            .unified
+            .as_ref()
+            .filter(|u| match fsutil::create_dirs(u) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!("hybrid cgroup2 hierarchy skipped: {e}");
+                    false
+                }
+            })
+            .cloned();
+        Ok(Some(super::Adopted { clone_into }))
     }
 
     fn dirs(&self) -> Vec<PathBuf> {

@@ -3,9 +3,11 @@
 
 pub mod child;
 pub mod exec;
+pub mod launcher;
 mod listener;
 pub mod spawn;
 pub mod sync;
 
 pub use exec::{exec_in, ExecOptions};
+pub use launcher::Launcher;
 pub use spawn::{spawn, SpawnOptions, Spawned};

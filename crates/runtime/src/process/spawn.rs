@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType as Ns, LinuxResources};
 
 use super::child::{self, ChildConfig};
+use super::launcher::Launcher;
 use super::sync::{self, Channel, Msg};
 use crate::cgroups::{Manager, Version};
 use crate::error::{Error, Result};
@@ -38,6 +39,8 @@ pub struct SpawnOptions<'a> {
     pub init: Option<bool>,
     /// The cgroup's limits, applied by the parent after clone (v2: before, see the module's note).
     pub resources: Option<&'a LinuxResources>,
+    /// v1: a launcher in a spare cgroup, to clone the process into place (see `launcher`).
+    pub launcher: Option<Launcher>,
 }
 
 /// A container process that finished its setup and waits for start (or runs, without a fifo).
@@ -75,22 +78,22 @@ pub(crate) fn clone_process(flags: CloneFlags) -> Result<Option<Pid>> {
 /// The kernel's struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
 /// libc's constant is a deprecated, overflowing c_int.
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Why `clone3_into` did not clone.
 #[derive(Debug)]
@@ -191,8 +194,31 @@ pub fn spawn(
     };
     let flags = plan.clone_flags();
     let mut placed = false;
-    let cloned = match &precreated {
-        Some((dir, fd)) => match clone3_into(flags, fd.as_fd()) {
+    // v1: cloned by the launcher from its spare cgroup, renamed to ours. Not when we must
+    // enter namespaces for our children first (the launcher's are its own).
+    let launched = match opts.launcher {
+        Some(launcher)
+            if cgroup.version() == Version::V1
+                && !plan.creates(Ns::Time)
+                && !plan.joins(Ns::Pid)
+                && !plan.joins(Ns::Time) =>
+        {
+            let parent_fd = parent_end.0.as_raw_fd();
+            launch(launcher, cgroup, flags, &mut || {
+                // SAFETY: in the new process: its copy of the parent's end, which it must not
+                // hold (the parent's death would not be an EOF); run never returns.
+                unsafe { libc::close(parent_fd) };
+                child::run(&cfg, &child_end);
+            })?
+        }
+        _ => None,
+    };
+    let cloned = match (launched, &precreated) {
+        (Some(pid), _) => {
+            placed = true;
+            Some(pid)
+        }
+        (None, Some((dir, fd))) => match clone3_into(flags, fd.as_fd()) {
             Ok(r) => {
                 placed = true;
                 if r.is_some() {
@@ -206,7 +232,7 @@ pub fn spawn(
             }
             Err(Clone3Error::Failed(e)) => return Err(e),
         },
-        None => clone_process(flags)?,
+        (None, None) => clone_process(flags)?,
     };
     let created = precreated.is_some();
     drop(precreated);
@@ -300,6 +326,54 @@ pub fn spawn(
         pid,
         channel: parent_end,
     })
+}
+
+/// Clone the container's process from `launcher` after renaming its spare cgroup to the
+/// container's; on a hybrid host clone3 puts it into the cgroup2 directory too. None when the
+/// spare does not fit (another cgroup parent): the caller clones as usual.
+fn launch(
+    mut launcher: Launcher,
+    cgroup: &dyn Manager,
+    flags: CloneFlags,
+    child: &mut dyn FnMut(),
+) -> Result<Option<Pid>> {
+    let Some(spare) = launcher.cgroup() else {
+        return Ok(None);
+    };
+    let adopted = match cgroup.adopt(spare) {
+        Ok(Some(adopted)) => adopted,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::debug!("spare cgroup not taken over: {e}");
+            return Ok(None);
+        }
+    };
+    // The directories are the container's now (removed with it on failure).
+    launcher.forget_cgroup();
+    let cgroup2 = adopted.clone_into.as_ref().and_then(|dir| {
+        nix::fcntl::open(
+            dir.as_path(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| tracing::warn!("hybrid cgroup2 hierarchy skipped: {}: {e}", dir.display()))
+        .ok()
+        .map(|fd| (dir, fd))
+    });
+    let launched =
+        launcher.clone_child(flags, cgroup2.as_ref().map(|(_, fd)| fd.as_fd()), child)?;
+    match &cgroup2 {
+        Some((dir, _)) if !launched.into_cgroup2 => {
+            // A kernel without CLONE_INTO_CGROUP: join cgroup2 as `add_process` would.
+            if let Err(e) = std::fs::write(dir.join("cgroup.procs"), launched.pid.to_string()) {
+                tracing::warn!("hybrid cgroup2 hierarchy not joined: {e}");
+            }
+        }
+        _ => tracing::debug!("launched {} in its cgroups", launched.pid),
+    }
+    Ok(Some(launched.pid))
 }
 
 /// The v2 cgroup's directory and an fd on it for clone3's `cgroup` (close-on-exec).
