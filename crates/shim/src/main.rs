@@ -104,6 +104,10 @@ fn standby(argv: &[String]) -> i32 {
                 report(control, 0, Some(e));
                 return 1;
             }
+            // Read now, not at create: the shim never leaves its cgroup.
+            if let Err(e) = berth_runtime::cgroups::remember_host() {
+                eprintln!("berth-shim: standby: cgroups: {e}");
+            }
             let launcher = prepare_launcher();
             // Tell berthd it may hand this spare out: a spare still in SCHED_IDLE could make a
             // start wait for idle CPU time on a busy host.

@@ -123,6 +123,13 @@ impl OomCounter {
     }
 }
 
+/// Remember this process's own cgroups and the host's cgroup mounts for the rest of its life
+/// instead of reading them for each container operation: for a process that never moves
+/// itself to another cgroup (a shim, whose spare calls this while it waits for work).
+pub fn remember_host() -> Result<()> {
+    path::remember()
+}
+
 /// The cgroup version of the host: v2 only if /sys/fs/cgroup itself is cgroup2 (hybrid hosts,
 /// with cgroup2 at /sys/fs/cgroup/unified, count as v1).
 pub fn host_version() -> Version {

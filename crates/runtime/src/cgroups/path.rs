@@ -149,10 +149,41 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> Vec<OwnCgroup> {
         .collect()
 }
 
+/// Our own cgroups. Read once per process when `remember` was called (a shim, which never
+/// moves itself), else every time.
 pub(crate) fn own_cgroups() -> Vec<OwnCgroup> {
+    if let Some(known) = REMEMBERED.get() {
+        return known.own.clone();
+    }
+    read_own_cgroups()
+}
+
+fn read_own_cgroups() -> Vec<OwnCgroup> {
     fs::read_to_string("/proc/self/cgroup")
         .map(|s| parse_proc_cgroup(&s))
         .unwrap_or_default()
+}
+
+/// What a long-lived process that does not move itself may read once: its own cgroups and
+/// the host's cgroup mounts.
+struct Remembered {
+    own: Vec<OwnCgroup>,
+    mounts: Vec<CgroupMount>,
+}
+
+static REMEMBERED: std::sync::OnceLock<Remembered> = std::sync::OnceLock::new();
+
+/// Read our own cgroups and the host's cgroup mounts now and keep them for this process's
+/// life (see `cgroups::remember_host`).
+pub(crate) fn remember() -> Result<()> {
+    if REMEMBERED.get().is_none() {
+        let mounts = read_host_mounts()?;
+        let _ = REMEMBERED.set(Remembered {
+            own: read_own_cgroups(),
+            mounts,
+        });
+    }
+    Ok(())
 }
 
 /// The calling process's cgroup in the v2 hierarchy ("0::/path"), or "/" if unknown.
@@ -258,6 +289,13 @@ pub(crate) fn kernel_controllers() -> Vec<String> {
 }
 
 pub(crate) fn host_mounts() -> Result<Vec<CgroupMount>> {
+    if let Some(known) = REMEMBERED.get() {
+        return Ok(known.mounts.clone());
+    }
+    read_host_mounts()
+}
+
+fn read_host_mounts() -> Result<Vec<CgroupMount>> {
     let text = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| cgroup_err("/proc/self/mountinfo", format!("read: {e}")))?;
     Ok(parse_mountinfo(&text, &kernel_controllers()))
