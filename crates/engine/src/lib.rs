@@ -72,6 +72,10 @@ pub struct Engine {
     trash: trash::Trash,
     /// A shim started ahead of time, so a start does not wait for one to exec.
     spares: Arc<containers::shim::Spares>,
+    /// Container directories made ahead of time (see `containers::spare_dirs`).
+    spare_dirs: containers::spare_dirs::SpareDirs,
+    /// A refill of `spare_dirs` and the snapshotter's spares is under way.
+    filling_dirs: std::sync::atomic::AtomicBool,
     /// Parsed manifests and configs by manifest digest (see `resolve_row`).
     resolved: Mutex<HashMap<String, Arc<berth_image::media::ResolvedImage>>>,
     pub events: events::Events,
@@ -113,10 +117,13 @@ impl Engine {
         let trash = trash::Trash::open(&cfg.data_root)
             .map_err(|e| Error::internal("open the trash directory", e))?;
         let spares = Arc::new(containers::shim::Spares::new(shim_binary.clone()));
+        let spare_dirs = containers::spare_dirs::SpareDirs::open(&cfg.data_root.join("containers"));
         let engine = Arc::new(Engine {
             cfg,
             shim_binary,
             spares,
+            spare_dirs,
+            filling_dirs: Default::default(),
             resolved: Mutex::new(HashMap::new()),
             db: Mutex::new(db),
             content,
@@ -133,6 +140,7 @@ impl Engine {
         engine.collect_orphans()?;
         engine.net_recover()?;
         engine.spares.refill();
+        engine.refill_spare_dirs();
         Ok(engine)
     }
 

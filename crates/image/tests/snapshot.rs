@@ -278,3 +278,74 @@ fn active_snapshots_are_marked_to_spread_over_block_groups() {
     Snapshotter::open(&root, Some(Backend::Copy)).unwrap();
     assert!(berth_image::snapshot::is_top_directory(&root.join("active")).unwrap());
 }
+
+#[test]
+fn a_spare_directory_becomes_the_next_active_snapshot() {
+    if !berth_testsupport::require_root!() {
+        return;
+    }
+    let s = setup(None, false);
+    if !berth_testsupport::require(
+        s.snaps.backend() == Backend::Overlay,
+        "overlayfs usable under the test directory",
+    ) {
+        return;
+    }
+    let active = s.dir.path().join("snapshots/active");
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(&active)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    s.snaps.add_spare().unwrap();
+    assert_eq!(s.snaps.spares(), 1);
+    let spare = names();
+    assert_eq!(spare.len(), 1);
+    assert!(spare[0].starts_with(".spare-"), "{spare:?}");
+    // Not a snapshot until prepared.
+    assert!(s
+        .snaps
+        .list()
+        .unwrap()
+        .iter()
+        .all(|i| !i.name.starts_with(".spare")));
+
+    let mount = s.snaps.prepare_scratch("ctr-spare", Some(&s.top)).unwrap();
+    assert_eq!(s.snaps.spares(), 0);
+    assert_eq!(
+        names(),
+        vec!["ctr-spare".to_string()],
+        "the spare was renamed"
+    );
+    let merged = s.dir.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    mount.mount(&merged).unwrap();
+    let seen = tree(&merged);
+    let wrote = fs::write(merged.join("a/new"), b"n");
+    unmount(&merged).unwrap();
+    assert_eq!(seen, EXPECTED);
+    wrote.unwrap();
+    let info = s
+        .snaps
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "ctr-spare")
+        .expect("listed as an active snapshot");
+    assert_eq!(info.parent.as_ref(), Some(&s.top));
+
+    // A key in use is refused, and the spare is kept for the next prepare.
+    s.snaps.add_spare().unwrap();
+    assert!(s.snaps.prepare_scratch("ctr-spare", Some(&s.top)).is_err());
+    assert_eq!(s.snaps.spares(), 1);
+
+    // Spares do not outlive the snapshotter: the next open removes them.
+    let reopened = Snapshotter::open(s.dir.path().join("snapshots"), None).unwrap();
+    assert_eq!(reopened.spares(), 0);
+    assert_eq!(names(), vec!["ctr-spare".to_string()]);
+    s.snaps.remove_active("ctr-spare").unwrap();
+}

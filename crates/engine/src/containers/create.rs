@@ -73,9 +73,43 @@ impl Engine {
 
     pub async fn create_container(self: &Arc<Self>, req: CreateRequest) -> Result<Created> {
         let engine = self.clone();
-        tokio::task::spawn_blocking(move || engine.create_blocking(req))
+        let created = tokio::task::spawn_blocking(move || engine.create_blocking(req))
             .await
-            .map_err(|e| Error::internal("create container", e))?
+            .map_err(|e| Error::internal("create container", e))?;
+        self.refill_spare_dirs();
+        created
+    }
+
+    /// Top up the directories made ahead of time for the next creates (a spare snapshot and a
+    /// spare container directory, see `spare_dirs`), in the background and in SCHED_IDLE: only
+    /// with CPU time nothing else wants.
+    pub(crate) fn refill_spare_dirs(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        /// Enough for a burst of two creates (`compose up`); more are made as usual.
+        const KEEP: usize = 2;
+        if self.snapshots.spares() >= KEEP && self.spare_dirs.len() >= KEEP {
+            return;
+        }
+        if self.filling_dirs.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _idle = super::shim::IdleThread::enter();
+            while engine.snapshots.spares() < KEEP {
+                if let Err(e) = engine.snapshots.add_spare() {
+                    tracing::debug!("spare snapshot: {e}");
+                    break;
+                }
+            }
+            while engine.spare_dirs.len() < KEEP {
+                if let Err(e) = engine.spare_dirs.add() {
+                    tracing::debug!("spare container directory: {e}");
+                    break;
+                }
+            }
+            engine.filling_dirs.store(false, Ordering::Release);
+        });
     }
 
     fn create_blocking(&self, req: CreateRequest) -> Result<Created> {
@@ -267,8 +301,13 @@ impl Engine {
             self.snapshots.prepare(&id, top.as_ref())?;
         }
         let dir = self.container_dir(&id);
-        let made = std::fs::create_dir_all(dir.join("rootfs"))
-            .map_err(|e| Error::internal(format!("create {}", dir.display()), e));
+        let log_name = format!("{id}-json.log");
+        let made = if self.spare_dirs.take_into(&dir, &log_name) {
+            Ok(())
+        } else {
+            std::fs::create_dir_all(dir.join("rootfs"))
+                .map_err(|e| Error::internal(format!("create {}", dir.display()), e))
+        };
         let rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -277,7 +316,7 @@ impl Engine {
             spec,
             state: State::default(),
             restart_count: 0,
-            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            log_path: dir.join(&log_name).display().to_string(),
         };
         let inserted = made.and_then(|_| self.db().insert_container(&rec));
         match inserted {

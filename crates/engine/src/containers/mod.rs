@@ -11,6 +11,7 @@ pub mod model;
 pub mod ops;
 pub mod seccomp;
 pub mod shim;
+pub(crate) mod spare_dirs;
 pub mod spec;
 pub mod stream;
 pub mod user;

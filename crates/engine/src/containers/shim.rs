@@ -197,10 +197,10 @@ impl Spare {
 }
 
 /// The calling thread in SCHED_IDLE until dropped, then back in its own class.
-struct IdleThread(Option<libc::c_int>);
+pub(crate) struct IdleThread(Option<libc::c_int>);
 
 impl IdleThread {
-    fn enter() -> IdleThread {
+    pub(crate) fn enter() -> IdleThread {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
         let before = unsafe { libc::sched_getscheduler(0) };

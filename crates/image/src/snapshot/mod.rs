@@ -71,7 +71,13 @@ pub struct SnapshotInfo {
 pub struct Snapshotter {
     root: PathBuf,
     backend: Backend,
+    /// Empty active snapshot directories made ahead of time (`add_spare`), renamed into place
+    /// by `prepare`: creating directories and files is what a prepare spends its time on.
+    spares: std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>>,
 }
+
+/// Name prefix of a spare active directory (never a valid key: keys do not start with '.').
+const SPARE_PREFIX: &str = ".spare-";
 
 impl Snapshotter {
     /// Open (creating) a snapshotter at `root`; `backend: None` probes for overlayfs.
@@ -89,7 +95,84 @@ impl Snapshotter {
             Some(b) => b,
             None => probe_overlay(&root),
         };
-        Ok(Snapshotter { root, backend })
+        // Spares of an earlier run: nobody knows of them any more.
+        if let Ok(entries) = fs::read_dir(root.join("active")) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(SPARE_PREFIX) {
+                    let _ = remove_dir(&e.path());
+                }
+            }
+        }
+        Ok(Snapshotter {
+            root,
+            backend,
+            spares: Default::default(),
+        })
+    }
+
+    /// Make one spare active directory (`fs/`, `work/`, an empty info file) for a later
+    /// `prepare` to rename into place. Overlay only (a copy snapshot starts as a full copy).
+    pub fn add_spare(&self) -> Result<()> {
+        if self.backend != Backend::Overlay {
+            return Ok(());
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self
+            .root
+            .join("active")
+            .join(format!("{SPARE_PREFIX}{}-{n}", std::process::id()));
+        let made = (|| {
+            fs::create_dir(&dir)?;
+            fs::create_dir(dir.join("fs"))?;
+            fs::create_dir(dir.join("work"))?;
+            fs::File::create(dir.join(INFO_TMP)).map(drop)
+        })();
+        match made {
+            Ok(()) => {
+                self.lock_spares().push(dir);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = remove_dir(&dir);
+                Err(Error::path("make a spare snapshot directory", &dir, e))
+            }
+        }
+    }
+
+    /// How many spares wait.
+    pub fn spares(&self) -> usize {
+        self.lock_spares().len()
+    }
+
+    fn lock_spares(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.spares.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rename a spare to `dir` (which must not exist). None when there is no spare or it could
+    /// not be used (then `dir` is made as usual).
+    fn take_spare(&self, dir: &Path) -> Option<Result<()>> {
+        let spare = self.lock_spares().pop()?;
+        // An existing `dir` with content makes rename fail (ENOTEMPTY or EEXIST): the
+        // snapshot exists; an empty one (an interrupted prepare) is replaced.
+        match fs::rename(&spare, dir) {
+            Ok(()) => Some(Ok(())),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
+                self.lock_spares().push(spare);
+                Some(Err(Error::Snapshot {
+                    id: dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    reason: "an active snapshot with this key already exists".into(),
+                }))
+            }
+            Err(e) => {
+                tracing::debug!("spare snapshot {} not used: {e}", spare.display());
+                let _ = remove_dir(&spare);
+                None
+            }
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -181,6 +264,22 @@ impl Snapshotter {
                     reason: "parent snapshot does not exist".into(),
                 });
             }
+        }
+        if let Some(taken) = self.take_spare(&dir) {
+            taken?;
+            return write_info(
+                &dir,
+                &SnapshotInfo {
+                    name: key.to_string(),
+                    committed: false,
+                    parent: parent.cloned(),
+                },
+                durable,
+            )
+            .inspect_err(|_| {
+                let _ = fs::remove_dir_all(&dir);
+            })
+            .and_then(|()| self.mounts(key));
         }
         match fs::create_dir(&dir) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -370,8 +469,11 @@ fn validate_key(key: &str) -> Result<()> {
     }
 }
 
+/// The info file's temporary name (a spare holds it, empty: writing it creates no inode).
+const INFO_TMP: &str = "info.json.tmp";
+
 fn write_info(dir: &Path, info: &SnapshotInfo, durable: bool) -> Result<()> {
-    let tmp = dir.join("info.json.tmp");
+    let tmp = dir.join(INFO_TMP);
     let text = serde_json::to_vec(info).map_err(|e| Error::json("snapshot info", e))?;
     fs::write(&tmp, text).at("write snapshot info", &tmp)?;
     if durable {
