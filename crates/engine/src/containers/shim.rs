@@ -110,6 +110,20 @@ enum Handover {
 }
 
 impl Spare {
+    /// Still waiting: its end of the socket is open and it has said nothing more. (A spare
+    /// killed from outside shows as a hang-up or EOF.)
+    fn alive(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.control.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 0
+    }
+
     /// Start one. Returns once the spare has detached (its first process exits at once).
     ///
     /// It starts in the SCHED_IDLE class, so making it (exec, dynamic link, fork) only uses
@@ -220,10 +234,16 @@ impl Drop for IdleThread {
     }
 }
 
-/// Keeps one spare shim ready; `take` hands it out, `refill` starts the next in the background.
+/// How many spare shims are kept ready. Making one takes longer than a `run --rm` (an exec in
+/// SCHED_IDLE, and on cgroup v1 its launcher's move into a spare cgroup waits for an RCU grace
+/// period): with one, a tight loop of starts found none ready about one time in seven.
+const SPARES: usize = 2;
+
+/// Keeps `SPARES` spare shims ready; `take` hands one out, `refill` makes the next ones in the
+/// background.
 pub struct Spares {
     binary: PathBuf,
-    slot: std::sync::Mutex<Option<Spare>>,
+    ready: std::sync::Mutex<Vec<Spare>>,
     filling: std::sync::atomic::AtomicBool,
 }
 
@@ -231,26 +251,44 @@ impl Spares {
     pub fn new(binary: PathBuf) -> Spares {
         Spares {
             binary,
-            slot: std::sync::Mutex::new(None),
+            ready: std::sync::Mutex::new(Vec::new()),
             filling: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     pub fn take(&self) -> Option<Spare> {
-        crate::lock(&self.slot).take()
+        // The oldest first.
+        let mut ready = crate::lock(&self.ready);
+        ready.retain(Spare::alive);
+        let spare = (!ready.is_empty()).then(|| ready.remove(0));
+        drop(ready);
+        if spare.is_none() {
+            tracing::debug!("no spare shim ready: a shim is exec'd");
+        }
+        spare
     }
 
-    /// Start a spare unless one is ready or starting. Needs a tokio runtime.
+    /// Start spares until `SPARES` are ready, one at a time, unless that is under way. Needs a
+    /// tokio runtime.
     pub fn refill(self: &std::sync::Arc<Self>) {
         use std::sync::atomic::Ordering;
-        if crate::lock(&self.slot).is_some() || self.filling.swap(true, Ordering::AcqRel) {
-            return;
+        {
+            let mut ready = crate::lock(&self.ready);
+            ready.retain(Spare::alive);
+            if ready.len() >= SPARES || self.filling.swap(true, Ordering::AcqRel) {
+                return;
+            }
         }
         let spares = self.clone();
         tokio::task::spawn_blocking(move || {
-            match Spare::start(&spares.binary) {
-                Ok(s) => *crate::lock(&spares.slot) = Some(s),
-                Err(e) => tracing::warn!("start a spare shim: {e}"),
+            while crate::lock(&spares.ready).len() < SPARES {
+                match Spare::start(&spares.binary) {
+                    Ok(s) => crate::lock(&spares.ready).push(s),
+                    Err(e) => {
+                        tracing::warn!("start a spare shim: {e}");
+                        break;
+                    }
+                }
             }
             spares.filling.store(false, Ordering::Release);
         });
