@@ -75,8 +75,56 @@ where
         }
         code
     };
-    tokio::select! {
+    let code = tokio::select! {
         code = output => code,
         _ = input => None,
+    };
+    drain(&mut from_client).await;
+    code
+}
+
+/// Read and drop what the client already sent and nobody will read now (say, a terminal's
+/// answer to an escape sequence, arriving after the process exited): a unix socket closed with
+/// unread data resets the connection, and the client would see ECONNRESET instead of the end
+/// of the stream. Never waits for more.
+async fn drain<R: AsyncRead + Unpin>(from_client: &mut R) {
+    let mut buf = [0u8; 4096];
+    for _ in 0..64 {
+        // A zero timeout still polls the read once: only bytes already there are taken.
+        match tokio::time::timeout(std::time::Duration::ZERO, from_client.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the client sent last is read before the connection closes: it sees the end of the
+    /// stream, not a reset.
+    #[tokio::test]
+    async fn unread_client_bytes_are_drained_so_the_close_is_not_a_reset() {
+        for drained in [false, true] {
+            let (mut client, mut ours) = UnixStream::pair().expect("socketpair");
+            client.write_all(b"\x1b[30;1R").await.expect("write");
+            tokio::task::yield_now().await;
+            if drained {
+                drain(&mut ours).await;
+            }
+            drop(ours);
+            let mut buf = [0u8; 16];
+            let read = client.read(&mut buf).await;
+            if drained {
+                assert_eq!(read.expect("end of stream, not an error"), 0);
+            } else {
+                // The kernel's behaviour this guards against.
+                assert_eq!(
+                    read.expect_err("a reset").kind(),
+                    std::io::ErrorKind::ConnectionReset
+                );
+            }
+        }
     }
 }
