@@ -84,17 +84,24 @@ before=$(pss $berthd_pid)
 for i in $(seq "$IDLE"); do "$bin/berth" run -d --network none busybox sleep 1d >/dev/null; done
 sleep 1
 # This daemon's shims only (other daemons may run on the machine): a shim started by berthd
-# names its socket under $work, one that began as a spare names its owner. The spare waiting
-# for the next container (named berth-spare) is a cost per daemon, reported on its own.
-shims=""; spare=""
+# names its socket under $work, one that began as a spare names its owner. The spares waiting
+# for the next containers (named berth-spare) are a cost per daemon, reported on their own; a
+# spare's launcher (berth-launcher, cgroup v1) shares its spare's memory and is not counted.
+shims=""; spares=""
 for p in $(pgrep -f "berth-shim .*(--owner $berthd_pid |$work/)"); do
-  if [ "$(cat /proc/$p/comm 2>/dev/null)" = berth-spare ]; then spare=$p; else shims="$shims $p"; fi
+  case "$(cat /proc/$p/comm 2>/dev/null)" in
+    berth-spare) spares="$spares $p" ;;
+    berth-launcher) ;;
+    *) shims="$shims $p" ;;
+  esac
 done
 shim_pss=0; for p in $shims; do shim_pss=$((shim_pss + $(pss "$p"))); done
 after=$(pss $berthd_pid)
 one=$(echo $shims | cut -d' ' -f1)
 echo "one shim: RSS $(rss "$one") KiB, PSS $(pss "$one") KiB"
-[ -n "$spare" ] && echo "the spare shim (one per daemon): RSS $(rss "$spare") KiB, PSS $(pss "$spare") KiB"
+spare_rss=0; spare_pss=0
+for p in $spares; do spare_rss=$((spare_rss + $(rss "$p"))); spare_pss=$((spare_pss + $(pss "$p"))); done
+[ -n "$spares" ] && echo "spare shims ($(echo $spares | wc -w) per daemon): RSS $spare_rss KiB, PSS $spare_pss KiB in all"
 echo "$IDLE idle containers ($(echo $shims | wc -w) shims): shims PSS ${shim_pss} KiB + berthd growth $((after - before)) KiB" \
      "=> $(( (shim_pss + after - before) / IDLE )) KiB per container"
 # berthd gives back pages after 5 quiet seconds (berth_api::server::serve).
