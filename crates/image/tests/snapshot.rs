@@ -62,18 +62,25 @@ fn setup(backend: Option<Backend>, gzip: bool) -> Setup {
     }
 }
 
-#[test]
-fn overlay_mount_shows_whiteouts_and_opaque_dirs() {
+/// `setup` with the overlay backend, or None (a skip; a failure under CI=true) without root
+/// or a usable overlayfs.
+fn overlay_setup(gzip: bool) -> Option<Setup> {
     if !berth_testsupport::require_root!() {
-        return;
+        return None;
     }
-    let s = setup(None, true);
-    if !berth_testsupport::require(
+    let s = setup(None, gzip);
+    berth_testsupport::require(
         s.snaps.backend() == Backend::Overlay,
         "overlayfs usable under the test directory",
-    ) {
+    )
+    .then_some(s)
+}
+
+#[test]
+fn overlay_mount_shows_whiteouts_and_opaque_dirs() {
+    let Some(s) = overlay_setup(true) else {
         return;
-    }
+    };
     let mount = s.snaps.prepare("ctr-overlay", Some(&s.top)).unwrap();
     let Mount::Overlay {
         lowerdirs,
@@ -281,16 +288,9 @@ fn active_snapshots_are_marked_to_spread_over_block_groups() {
 
 #[test]
 fn a_spare_directory_becomes_the_next_active_snapshot() {
-    if !berth_testsupport::require_root!() {
+    let Some(s) = overlay_setup(false) else {
         return;
-    }
-    let s = setup(None, false);
-    if !berth_testsupport::require(
-        s.snaps.backend() == Backend::Overlay,
-        "overlayfs usable under the test directory",
-    ) {
-        return;
-    }
+    };
     let active = s.dir.path().join("snapshots/active");
     let names = || -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&active)

@@ -265,51 +265,41 @@ impl Snapshotter {
                 });
             }
         }
-        if let Some(taken) = self.take_spare(&dir) {
-            taken?;
-            return write_info(
-                &dir,
-                &SnapshotInfo {
-                    name: key.to_string(),
-                    committed: false,
-                    parent: parent.cloned(),
-                },
-                durable,
-            )
-            .inspect_err(|_| {
-                let _ = fs::remove_dir_all(&dir);
-            })
-            .and_then(|()| self.mounts(key));
-        }
-        match fs::create_dir(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::Snapshot {
-                    id: key.to_string(),
-                    reason: "an active snapshot with this key already exists".into(),
-                })
+        let info = SnapshotInfo {
+            name: key.to_string(),
+            committed: false,
+            parent: parent.cloned(),
+        };
+        let made = match self.take_spare(&dir) {
+            // A spare already holds fs/, work/ and the info file's inode.
+            Some(taken) => {
+                taken?;
+                write_info(&dir, &info, durable)
             }
-            r => r.at("create snapshot", &dir)?,
-        }
-        let made = (|| {
-            let fs_dir = dir.join("fs");
-            match (self.backend, parent) {
-                (Backend::Copy, Some(p)) => copy_tree(&self.committed_fs(p), &fs_dir)?,
-                _ => fs::create_dir(&fs_dir).at("create snapshot fs", &fs_dir)?,
+            None => {
+                match fs::create_dir(&dir) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        return Err(Error::Snapshot {
+                            id: key.to_string(),
+                            reason: "an active snapshot with this key already exists".into(),
+                        })
+                    }
+                    r => r.at("create snapshot", &dir)?,
+                }
+                (|| {
+                    let fs_dir = dir.join("fs");
+                    match (self.backend, parent) {
+                        (Backend::Copy, Some(p)) => copy_tree(&self.committed_fs(p), &fs_dir)?,
+                        _ => fs::create_dir(&fs_dir).at("create snapshot fs", &fs_dir)?,
+                    }
+                    if self.backend == Backend::Overlay {
+                        let work = dir.join("work");
+                        fs::create_dir(&work).at("create snapshot work", &work)?;
+                    }
+                    write_info(&dir, &info, durable)
+                })()
             }
-            if self.backend == Backend::Overlay {
-                let work = dir.join("work");
-                fs::create_dir(&work).at("create snapshot work", &work)?;
-            }
-            write_info(
-                &dir,
-                &SnapshotInfo {
-                    name: key.to_string(),
-                    committed: false,
-                    parent: parent.cloned(),
-                },
-                durable,
-            )
-        })();
+        };
         if let Err(e) = made {
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
