@@ -316,8 +316,14 @@ pub fn prerequisites() -> bool {
 }
 
 /// Poll `f` until it returns Some (a bounded number of rounds, not a timing assertion).
-pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..400 {
+pub fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    eventually_within(what, 400, f)
+}
+
+/// `eventually` with `rounds` polls 50 ms apart: for what only gets idle CPU time (berthd makes
+/// its spare shims in SCHED_IDLE, which a machine busy with other tests starves for seconds).
+pub fn eventually_within<T>(what: &str, rounds: u32, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..rounds {
         if let Some(v) = f() {
             return v;
         }

@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use berth_e2e::{eventually, prerequisites, Daemon};
+use berth_e2e::{eventually, eventually_within, prerequisites, Daemon};
+
+/// Spares are made in SCHED_IDLE: on a machine busy with other tests that takes seconds.
+const SPARE_ROUNDS: u32 = 2400;
 
 /// Pids of the spare shims waiting for `daemon_pid`'s berthd (a spare that took a container
 /// keeps its command line but is named berth-shim again).
@@ -56,7 +59,7 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
     d.load_busybox("busybox:latest");
     let owner = d.pid();
     // Two wait (making one takes longer than a `run --rm`); the oldest goes first.
-    let first = eventually("two spare shims", || {
+    let first = eventually_within("two spare shims", SPARE_ROUNDS, || {
         let s = spares_of(owner);
         (s.len() == 2).then(|| oldest(&s))
     });
@@ -101,7 +104,7 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     assert_eq!(policy_and_nice(&stat), ("0".into(), "0".into()), "{stat}");
     // A new spare replaces it.
-    let others = eventually("a new spare shim", || {
+    let others = eventually_within("a new spare shim", SPARE_ROUNDS, || {
         let s = spares_of(owner);
         (s.len() == 2 && !s.contains(&first)).then_some(s)
     });
@@ -120,7 +123,7 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
     d.berth_ok(&["rm", "-f", id.trim()]);
 
     // Stopping the daemon takes its spares along: nothing is left waiting.
-    let spare = eventually("spares after the kill", || {
+    let spare = eventually_within("spares after the kill", SPARE_ROUNDS, || {
         let s = spares_of(owner);
         (s.len() == 2).then(|| oldest(&s))
     });

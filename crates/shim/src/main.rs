@@ -104,10 +104,12 @@ fn standby(argv: &[String]) -> i32 {
                 report(control, 0, Some(e));
                 return 1;
             }
-            // Read now, not at create: the shim never leaves its cgroup.
+            // Read now, not at create: the shim never leaves its cgroup, and the kernel's last
+            // capability does not change.
             if let Err(e) = berth_runtime::cgroups::remember_host() {
                 eprintln!("berth-shim: standby: cgroups: {e}");
             }
+            berth_runtime::security::capabilities::last_cap();
             let launcher = prepare_launcher();
             // Tell berthd it may hand this spare out: a spare still in SCHED_IDLE could make a
             // start wait for idle CPU time on a busy host.

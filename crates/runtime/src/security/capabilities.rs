@@ -163,8 +163,23 @@ pub fn names(mask: u64) -> String {
 }
 
 /// The highest capability number the running kernel knows, found by probing the bounding set
-/// (no file reads, so it works after pivot_root without /proc).
+/// (no file reads, so it works after pivot_root without /proc). Probed once per process (42
+/// prctls): a container's process inherits the answer its creator found.
 pub fn last_cap() -> u8 {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0 = not probed yet (every kernel knows more than CAP_CHOWN).
+    static LAST: AtomicU8 = AtomicU8::new(0);
+    match LAST.load(Ordering::Relaxed) {
+        0 => {
+            let last = probe_last_cap();
+            LAST.store(last, Ordering::Relaxed);
+            last
+        }
+        known => known,
+    }
+}
+
+fn probe_last_cap() -> u8 {
     let mut last = 0u8;
     for n in 0..64u8 {
         // SAFETY: PR_CAPBSET_READ only reads; it fails with EINVAL past the last capability.
