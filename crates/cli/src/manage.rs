@@ -13,6 +13,7 @@ use crate::args::{
 use crate::{containers, cp, format, images, registry, run, update};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// List containers.
     #[command(visible_aliases = ["ps", "list"])]
@@ -61,6 +62,7 @@ pub enum ContainerCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCommand {
     /// List images.
     #[command(visible_alias = "list")]

@@ -129,6 +129,7 @@ pub fn apply(f: &NetFlags, b: &mut CreateBody) -> Result<(), ClientError> {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCommand {
     /// Create a network.
     Create {

@@ -8,6 +8,7 @@ use crate::format;
 use crate::manage::{confirm, prune_containers, prune_images};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Show disk usage (images, containers, volumes).
     Df(DfArgs),
