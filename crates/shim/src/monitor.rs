@@ -58,6 +58,10 @@ struct Shim<'a> {
     started: bool,
     /// The container cgroup's OOM-kill counter, read when it exits.
     oom: Option<berth_runtime::cgroups::OomCounter>,
+    /// The container's mount namespace, held until its exit is reported: the last process of a
+    /// namespace unmounts everything in it (and waits for an RCU grace period) *before* its
+    /// parent hears of the exit; with this reference that work happens after the report.
+    mount_ns: Option<OwnedFd>,
 }
 
 /// `launcher`: a spare's, to clone the container's process into its cgroups (cgroup v1).
@@ -73,6 +77,7 @@ pub fn run(args: &Args, ready: OwnedFd, launcher: Option<Launcher>) -> Result<()
     let mut shim = shim;
     // Opened now, while berthd answers the client: at exit it is one pread.
     shim.oom = shim.runtime.oom_counter(&args.id).ok().flatten();
+    shim.mount_ns = open_mount_ns(shim.pid);
     shim.serve();
     Ok(())
 }
@@ -143,6 +148,7 @@ fn setup(args: &Args, launcher: Option<Launcher>) -> Result<Shim<'_>, String> {
         exit: None,
         started: false,
         oom: None,
+        mount_ns: None,
     })
 }
 
@@ -562,11 +568,18 @@ impl Shim<'_> {
         for w in self.waiters.drain(..) {
             let _ = reply(&w, &r);
         }
+        // Now the kernel may unmount the container's mounts.
+        self.mount_ns = None;
         self.clients.clear();
         self.execs.clear();
         let _ = self.runtime.delete(&self.args.id, true);
         let _ = std::fs::remove_file(&self.args.socket);
     }
+}
+
+fn open_mount_ns(pid: i32) -> Option<OwnedFd> {
+    let f = File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
+    Some(f.into())
 }
 
 fn started_pid(r: berth_runtime::Result<ExecResult>) -> Result<i32, String> {
