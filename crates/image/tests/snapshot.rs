@@ -227,6 +227,31 @@ fn gc_keeps_what_names_reach_and_removes_the_rest() {
     assert_eq!(names.len(), 3, "{names:?}");
 }
 
+/// A scratch (volatile) layer mounts again after an unmount: overlayfs leaves its "volatile"
+/// marker (a directory with a `dirty` file) in the work directory and refuses the work
+/// directory until it is gone (a start that failed and is tried again).
+#[test]
+fn scratch_layer_mounts_again_after_unmount() {
+    let Some(s) = overlay_setup(false) else {
+        return;
+    };
+    let mount = s.snaps.prepare("ctr-scratch", Some(&s.top)).unwrap();
+    let merged = s.dir.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    for round in 0..3 {
+        mount
+            .mount_scratch(&merged)
+            .unwrap_or_else(|e| panic!("mount {round}: {e}"));
+        let seen = tree(&merged);
+        let wrote = fs::write(merged.join(format!("w{round}")), b"x");
+        unmount(&merged).unwrap();
+        let image: Vec<_> = seen.into_iter().filter(|e| !e.starts_with('w')).collect();
+        assert_eq!(image, EXPECTED);
+        wrote.unwrap();
+    }
+    s.snaps.remove_active("ctr-scratch").unwrap();
+}
+
 #[test]
 fn long_layer_chains_mount_past_the_option_page_limit() {
     if !berth_testsupport::require_root!() {

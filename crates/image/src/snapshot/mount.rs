@@ -65,7 +65,8 @@ impl Mount {
             ..
         } = self
         {
-            match std::fs::remove_dir(work.join("work/incompat/volatile")) {
+            // The marker is a directory holding a `dirty` file.
+            match std::fs::remove_dir_all(work.join("work/incompat/volatile")) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(Error::path("clear the volatile marker", work, e));
                 }
