@@ -187,6 +187,15 @@ impl Client {
 
     /// Upgrade to a raw stream (attach, exec start): 101 expected.
     pub async fn hijack(&self, path: &str, body: Option<Vec<u8>>) -> Result<Hijacked> {
+        Ok(self.hijack_with_headers(path, body).await?.0)
+    }
+
+    /// The hijacked stream and the headers of the daemon's 101.
+    async fn hijack_with_headers(
+        &self,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(Hijacked, hyper::HeaderMap)> {
         let json = body.is_some();
         let mut req = Self::build(
             Method::POST,
@@ -207,10 +216,11 @@ impl Client {
                 "{path}: the daemon did not upgrade"
             )));
         }
+        let headers = resp.headers().clone();
         let up = hyper::upgrade::on(resp)
             .await
             .map_err(|e| proto("upgrade", e))?;
-        Ok(TokioIo::new(up))
+        Ok((TokioIo::new(up), headers))
     }
 
     // --- typed calls ---
@@ -242,17 +252,23 @@ impl Client {
     }
 
     pub async fn create(&self, name: Option<&str>, body: &CreateBody) -> Result<CreateResponse> {
-        self.create_for(name, None, body).await
+        self.create_for(name, None, body, false).await
     }
 
     /// `create` for a platform ("linux/amd64"): an image of another platform is not found.
+    /// `prepare`: a start follows at once (berth's extension `prepare=1`: berthd sets the
+    /// process up while the client goes on; other daemons ignore it).
     pub async fn create_for(
         &self,
         name: Option<&str>,
         platform: Option<&str>,
         body: &CreateBody,
+        prepare: bool,
     ) -> Result<CreateResponse> {
         let mut q = Vec::new();
+        if prepare {
+            q.push("prepare=1".to_string());
+        }
         if let Some(n) = name {
             q.push(format!("name={}", percent_encode(n)));
         }
@@ -346,6 +362,22 @@ impl Client {
             None,
         )
         .await
+    }
+
+    /// Attach, and have the daemon start the container once the stream is hooked up
+    /// (`start=1`, berth's extension). False: the daemon did not start it (not berthd).
+    pub async fn attach_and_start(&self, id: &str, stdin: bool) -> Result<(Hijacked, bool)> {
+        let (conn, headers) = self
+            .hijack_with_headers(
+                &format!(
+                    "/containers/{}/attach?stream=1&stdout=1&stderr=1&stdin={}&start=1",
+                    percent_encode(id),
+                    u8::from(stdin)
+                ),
+                None,
+            )
+            .await?;
+        Ok((conn, headers.contains_key(crate::STARTED_HEADER)))
     }
 
     pub async fn resize(&self, id: &str, height: u16, width: u16) -> Result<()> {

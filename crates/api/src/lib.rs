@@ -13,3 +13,7 @@ pub mod types;
 pub mod server;
 
 pub use types::API_VERSION;
+
+/// berth's extension to attach: `start=1` starts the container once the stream is hooked up,
+/// and the 101 carries this header (a daemon without the extension does not: the client starts).
+pub const STARTED_HEADER: &str = "x-berth-started";

@@ -300,6 +300,7 @@ pub async fn create_pulling(
     pull: PullPolicy,
     image: &str,
     body: &CreateBody,
+    prepare: bool,
 ) -> Result<CreateResponse, ClientError> {
     let shown = || {
         reference(image)
@@ -310,9 +311,9 @@ pub async fn create_pulling(
         if !pull_image(c, image, platform, false, true).await? {
             return Err(ClientError::Protocol(format!("pull {} failed", shown())));
         }
-        return c.create_for(name, platform, body).await;
+        return c.create_for(name, platform, body, prepare).await;
     }
-    match c.create_for(name, platform, body).await {
+    match c.create_for(name, platform, body, prepare).await {
         Err(ClientError::Api { status: 404, .. })
             if !image.is_empty() && pull == PullPolicy::Missing =>
         {
@@ -320,7 +321,7 @@ pub async fn create_pulling(
             if !pull_image(c, image, platform, false, true).await? {
                 return Err(ClientError::Protocol(format!("pull {} failed", shown())));
             }
-            c.create_for(name, platform, body).await
+            c.create_for(name, platform, body, prepare).await
         }
         other => other,
     }

@@ -202,10 +202,12 @@ impl Drop for CidFile {
     }
 }
 
-/// Create the container (pulling per --pull, for --platform) and write --cidfile.
+/// Create the container (pulling per --pull, for --platform) and write --cidfile. `to_run`:
+/// it is started at once (berthd sets its process up meanwhile).
 async fn create_container(
     c: &Client,
     a: &RunArgs,
+    to_run: bool,
 ) -> Result<berth_api::types::CreateResponse, ClientError> {
     let body = create_body(a)?;
     let mut cid = CidFile::claim(a.more.cidfile.as_deref())?;
@@ -216,6 +218,7 @@ async fn create_container(
         a.more.pull,
         &a.image,
         &body,
+        to_run,
     )
     .await?;
     cid.write(&r.id)?;
@@ -223,7 +226,7 @@ async fn create_container(
 }
 
 pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let r = create_container(c, &a).await?;
+    let r = create_container(c, &a, false).await?;
     for w in &r.warnings {
         eprintln!("WARNING: {w}");
     }
@@ -232,7 +235,7 @@ pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let created = match create_container(c, &a).await {
+    let created = match create_container(c, &a, true).await {
         Ok(r) => r,
         Err(e @ ClientError::Connect { .. }) => return Err(e),
         Err(e) => {
@@ -247,25 +250,36 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
     if a.detach {
         if let Err(e) = c.start(&id).await {
             eprintln!("berth: {e}");
-            return Ok(126);
+            if a.rm {
+                let _ = c.remove(&id, true).await;
+            }
+            return Ok(start_failure_code(&e));
         }
         println!("{id}");
         return Ok(0);
     }
-    // Both before start (no output and no exit may be missed), at once: the attach is where
-    // the daemon sets the container up, the wait is only registered.
-    let (conn, waiter) = tokio::join!(
-        c.attach(&id, a.interactive),
-        c.wait(&id, if a.rm { "removed" } else { "next-exit" })
-    );
-    let (conn, waiter) = (conn?, waiter?);
-    if let Err(e) = c.start(&id).await {
-        eprintln!("berth: {e}");
-        if a.rm {
-            let _ = c.remove(&id, true).await;
+    // The wait is registered first, so no exit is missed (berthd is setting the process up
+    // meanwhile); then the attach, which berthd follows with the start once the stream is
+    // hooked up, so no output is missed either. Another daemon leaves the start to us.
+    let waiter = c
+        .wait(&id, if a.rm { "removed" } else { "next-exit" })
+        .await?;
+    let started = match c.attach_and_start(&id, a.interactive).await {
+        Ok((conn, true)) => Ok(conn),
+        Ok((conn, false)) => c.start(&id).await.map(|()| conn),
+        Err(e) => Err(e),
+    };
+    let conn = match started {
+        Ok(conn) => conn,
+        Err(e @ ClientError::Connect { .. }) => return Err(e),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            if a.rm {
+                let _ = c.remove(&id, true).await;
+            }
+            return Ok(start_failure_code(&e));
         }
-        return Ok(126);
-    }
+    };
     let _raw = (a.tty && tty::stdin_is_tty()).then(tty::RawMode::enter);
     if a.tty {
         if let Some((h, w)) = tty::size() {
@@ -276,6 +290,25 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
     drop(_raw);
     let code = waiter.await?;
     Ok(code as i32)
+}
+
+/// Docker's exit codes for a container that could not start: 127 when the command was not
+/// found, 126 when it could not be run, 125 for any other failure.
+fn start_failure_code(e: &ClientError) -> i32 {
+    let msg = e.to_string();
+    if ["executable file not found", "no such file or directory"]
+        .iter()
+        .any(|s| msg.contains(s))
+    {
+        127
+    } else if ["permission denied", "is a directory"]
+        .iter()
+        .any(|s| msg.contains(s))
+    {
+        126
+    } else {
+        125
+    }
 }
 
 pub async fn start(c: &Client, a: StartArgs) -> Result<i32, ClientError> {

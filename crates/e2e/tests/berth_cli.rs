@@ -1,6 +1,6 @@
 //! The `berth` CLI against berthd (images are loaded with berth itself).
 
-use berth_e2e::{bin, prerequisites, unique, Daemon};
+use berth_e2e::{bin, eventually, prerequisites, unique, Daemon};
 
 #[test]
 fn berth_cli_drives_the_daemon() {
@@ -71,4 +71,97 @@ fn berth_says_how_to_start_a_daemon() {
         "{err}"
     );
     assert!(err.contains("berthd"), "{err}");
+}
+
+/// A command that cannot start: Docker's exit code (127: not found) and message, and a `--rm`
+/// container is removed; through berth's `run` (whose create asks berthd to set the process up
+/// ahead, so the failure is met up to three times) and through the docker CLI (which waits for
+/// that removal after its failed start).
+#[test]
+fn a_command_that_cannot_start() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let (code, _, err) = d.berth(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(code, Some(127), "{err}");
+    assert!(
+        err.contains("\"no-such-command\": executable file not found in $PATH"),
+        "{err}"
+    );
+    let out = d.docker(&["run", "--rm", "busybox", "no-such-command"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+    let (_, all, _) = d.berth(&["ps", "-aq"]);
+    assert_eq!(all, "", "--rm containers that could not start are gone");
+
+    // Without --rm it stays, created; a second start meets the same error, not a leftover.
+    let name = unique("nostart");
+    let (code, _, _) = d.berth(&["run", "--name", &name, "busybox", "no-such-command"]);
+    assert_eq!(code, Some(127));
+    let (code, _, err) = d.berth(&["start", &name]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("executable file not found"), "{err}");
+    let (_, state, _) = d.berth(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert_eq!(state.trim(), "created");
+}
+
+/// berth's extension to attach: `start=1` starts the container once the stream is hooked up
+/// and says so in the 101; a plain attach (Docker's) leaves it created.
+#[test]
+fn attach_with_start_starts_the_container() {
+    use std::io::{Read, Write};
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let create = |name: &str| {
+        let (code, id, err) = d.berth(&["create", "--name", name, "busybox", "echo", "hi"]);
+        assert_eq!(code, Some(0), "{err}");
+        id.trim().to_string()
+    };
+    let attach = |id: &str, extra: &str| {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        write!(
+            s,
+            "POST /containers/{id}/attach?stream=1&stdout=1&stderr=1{extra} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).unwrap(), 1, "headers ended early: {head:?}");
+            head.push(b[0]);
+        }
+        (String::from_utf8_lossy(&head).to_lowercase(), s)
+    };
+
+    let plain = create(&unique("plain"));
+    let (head, _s) = attach(&plain, "");
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(!head.contains("x-berth-started"), "{head}");
+    let (_, state, _) = d.berth(&["inspect", "--format", "{{.State.Status}}", &plain]);
+    assert_eq!(state.trim(), "created");
+
+    let started = create(&unique("started"));
+    let (head, mut s) = attach(&started, "&start=1");
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("x-berth-started: 1"), "{head}");
+    let mut stream = Vec::new();
+    s.read_to_end(&mut stream).unwrap();
+    // One stdout frame: 8-byte header (stream 1, big-endian length), then the line.
+    assert_eq!(stream, b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n");
+    // (The exit is recorded a moment after the stream ends.)
+    eventually("the started container's exit", || {
+        let (_, state, _) = d.berth(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &started,
+        ]);
+        (state.trim() == "exited 0").then_some(())
+    });
 }

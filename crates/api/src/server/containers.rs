@@ -6,6 +6,7 @@ use hyper::{Response, StatusCode};
 use super::body::{self, Body};
 use super::{convert, error, hijack, json_body, Ctx};
 use crate::types::{CreateBody, CreateResponse, WaitError, WaitResponse};
+use crate::STARTED_HEADER;
 use berth_engine::containers::lifecycle::WaitCondition;
 use berth_engine::containers::logs::LogOptions;
 
@@ -23,7 +24,19 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
     req.platform = ctx.query.get("platform").map(str::to_string);
     req.spec.host.network = network;
     req.publish_all_ports = publish_all;
+    // berth's extension: the client starts the container right away (berth `run`).
+    let prepare = ctx.query.flag("prepare", false);
     match ctx.engine.create_container(req).await {
+        Ok(c) if prepare => {
+            ctx.engine.prepare_task_ahead(&c.id);
+            body::json(
+                StatusCode::CREATED,
+                &CreateResponse {
+                    id: c.id,
+                    warnings: c.warnings,
+                },
+            )
+        }
         Ok(c) => body::json(
             StatusCode::CREATED,
             &CreateResponse {
@@ -184,10 +197,25 @@ pub async fn attach(ctx: &mut Ctx, id: &str) -> Response<Body> {
         q.flag("stdout", false),
         q.flag("stderr", false),
     );
-    match ctx.engine.attach_container(id, stdin, stdout, stderr).await {
-        Ok(a) => hijack::upgrade(hyper::upgrade::on(&mut ctx.req), a),
-        Err(e) => error::response(&e),
+    // berth's extension: start the container once the stream is hooked up (berth `run`: one
+    // round trip less); the 101 then says so in `X-Berth-Started`.
+    let start = q.flag("start", false);
+    let a = match ctx.engine.attach_container(id, stdin, stdout, stderr).await {
+        Ok(a) => a,
+        Err(e) => return error::response(&e),
+    };
+    if start {
+        match ctx.engine.start_container(id).await {
+            Ok(()) | Err(berth_engine::Error::NotModified(_)) => {}
+            Err(e) => return error::response(&e),
+        }
     }
+    let mut resp = hijack::upgrade(hyper::upgrade::on(&mut ctx.req), a);
+    if start {
+        resp.headers_mut()
+            .insert(STARTED_HEADER, hyper::header::HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 pub async fn resize(ctx: &Ctx, id: &str) -> Response<Body> {

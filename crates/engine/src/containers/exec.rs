@@ -140,7 +140,18 @@ impl Engine {
                     exec_id: None,
                 });
             }
-            self.ensure_task(&mut rec).await?;
+            if let Err(e) = self.ensure_task(&mut rec).await {
+                // As with Docker, where attach makes no process: the attach just ends and the
+                // start that follows reports the failure (it tries again).
+                tracing::debug!("attach to {id}: set up the process: {e}");
+                return Ok(Attachment {
+                    engine: self.clone(),
+                    stream: None,
+                    pending: None,
+                    opts: opts(&rec),
+                    exec_id: None,
+                });
+            }
         }
         let rec = self.container(&id)?;
         let (_, stream) = shim::call(&self.shim_socket(&id), &Request::Attach { stdin }).await?;

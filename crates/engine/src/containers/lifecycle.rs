@@ -205,11 +205,46 @@ impl Engine {
         Ok(())
     }
 
+    /// Set the container's process up now, in the background: the client said it starts the
+    /// container at once (berth's `run`), so the attach and start that follow find it made.
+    /// Errors are left to them to report: they try again and answer with it.
+    pub fn prepare_task_ahead(self: &Arc<Self>, id: &str) {
+        let engine = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let lock = engine.containers.op_lock(&id);
+            let _g = lock.lock().await;
+            let Ok(mut rec) = engine.container(&id) else {
+                return;
+            };
+            // Links to containers not running: the start reports it (see attach).
+            if rec.state.task || rec.state.running() || engine.links_unready(&rec) {
+                return;
+            }
+            if let Err(e) = engine.ensure_task(&mut rec).await {
+                tracing::debug!("prepare {id} ahead of its start: {e}");
+            }
+        });
+    }
+
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
-        let id = self.container(key)?.id;
-        let lock = self.containers.op_lock(&id);
+        let rec = self.container(key)?;
+        let r = self.start_locked(&rec.id).await;
+        // Docker's: a container meant to go when it stops also goes when it cannot start
+        // (`docker run --rm` waits for that removal after a failed start).
+        if rec.spec.host.auto_remove && matches!(&r, Err(e) if !matches!(e, Error::NotModified(_)))
+        {
+            if let Err(e) = self.remove_container(&rec.id, true).await {
+                tracing::warn!("auto-remove {} after its failed start: {e}", rec.id);
+            }
+        }
+        r
+    }
+
+    async fn start_locked(self: &Arc<Self>, id: &str) -> Result<()> {
+        let lock = self.containers.op_lock(id);
         let _g = lock.lock().await;
-        let mut rec = self.container(&id)?;
+        let mut rec = self.container(id)?;
         if rec.state.running() {
             return Err(Error::NotModified("container already started".into()));
         }
@@ -223,9 +258,9 @@ impl Engine {
         rec.state.finished_at.clear();
         rec.state.exit_code = 0;
         self.save(&rec)?;
-        if let Err(e) = shim::call(&self.shim_socket(&id), &Request::Start).await {
+        if let Err(e) = shim::call(&self.shim_socket(id), &Request::Start).await {
             let _ = shim::call(
-                &self.shim_socket(&id),
+                &self.shim_socket(id),
                 &Request::Kill {
                     signal: 9,
                     all: true,
@@ -261,7 +296,9 @@ impl Engine {
                     finished_at: ids::now_rfc3339(),
                     oom_killed: false,
                 });
-            engine.on_exit(&id, exit);
+            // On a blocking thread: it writes the record and unmounts, and the waiters it wakes
+            // then run at once on a free worker instead of queueing behind that work.
+            let _ = tokio::task::spawn_blocking(move || engine.on_exit(&id, exit)).await;
         });
     }
 
@@ -564,8 +601,10 @@ impl Engine {
         self.containers.notify(&id, |w| w.removed = true);
         self.containers.forget(&id);
         // The files go after the record, so `removed` waiters (`run --rm`) are answered without
-        // waiting for the unmount; files a killed daemon left here are collected at startup.
-        self.discard_container_files(&id);
+        // waiting for the unmount (on a blocking thread: the woken waiters run meanwhile);
+        // files a killed daemon left here are collected at startup.
+        let engine = self.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.discard_container_files(&id)).await;
         Ok(())
     }
 
