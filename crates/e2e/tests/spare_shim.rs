@@ -144,6 +144,89 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
     });
 }
 
+/// The network namespaces a process holds open (`net:[N]` links among its fds).
+fn network_namespaces_held_by(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .filter(|l| l.starts_with("net:["))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A spare makes the network namespace of its container while it waits (creating one costs
+/// about a millisecond at start): the container gets that one, with its loopback up; each
+/// container its own; `--network host` stays in the host's.
+#[test]
+fn a_spare_makes_the_network_namespace_ahead() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let owner = d.pid();
+    let host = std::fs::read_link("/proc/self/ns/net")
+        .expect("our network namespace")
+        .to_string_lossy()
+        .into_owned();
+    let first = eventually_within("two spare shims", SPARE_ROUNDS, || {
+        let s = spares_of(owner);
+        (s.len() == 2).then(|| oldest(&s))
+    });
+    let made = network_namespaces_held_by(first);
+    assert_eq!(
+        made.len(),
+        1,
+        "the spare holds one namespace it made: {made:?}"
+    );
+    assert_ne!(made[0], host);
+    // The spare itself stays in the host's namespace.
+    let own = std::fs::read_link(format!("/proc/{first}/ns/net")).expect("spare's namespace");
+    assert_eq!(own.to_string_lossy(), host);
+
+    let id = d.berth_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "100"]);
+    let pid = d
+        .berth_ok(&["inspect", "--format", "{{.State.Pid}}", id.trim()])
+        .trim()
+        .to_string();
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("container's namespace");
+    assert_eq!(
+        ns.to_string_lossy(),
+        made[0],
+        "the container got the spare's namespace"
+    );
+    let lo = d.berth_ok(&["exec", id.trim(), "ip", "-o", "link", "show", "lo"]);
+    assert!(lo.contains("UP"), "lo is up: {lo}");
+    let ping = d.berth(&["exec", id.trim(), "ping", "-c", "1", "-W", "2", "127.0.0.1"]);
+    assert_eq!(ping.0, Some(0), "{ping:?}");
+
+    let other = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    assert_ne!(other.trim(), made[0], "each container has its own");
+    assert_ne!(other.trim(), host);
+    let shared = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    assert_eq!(shared.trim(), host, "--network host: the host's namespace");
+    d.berth_ok(&["rm", "-f", id.trim()]);
+}
+
 /// The spare started first (/proc/PID/stat field 22, its start time).
 fn oldest(pids: &[u32]) -> u32 {
     let start = |pid: &u32| -> u64 {

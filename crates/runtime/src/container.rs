@@ -189,7 +189,7 @@ impl Runtime {
 
     /// `create`: set everything up and leave the process waiting for `start`.
     pub fn create(&self, id: &str, bundle_dir: &Path, opts: &CreateOptions) -> Result<i32> {
-        self.create_launched(id, bundle_dir, opts, None)
+        self.create_launched(id, bundle_dir, opts, process::MadeAhead::default())
     }
 
     /// `create`, the process cloned by `launcher` when it can (see `process::launcher`).
@@ -198,9 +198,9 @@ impl Runtime {
         id: &str,
         bundle_dir: &Path,
         opts: &CreateOptions,
-        launcher: Option<process::Launcher>,
+        ahead: process::MadeAhead,
     ) -> Result<i32> {
-        let spawned = self.create_inner(id, bundle_dir, opts, true, launcher)?;
+        let spawned = self.create_inner(id, bundle_dir, opts, true, ahead)?;
         Ok(spawned.0.pid.as_raw())
     }
 
@@ -210,7 +210,7 @@ impl Runtime {
         bundle_dir: &Path,
         opts: &CreateOptions,
         with_fifo: bool,
-        launcher: Option<process::Launcher>,
+        ahead: process::MadeAhead,
     ) -> Result<(Spawned, Container)> {
         let bundle = Bundle::load(bundle_dir)?;
         let process = bundle
@@ -276,7 +276,7 @@ impl Runtime {
                 preserve_fds: opts.preserve_fds,
                 init,
                 resources: resources.as_ref(),
-                launcher,
+                ahead,
             },
             &|pid| hook_state_json(&spec_for_hooks, id, pid, Status::Creating, &bundle_path),
         )?;
@@ -388,7 +388,8 @@ impl Runtime {
             opts
         };
         let result = (|| {
-            let (spawned, c) = self.create_inner(id, bundle_dir, opts, true, None)?;
+            let (spawned, c) =
+                self.create_inner(id, bundle_dir, opts, true, process::MadeAhead::default())?;
             let master = match &local_console {
                 Some(l) => Some(l.accept_master()?),
                 None => None,

@@ -72,6 +72,19 @@ impl NamespacePlan {
         Ok(plan)
     }
 
+    /// Join `made` (a network namespace made ahead, loopback up) instead of creating one, when
+    /// the spec asks for a new one and no user namespace (one made by the host's user namespace
+    /// would not be the container's to configure). Otherwise `made` is dropped.
+    pub fn use_made_network(&mut self, made: OwnedFd) {
+        if !self.creates(LinuxNamespaceType::Network) || self.has(LinuxNamespaceType::User) {
+            return;
+        }
+        self.new.retain(|t| *t != LinuxNamespaceType::Network);
+        self.join.push((LinuxNamespaceType::Network, made));
+        self.join
+            .sort_by_key(|(t, _)| JOIN_ORDER.iter().position(|o| o == t).unwrap_or(usize::MAX));
+    }
+
     pub fn creates(&self, t: LinuxNamespaceType) -> bool {
         self.new.contains(&t)
     }
@@ -188,6 +201,27 @@ pub fn namespaces_of(pid: i32) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
     Ok(out)
 }
 
+/// A new network namespace with its loopback up, for a container created later: a spare shim
+/// makes one while it waits (creating one takes about a millisecond). The calling thread is
+/// back in its own network namespace afterwards, or this fails (and it may not be: do not use
+/// the thread for a container then).
+pub fn make_network() -> Result<OwnedFd> {
+    let own = open_ns(
+        Path::new("/proc/thread-self/ns/net"),
+        LinuxNamespaceType::Network,
+    )?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+        .ctx(|| "create a network namespace".to_string())?;
+    let made = open_ns(
+        Path::new("/proc/thread-self/ns/net"),
+        LinuxNamespaceType::Network,
+    )
+    .and_then(|fd| loopback_up().map(|()| fd));
+    setns(own.as_fd(), CloneFlags::CLONE_NEWNET)
+        .ctx(|| "return to the own network namespace".to_string())?;
+    made
+}
+
 /// Bring up `lo` in the network namespace we are in. A new network namespace starts with its
 /// loopback down; runc brings it up too (its "loopback" network for a namespace it creates),
 /// and programs expect 127.0.0.1 to work even with no other network.
@@ -215,4 +249,92 @@ pub fn loopback_up() -> Result<()> {
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     ioctl(libc::SIOCSIFFLAGS, &mut req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_testsupport::require_root;
+
+    fn net_of_thread() -> std::path::PathBuf {
+        fs::read_link("/proc/thread-self/ns/net").expect("read our network namespace")
+    }
+
+    /// Is `lo` up in the network namespace the calling thread is in?
+    fn loopback_is_up() -> bool {
+        // SAFETY: plain socket(2); owned right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        // SAFETY: fresh fd we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: ifreq is plain data; SIOCGIFFLAGS fills it.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+        assert_eq!(rc, 0, "SIOCGIFFLAGS lo");
+        // SAFETY: filled by SIOCGIFFLAGS.
+        (unsafe { req.ifr_ifru.ifru_flags } & libc::IFF_UP as libc::c_short) != 0
+    }
+
+    #[test]
+    fn a_network_made_ahead_has_its_loopback_up_and_leaves_us_where_we_were() {
+        if !require_root!() {
+            return;
+        }
+        // In a thread of its own: namespaces are per thread, and this one may be left elsewhere.
+        std::thread::spawn(|| {
+            let before = net_of_thread();
+            let made = make_network().expect("make a network namespace");
+            assert_eq!(net_of_thread(), before, "back in our own namespace");
+            let made_link = fs::read_link(format!("/proc/self/fd/{}", made.as_raw_fd())).unwrap();
+            assert_ne!(made_link, before, "a namespace of its own");
+            let again = make_network().expect("make another");
+            let again_link = fs::read_link(format!("/proc/self/fd/{}", again.as_raw_fd())).unwrap();
+            assert_ne!(again_link, made_link, "each call makes a new one");
+            setns(made.as_fd(), CloneFlags::CLONE_NEWNET).expect("enter it");
+            assert!(loopback_is_up(), "lo is up in the made namespace");
+        })
+        .join()
+        .expect("test thread");
+    }
+
+    fn plan(namespaces: &[(LinuxNamespaceType, Option<&str>)]) -> NamespacePlan {
+        let list: Vec<LinuxNamespace> = namespaces
+            .iter()
+            .map(|(t, p)| {
+                let mut ns = LinuxNamespace::default();
+                ns.set_typ(*t);
+                ns.set_path(p.map(std::path::PathBuf::from));
+                ns
+            })
+            .collect();
+        let mut linux = Linux::default();
+        linux.set_namespaces(Some(list));
+        NamespacePlan::from_spec(Some(&linux)).expect("plan")
+    }
+
+    fn some_fd() -> OwnedFd {
+        fs::File::open("/proc/self/ns/net").expect("open").into()
+    }
+
+    #[test]
+    fn a_made_network_is_joined_only_in_place_of_a_new_one() {
+        use LinuxNamespaceType::*;
+        // A new network namespace: the made one is joined instead.
+        let mut p = plan(&[(Mount, None), (Network, None), (Pid, None)]);
+        p.use_made_network(some_fd());
+        assert!(!p.creates(Network) && p.joins(Network));
+        assert!(p.creates(Mount) && p.creates(Pid));
+        assert!(!p.clone_flags().contains(CloneFlags::CLONE_NEWNET));
+        // The host's network (no network namespace in the spec): untouched.
+        let mut p = plan(&[(Mount, None)]);
+        p.use_made_network(some_fd());
+        assert!(!p.has(Network));
+        // A user namespace: its own network namespace must be made in it.
+        let mut p = plan(&[(User, None), (Mount, None), (Network, None)]);
+        p.use_made_network(some_fd());
+        assert!(p.creates(Network) && !p.joins(Network));
+    }
 }

@@ -54,7 +54,7 @@ fn main() {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(rd);
             let code = match detach() {
-                Ok(()) => match monitor::run(&args, wr, None) {
+                Ok(()) => match monitor::run(&args, wr, Default::default()) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 },
@@ -110,7 +110,9 @@ fn standby(argv: &[String]) -> i32 {
                 eprintln!("berth-shim: standby: cgroups: {e}");
             }
             berth_runtime::security::capabilities::last_cap();
-            let launcher = prepare_launcher();
+            let Some(ahead) = make_ahead() else {
+                return 1;
+            };
             // Tell berthd it may hand this spare out: a spare still in SCHED_IDLE could make a
             // start wait for idle CPU time on a busy host.
             if nix::unistd::write(&control, READY_MARK).is_err() {
@@ -128,7 +130,7 @@ fn standby(argv: &[String]) -> i32 {
                 .map_err(|e| format!("standby: bad flags line: {e}"))
                 .and_then(|argv| args::Args::parse(argv.into_iter()));
             match args {
-                Ok(args) => match monitor::run(&args, control, launcher) {
+                Ok(args) => match monitor::run(&args, control, ahead) {
                     Ok(()) => 0,
                     Err(()) => 1,
                 },
@@ -156,6 +158,32 @@ fn prepare_launcher() -> Option<berth_runtime::process::Launcher> {
     berth_runtime::process::Launcher::prepare(CONTAINERS_CGROUP)
         .map_err(|e| eprintln!("berth-shim: standby: no launcher: {e}"))
         .ok()
+}
+
+/// What a spare makes while it waits: a network namespace (most containers get a new one) and
+/// on cgroup v1 a launcher. None: it cannot be used (left in another network namespace).
+fn make_ahead() -> Option<berth_runtime::process::MadeAhead> {
+    let own_network = network_namespace_id();
+    let network = match berth_runtime::namespaces::make_network() {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            eprintln!("berth-shim: standby: no network namespace made ahead: {e}");
+            if network_namespace_id() != own_network {
+                return None;
+            }
+            None
+        }
+    };
+    Some(berth_runtime::process::MadeAhead {
+        launcher: prepare_launcher(),
+        network,
+    })
+}
+
+fn network_namespace_id() -> Option<std::ffi::OsString> {
+    std::fs::read_link("/proc/thread-self/ns/net")
+        .ok()
+        .map(|p| p.into_os_string())
 }
 
 /// What a spare writes once it is made and back in the normal scheduling class (one byte,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_runtime::container::{CreateOptions, ExecResult, Runtime};
-use berth_runtime::process::Launcher;
+use berth_runtime::process::MadeAhead;
 use berth_shim::{frame, ExitStatus, Reply, Request, STREAM_EXIT};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -64,9 +64,9 @@ struct Shim<'a> {
     mount_ns: Option<OwnedFd>,
 }
 
-/// `launcher`: a spare's, to clone the container's process into its cgroups (cgroup v1).
-pub fn run(args: &Args, ready: OwnedFd, launcher: Option<Launcher>) -> Result<(), ()> {
-    let shim = match setup(args, launcher) {
+/// `ahead`: what a spare made while it waited (a launcher, a network namespace).
+pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
+    let shim = match setup(args, ahead) {
         Ok(s) => s,
         Err(e) => {
             crate::report(ready, 0, Some(e));
@@ -82,7 +82,7 @@ pub fn run(args: &Args, ready: OwnedFd, launcher: Option<Launcher>) -> Result<()
     Ok(())
 }
 
-fn setup(args: &Args, launcher: Option<Launcher>) -> Result<Shim<'_>, String> {
+fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     // SIGCHLD through a signalfd; SIGPIPE blocked so a gone reader is an EPIPE, not our death.
@@ -118,7 +118,7 @@ fn setup(args: &Args, launcher: Option<Launcher>) -> Result<Shim<'_>, String> {
         };
         let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
         let pid = stdio::with_stdio(&null, || {
-            runtime.create_launched(&args.id, &args.bundle, &opts, launcher)
+            runtime.create_launched(&args.id, &args.bundle, &opts, ahead)
         })
         .map_err(|e| format!("stdio: {e}"))?
         .map_err(|e| format!("create container: {e}"))?;
@@ -126,7 +126,7 @@ fn setup(args: &Args, launcher: Option<Launcher>) -> Result<Shim<'_>, String> {
     } else {
         let (child, ours) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
         let pid = stdio::with_stdio(&child, || {
-            runtime.create_launched(&args.id, &args.bundle, &CreateOptions::default(), launcher)
+            runtime.create_launched(&args.id, &args.bundle, &CreateOptions::default(), ahead)
         })
         .map_err(|e| format!("stdio: {e}"))?
         .map_err(|e| format!("create container: {e}"))?;

@@ -127,7 +127,8 @@ impl OomCounter {
 /// instead of reading them for each container operation: for a process that never moves
 /// itself to another cgroup (a shim, whose spare calls this while it waits for work).
 pub fn remember_host() -> Result<()> {
-    path::remember()
+    path::remember()?;
+    crate::rootfs::mountinfo::remember_cgroup_mounts()
 }
 
 /// The cgroup version of the host: v2 only if /sys/fs/cgroup itself is cgroup2 (hybrid hosts,

@@ -39,8 +39,8 @@ pub struct SpawnOptions<'a> {
     pub init: Option<bool>,
     /// The cgroup's limits, applied by the parent after clone (v2: before, see the module's note).
     pub resources: Option<&'a LinuxResources>,
-    /// v1: a launcher in a spare cgroup, to clone the process into place (see `launcher`).
-    pub launcher: Option<Launcher>,
+    /// Made ahead by a spare shim: a launcher (v1), a network namespace.
+    pub ahead: super::MadeAhead,
 }
 
 /// A container process that finished its setup and waits for start (or runs, without a fifo).
@@ -157,7 +157,10 @@ pub fn spawn(
 ) -> Result<Spawned> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
-    let plan = NamespacePlan::from_spec(linux)?;
+    let mut plan = NamespacePlan::from_spec(linux)?;
+    if let Some(net) = opts.ahead.network {
+        plan.use_made_network(net);
+    }
     // Namespaces that apply to our children must be entered by us, before clone.
     if plan.creates(Ns::Time) {
         if let Some(l) = linux {
@@ -196,7 +199,7 @@ pub fn spawn(
     let mut placed = false;
     // v1: cloned by the launcher from its spare cgroup, renamed to ours. Not when we must
     // enter namespaces for our children first (the launcher's are its own).
-    let launched = match opts.launcher {
+    let launched = match opts.ahead.launcher {
         Some(launcher)
             if cgroup.version() == Version::V1
                 && !plan.creates(Ns::Time)

@@ -97,7 +97,10 @@ fn v1(ctx: &MountContext, entry: &Entry) -> Result<()> {
     let ro = entry.options.flags & libc::MS_RDONLY;
     let own = own_cgroups()?;
     let mut seen = BTreeSet::new();
-    for hierarchy in mountinfo::read()?.iter().filter(|m| is_hierarchy(m)) {
+    for hierarchy in mountinfo::host_cgroup_mounts()?
+        .iter()
+        .filter(|m| is_hierarchy(m))
+    {
         let Some(name) = hierarchy.mount_point.file_name() else {
             continue;
         };

@@ -54,7 +54,12 @@ pub fn prepare(opts: &RootfsOptions) -> Result<()> {
     let propagation = root_propagation(linux)?.unwrap_or(libc::MS_SLAVE | libc::MS_REC);
     sys::mount(None, Path::new("/"), None, propagation, None)
         .ctx(|| format!("set propagation of / to {propagation:#x}"))?;
-    make_parent_private(opts.rootfs)?;
+    // After a recursive slave or private change nothing is shared: no need to look.
+    let nothing_shared =
+        propagation & libc::MS_REC != 0 && propagation & (libc::MS_SLAVE | libc::MS_PRIVATE) != 0;
+    if !nothing_shared {
+        make_parent_private(opts.rootfs)?;
+    }
     sys::mount(
         Some(opts.rootfs),
         opts.rootfs,

@@ -25,6 +25,33 @@ impl MountInfo {
     }
 }
 
+/// The host's cgroup hierarchies (`cgroup` and `cgroup2` mounts), as remembered by
+/// `remember_cgroup_mounts` or read now.
+pub fn host_cgroup_mounts() -> Result<Vec<MountInfo>> {
+    match HOST_CGROUP_MOUNTS.get() {
+        Some(known) => Ok(known.clone()),
+        None => Ok(cgroup_mounts(read()?)),
+    }
+}
+
+/// Read the host's cgroup hierarchies once and keep them for this process's life: a spare shim
+/// does it while it waits, and the container's process it clones inherits the answer instead
+/// of reading (and growing) its own mount table during setup.
+pub fn remember_cgroup_mounts() -> Result<()> {
+    if HOST_CGROUP_MOUNTS.get().is_none() {
+        let _ = HOST_CGROUP_MOUNTS.set(cgroup_mounts(read()?));
+    }
+    Ok(())
+}
+
+static HOST_CGROUP_MOUNTS: std::sync::OnceLock<Vec<MountInfo>> = std::sync::OnceLock::new();
+
+fn cgroup_mounts(all: Vec<MountInfo>) -> Vec<MountInfo> {
+    all.into_iter()
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .collect()
+}
+
 pub fn read() -> Result<Vec<MountInfo>> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")
         .ctx(|| "read /proc/self/mountinfo".to_string())?;
