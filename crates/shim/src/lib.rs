@@ -24,8 +24,14 @@ pub enum Request {
     Wait,
     /// Signal the container's init (`all`: every process in its cgroup).
     Kill { signal: i32, all: bool },
-    /// Stream the container's output, and feed its stdin when `stdin`.
-    Attach { stdin: bool },
+    /// Stream the container's output, and feed its stdin when `stdin`; with `start`, then let
+    /// the created container run (one round trip for `run`'s attach and start; the reply is
+    /// the start's).
+    Attach {
+        stdin: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        start: bool,
+    },
     /// Set the terminal size of the container (or of exec `exec_id`).
     Resize {
         height: u16,

@@ -376,17 +376,7 @@ impl Shim<'_> {
     fn handle(&mut self, stream: UnixStream, req: Request) {
         match req {
             Request::Start => {
-                let r = if self.started {
-                    Reply::err("already started")
-                } else {
-                    match self.runtime.start(&self.args.id) {
-                        Ok(()) => {
-                            self.started = true;
-                            Reply::ok()
-                        }
-                        Err(e) => Reply::err(format!("start: {e}")),
-                    }
-                };
+                let r = self.start();
                 let _ = reply(&stream, &r);
             }
             Request::State => {
@@ -398,8 +388,13 @@ impl Shim<'_> {
                 let r = self.kill(signal, all);
                 let _ = reply(&stream, &r);
             }
-            Request::Attach { stdin } => {
-                if reply(&stream, &Reply::ok()).is_ok() {
+            Request::Attach { stdin, start } => {
+                // Started before the client is added, but in this same turn: nothing the
+                // container prints is read before the client is there to get it.
+                let r = if start { self.start() } else { Reply::ok() };
+                if !r.ok {
+                    let _ = reply(&stream, &r);
+                } else if reply(&stream, &r).is_ok() {
                     self.clients.push(Client {
                         stream,
                         stdin: stdin && self.io.stdin.is_some(),
@@ -457,6 +452,19 @@ impl Shim<'_> {
                     let _ = reply(&stream, &Reply::err(e));
                 }
             },
+        }
+    }
+
+    fn start(&mut self) -> Reply {
+        if self.started {
+            return Reply::err("already started");
+        }
+        match self.runtime.start(&self.args.id) {
+            Ok(()) => {
+                self.started = true;
+                Reply::ok()
+            }
+            Err(e) => Reply::err(format!("start: {e}")),
         }
     }
 

@@ -197,19 +197,24 @@ pub async fn attach(ctx: &mut Ctx, id: &str) -> Response<Body> {
         q.flag("stdout", false),
         q.flag("stderr", false),
     );
-    // berth's extension: start the container once the stream is hooked up (berth `run`: one
+    // berth's extension: start the container as the stream is hooked up (berth `run`: one
     // round trip less); the 101 then says so in `X-Berth-Started`.
     let start = q.flag("start", false);
-    let a = match ctx.engine.attach_container(id, stdin, stdout, stderr).await {
+    let attached = if start {
+        match ctx.engine.attach_and_start(id, stdin, stdout, stderr).await {
+            // Running already: a plain attach.
+            Err(berth_engine::Error::NotModified(_)) => {
+                ctx.engine.attach_container(id, stdin, stdout, stderr).await
+            }
+            other => other,
+        }
+    } else {
+        ctx.engine.attach_container(id, stdin, stdout, stderr).await
+    };
+    let a = match attached {
         Ok(a) => a,
         Err(e) => return error::response(&e),
     };
-    if start {
-        match ctx.engine.start_container(id).await {
-            Ok(()) | Err(berth_engine::Error::NotModified(_)) => {}
-            Err(e) => return error::response(&e),
-        }
-    }
     let mut resp = hijack::upgrade(hyper::upgrade::on(&mut ctx.req), a);
     if start {
         resp.headers_mut()

@@ -109,6 +109,34 @@ fn record_exec(engine: &Engine, exec_id: Option<&str>, code: Option<i32>) {
 }
 
 impl Engine {
+    /// Start, with the client's attach hooked up in the same call to the shim (berth's `run`):
+    /// the stream of the started container.
+    pub async fn attach_and_start(
+        self: &Arc<Self>,
+        key: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<Attachment> {
+        let opts = StreamOptions {
+            tty: self.container(key)?.spec.tty,
+            stdin,
+            stdout,
+            stderr,
+        };
+        let stream = self
+            .start_with(key, Some(stdin))
+            .await?
+            .ok_or_else(|| Error::Conflict("the container gave no stream".into()))?;
+        Ok(Attachment {
+            engine: self.clone(),
+            stream: Some(stream),
+            pending: None,
+            opts,
+            exec_id: None,
+        })
+    }
+
     /// Attach to a container's stdio. A created or stopped container gets its process (held
     /// by a new shim, waiting for start) so nothing it prints is missed.
     pub async fn attach_container(
@@ -154,7 +182,14 @@ impl Engine {
             }
         }
         let rec = self.container(&id)?;
-        let (_, stream) = shim::call(&self.shim_socket(&id), &Request::Attach { stdin }).await?;
+        let (_, stream) = shim::call(
+            &self.shim_socket(&id),
+            &Request::Attach {
+                stdin,
+                start: false,
+            },
+        )
+        .await?;
         Ok(Attachment {
             engine: self.clone(),
             stream: Some(stream),

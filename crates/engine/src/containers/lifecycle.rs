@@ -228,8 +228,17 @@ impl Engine {
     }
 
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        self.start_with(key, None).await.map(|_| ())
+    }
+
+    /// `attach`: Some(stdin) to attach as the container starts (its stream is returned).
+    pub(crate) async fn start_with(
+        self: &Arc<Self>,
+        key: &str,
+        attach: Option<bool>,
+    ) -> Result<Option<tokio::net::UnixStream>> {
         let rec = self.container(key)?;
-        let r = self.start_locked(&rec.id).await;
+        let r = self.start_locked(&rec.id, attach).await;
         // Docker's: a container meant to go when it stops also goes when it cannot start
         // (`docker run --rm` waits for that removal after a failed start).
         if rec.spec.host.auto_remove && matches!(&r, Err(e) if !matches!(e, Error::NotModified(_)))
@@ -241,7 +250,11 @@ impl Engine {
         r
     }
 
-    async fn start_locked(self: &Arc<Self>, id: &str) -> Result<()> {
+    async fn start_locked(
+        self: &Arc<Self>,
+        id: &str,
+        attach: Option<bool>,
+    ) -> Result<Option<tokio::net::UnixStream>> {
         let lock = self.containers.op_lock(id);
         let _g = lock.lock().await;
         let mut rec = self.container(id)?;
@@ -258,20 +271,27 @@ impl Engine {
         rec.state.finished_at.clear();
         rec.state.exit_code = 0;
         self.save(&rec)?;
-        if let Err(e) = shim::call(&self.shim_socket(id), &Request::Start).await {
-            let _ = shim::call(
-                &self.shim_socket(id),
-                &Request::Kill {
-                    signal: 9,
-                    all: true,
-                },
-            )
-            .await;
-            return Err(e);
-        }
+        let req = match attach {
+            Some(stdin) => Request::Attach { stdin, start: true },
+            None => Request::Start,
+        };
+        let stream = match shim::call(&self.shim_socket(id), &req).await {
+            Ok((_, stream)) => stream,
+            Err(e) => {
+                let _ = shim::call(
+                    &self.shim_socket(id),
+                    &Request::Kill {
+                        signal: 9,
+                        all: true,
+                    },
+                )
+                .await;
+                return Err(e);
+            }
+        };
         self.emit(&rec, "start", &[]);
         self.arm_healthcheck(&rec, true);
-        Ok(())
+        Ok(attach.map(|_| stream))
     }
 
     pub(crate) fn emit(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, &str)]) {
@@ -297,14 +317,28 @@ impl Engine {
                     oom_killed: false,
                 });
             // On a blocking thread: it writes the record and unmounts, and the waiters it wakes
-            // then run at once on a free worker instead of queueing behind that work.
-            let _ = tokio::task::spawn_blocking(move || engine.on_exit(&id, exit)).await;
+            // then run at once on a free worker instead of queueing behind that work. An
+            // auto-removed container goes right there too (no hop to another task).
+            let _ = tokio::task::spawn_blocking(move || {
+                if engine.on_exit(&id, exit) {
+                    let removed =
+                        tokio::runtime::Handle::current().block_on(engine.remove_exited(&id));
+                    if let Err(e) = removed {
+                        tracing::warn!("auto-remove {id}: {e}");
+                        engine.record_exit_after_failed_removal(&id);
+                    }
+                }
+            })
+            .await;
         });
     }
 
-    fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) {
+    /// Record an exit; true: the container is to be auto-removed now (the caller does it; its
+    /// record was left as it was, to be deleted).
+    #[must_use]
+    fn on_exit(self: &Arc<Self>, id: &str, exit: ExitStatus) -> bool {
         let Ok(mut rec) = self.container(id) else {
-            return;
+            return false;
         };
         let was_started = rec.state.running();
         rec.state.status = if was_started || rec.state.status != Status::Created {
@@ -329,10 +363,13 @@ impl Engine {
             rec.state.status = Status::Restarting;
             rec.restart_count += 1;
         }
-        if let Err(e) = self.save(&rec) {
-            tracing::error!("record the exit of {id}: {e}");
-        }
         let removing = rec.spec.host.auto_remove && was_started && !restart;
+        // (A record about to be deleted is not written first.)
+        if !removing {
+            if let Err(e) = self.save(&rec) {
+                tracing::error!("record the exit of {id}: {e}");
+            }
+        }
         if !removing {
             // (An auto-removed container's rootfs goes after its `removed` waiters are answered.)
             self.unmount_rootfs(id);
@@ -354,14 +391,32 @@ impl Engine {
         });
         if restart {
             self.schedule_restart(rec.id.clone(), rec.restart_count - 1);
-            return;
+            return false;
         }
-        if removing {
+        removing
+    }
+
+    /// An auto-removed container whose removal failed: its exit is recorded after all.
+    fn record_exit_after_failed_removal(&self, id: &str) {
+        if let Ok(mut rec) = self.container(id) {
+            rec.state.status = Status::Exited;
+            rec.state.task = false;
+            rec.state.pid = 0;
+            if let Err(e) = self.save(&rec) {
+                tracing::error!("record the exit of {id}: {e}");
+            }
+        }
+    }
+
+    /// `on_exit` from async code: an auto-removal goes to a task of its own.
+    fn on_exit_in_task(self: &Arc<Self>, id: &str, exit: ExitStatus) {
+        if self.on_exit(id, exit) {
             let engine = self.clone();
             let id = id.to_string();
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_container(&id, true).await {
+                if let Err(e) = engine.remove_exited(&id).await {
                     tracing::warn!("auto-remove {id}: {e}");
+                    engine.record_exit_after_failed_removal(&id);
                 }
             });
         }
@@ -553,7 +608,7 @@ impl Engine {
                     finished_at: ids::now_rfc3339(),
                     oom_killed: false,
                 });
-                self.on_exit(&rec.id, exit);
+                self.on_exit_in_task(&rec.id, exit);
                 return Ok(());
             }
         }
@@ -570,6 +625,22 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<()> {
+        self.remove(key, force, volumes, false).await
+    }
+
+    /// Auto-remove a container whose exit was just handled (its record, not rewritten, may
+    /// still say running: there is nothing to stop).
+    async fn remove_exited(self: &Arc<Self>, id: &str) -> Result<()> {
+        self.remove(id, true, false, true).await
+    }
+
+    async fn remove(
+        self: &Arc<Self>,
+        key: &str,
+        force: bool,
+        volumes: bool,
+        exited: bool,
+    ) -> Result<()> {
         let id = self.container(key)?.id;
         let lock = self.containers.op_lock(&id);
         let _g = lock.lock().await;
@@ -578,13 +649,13 @@ impl Engine {
             // Removed meanwhile (auto-remove racing a `rm -f`).
             None => return Ok(()),
         };
-        if rec.state.running() && !force {
+        if rec.state.running() && !force && !exited {
             return Err(Error::Conflict(format!(
                 "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
                 rec.name
             )));
         }
-        if rec.state.running() || rec.state.task {
+        if (rec.state.running() || rec.state.task) && !exited {
             self.stop_task(&rec, Signal::SIGKILL, 0).await?;
         }
         let _ = std::fs::remove_file(self.exit_file(&id));
@@ -716,7 +787,7 @@ impl Engine {
                                 oom_killed: false,
                             }
                         });
-                    self.on_exit(&rec.id, exit);
+                    self.on_exit_in_task(&rec.id, exit);
                 }
             }
         }
