@@ -117,7 +117,12 @@ async fn run(args: Args, socket: PathBuf) -> Result<(), String> {
         }
         tracing::info!("shutting down; containers keep running");
     };
-    berth_api::server::serve(listener, engine, shutdown).await;
+    // On a worker thread, not this one: a connection's task then starts on the thread that
+    // accepted it instead of waking another.
+    let served = tokio::spawn(berth_api::server::serve(listener, engine, shutdown)).await;
+    if let Err(e) = served {
+        tracing::error!("the API server stopped: {e}");
+    }
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

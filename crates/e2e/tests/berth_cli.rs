@@ -165,3 +165,53 @@ fn attach_with_start_starts_the_container() {
         (state.trim() == "exited 0").then_some(())
     });
 }
+
+/// berth's extension to create: `prepare=1` (berth `run`) mounts the rootfs and sets the process
+/// up before the start; a plain create (Docker's) leaves both to the start. Removing either
+/// leaves nothing mounted.
+#[test]
+fn create_with_prepare_sets_the_process_up_ahead() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let body = r#"{"Image":"busybox","Cmd":["true"]}"#;
+    let id_of = |resp: &str| {
+        let v: serde_json::Value = serde_json::from_str(resp).expect("create answer");
+        v["Id"].as_str().expect("Id").to_string()
+    };
+    let mounted = |id: &str| {
+        let rootfs = d.data_root().join("containers").join(id).join("rootfs");
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(rootfs.to_str().unwrap()))
+    };
+    let (status, resp) = berth_e2e::raw_request(&d.socket, "POST", "/containers/create", body);
+    assert_eq!(status, 201, "{resp}");
+    let plain = id_of(&resp);
+    assert!(!mounted(&plain), "a plain create mounts nothing");
+
+    let (status, resp) =
+        berth_e2e::raw_request(&d.socket, "POST", "/containers/create?prepare=1", body);
+    assert_eq!(status, 201, "{resp}");
+    let prepared = id_of(&resp);
+    assert!(mounted(&prepared), "prepare=1 mounts the rootfs at create");
+    // Its process is set up in the background: a shim serves it while it is still created.
+    let shim_socket = |id: &str| {
+        d.exec_root()
+            .join("shims")
+            .join(format!("{}.sock", &id[..16]))
+    };
+    eventually("the prepared process's shim", || {
+        shim_socket(&prepared).exists().then_some(())
+    });
+    assert!(!shim_socket(&plain).exists(), "no shim for a plain create");
+    let (_, state, _) = d.berth(&["inspect", "--format", "{{.State.Status}}", &prepared]);
+    assert_eq!(state.trim(), "created");
+    for id in [&plain, &prepared] {
+        d.berth_ok(&["rm", "-f", id]);
+        assert!(!mounted(id), "{id} unmounted with its removal");
+    }
+}

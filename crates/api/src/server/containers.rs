@@ -25,18 +25,8 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
     req.spec.host.network = network;
     req.publish_all_ports = publish_all;
     // berth's extension: the client starts the container right away (berth `run`).
-    let prepare = ctx.query.flag("prepare", false);
+    req.prepare = ctx.query.flag("prepare", false);
     match ctx.engine.create_container(req).await {
-        Ok(c) if prepare => {
-            ctx.engine.prepare_task_ahead(&c.id);
-            body::json(
-                StatusCode::CREATED,
-                &CreateResponse {
-                    id: c.id,
-                    warnings: c.warnings,
-                },
-            )
-        }
         Ok(c) => body::json(
             StatusCode::CREATED,
             &CreateResponse {

@@ -37,6 +37,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
         publish_all_ports: false,
         healthcheck: c.healthcheck.clone(),
         platform: None,
+        prepare: false,
         spec: ContainerSpec {
             image: c.image,
             hostname: c.hostname,

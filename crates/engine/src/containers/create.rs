@@ -20,6 +20,9 @@ pub struct CreateRequest {
     pub healthcheck: Option<serde_json::Value>,
     /// `?platform=os/arch[/variant]`: the image must be for it (else not found, as Docker).
     pub platform: Option<String>,
+    /// A start follows at once (berth's `run`): the bundle is made here and the process set up
+    /// in the background (see `Engine::prepare_task_ahead`).
+    pub prepare: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -72,10 +75,14 @@ impl Engine {
     }
 
     pub async fn create_container(self: &Arc<Self>, req: CreateRequest) -> Result<Created> {
+        let prepare = req.prepare;
         let engine = self.clone();
         let created = tokio::task::spawn_blocking(move || engine.create_blocking(req))
             .await
             .map_err(|e| Error::internal("create container", e))?;
+        if let (true, Ok(c)) = (prepare, &created) {
+            self.prepare_task_ahead(&c.id);
+        }
         self.refill_spare_dirs();
         created
     }
@@ -113,6 +120,7 @@ impl Engine {
     }
 
     fn create_blocking(&self, req: CreateRequest) -> Result<Created> {
+        let prepare = req.prepare;
         let mut spec = req.spec;
         if spec.image.is_empty() {
             return Err(Error::InvalidParameter(
@@ -327,6 +335,11 @@ impl Engine {
                     &id,
                     &[("name", &name), ("image", &rec.spec.image)],
                 );
+                // Here, on this thread, while the client reads the answer (a failure is met
+                // again, and reported, by the start).
+                if prepare && self.prepare_bundle(&rec).is_ok() {
+                    self.containers.mark_bundle_ready(&id);
+                }
                 Ok(Created { id, warnings })
             }
             other => {

@@ -116,29 +116,36 @@ impl Engine {
         Ok(())
     }
 
+    /// The bundle of the container's process: its rootfs mounted, new volumes filled,
+    /// config.json written. Blocking; on failure the rootfs is unmounted again.
+    pub(crate) fn prepare_bundle(&self, r: &ContainerRecord) -> Result<()> {
+        let made = (|| -> Result<()> {
+            self.mount_rootfs(&r.id, r.spec.host.auto_remove)?;
+            self.fill_new_volumes(r)?;
+            let mut cfg = spec::config(r, &self.rootfs(&r.id), &|v| self.volume_dir(v))
+                .map_err(Error::InvalidParameter)?;
+            self.net_prepare_spec(r, &mut cfg)?;
+            let bytes =
+                serde_json::to_vec(&cfg).map_err(|e| Error::internal("encode config.json", e))?;
+            std::fs::write(self.container_dir(&r.id).join("config.json"), bytes)
+                .map_err(|e| Error::internal("write config.json", e))
+        })();
+        made.inspect_err(|_| self.unmount_rootfs(&r.id))
+    }
+
     /// Make sure a shim holds a (created or running) process for the container.
     pub(crate) async fn ensure_task(self: &Arc<Self>, rec: &mut ContainerRecord) -> Result<()> {
         if rec.state.task || rec.state.running() {
             return Ok(());
         }
         let id = rec.id.clone();
-        let engine = self.clone();
-        let r = rec.clone();
-        let bundle = self.container_dir(&id);
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            engine.mount_rootfs(&r.id, r.spec.host.auto_remove)?;
-            engine.fill_new_volumes(&r)?;
-            let mut cfg = spec::config(&r, &engine.rootfs(&r.id), &|v| engine.volume_dir(v))
-                .map_err(Error::InvalidParameter)?;
-            engine.net_prepare_spec(&r, &mut cfg)?;
-            let bytes =
-                serde_json::to_vec(&cfg).map_err(|e| Error::internal("encode config.json", e))?;
-            std::fs::write(bundle.join("config.json"), bytes)
-                .map_err(|e| Error::internal("write config.json", e))
-        })
-        .await
-        .map_err(|e| Error::internal("prepare bundle", e))?
-        .inspect_err(|_| self.unmount_rootfs(&id))?;
+        if !self.containers.take_bundle_ready(&id) {
+            let engine = self.clone();
+            let r = rec.clone();
+            tokio::task::spawn_blocking(move || engine.prepare_bundle(&r))
+                .await
+                .map_err(|e| Error::internal("prepare bundle", e))??;
+        }
 
         let socket = self.shim_socket(&id);
         let exit_file = self.exit_file(&id);

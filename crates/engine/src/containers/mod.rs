@@ -37,6 +37,9 @@ pub struct Registry {
     watch: Map<watch::Sender<WaitState>>,
     locks: Map<Arc<tokio::sync::Mutex<()>>>,
     pub(crate) execs: Map<exec::ExecRecord>,
+    /// Containers whose bundle (mounted rootfs, config.json) was made at create, for the start
+    /// that follows (see `Engine::prepare_task_ahead`).
+    bundles_ready: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Registry {
@@ -55,7 +58,17 @@ impl Registry {
         tx.send_modify(f);
     }
 
+    pub(crate) fn mark_bundle_ready(&self, id: &str) {
+        lock(&self.bundles_ready).insert(id.to_string());
+    }
+
+    /// Was the bundle made ahead? (Asked once: the next start makes it again.)
+    pub(crate) fn take_bundle_ready(&self, id: &str) -> bool {
+        lock(&self.bundles_ready).remove(id)
+    }
+
     pub fn forget(&self, id: &str) {
+        lock(&self.bundles_ready).remove(id);
         lock(&self.watch).remove(id);
         lock(&self.locks).remove(id);
         lock(&self.execs).retain(|_, e| e.container_id != id);
