@@ -576,10 +576,11 @@ impl Shim<'_> {
         for w in self.waiters.drain(..) {
             let _ = reply(&w, &r);
         }
-        // Now the kernel may unmount the container's mounts.
-        self.mount_ns = None;
+        // Attached clients see the end now; then the kernel may unmount the container's mounts
+        // (which takes a while: not before anyone waiting is answered).
         self.clients.clear();
         self.execs.clear();
+        self.mount_ns = None;
         let _ = self.runtime.delete(&self.args.id, true);
         let _ = std::fs::remove_file(&self.args.socket);
     }
