@@ -128,13 +128,22 @@ impl Engine {
             .start_with(key, Some(stdin))
             .await?
             .ok_or_else(|| Error::Conflict("the container gave no stream".into()))?;
-        Ok(Attachment {
+        Ok(self.container_attachment(Some(stream), opts))
+    }
+
+    /// An attachment to the container's own stdio (None: the attach just ends).
+    fn container_attachment(
+        self: &Arc<Self>,
+        stream: Option<UnixStream>,
+        opts: StreamOptions,
+    ) -> Attachment {
+        Attachment {
             engine: self.clone(),
-            stream: Some(stream),
+            stream,
             pending: None,
             opts,
             exec_id: None,
-        })
+        }
     }
 
     /// Attach to a container's stdio. A created or stopped container gets its process (held
@@ -160,25 +169,13 @@ impl Engine {
             if !rec.state.task && !rec.state.running() && self.links_unready(&rec) {
                 // Docker reports a link target that is not running when the container starts
                 // (`run` attaches first): the attach just ends, start gives the error.
-                return Ok(Attachment {
-                    engine: self.clone(),
-                    stream: None,
-                    pending: None,
-                    opts: opts(&rec),
-                    exec_id: None,
-                });
+                return Ok(self.container_attachment(None, opts(&rec)));
             }
             if let Err(e) = self.ensure_task(&mut rec).await {
                 // As with Docker, where attach makes no process: the attach just ends and the
                 // start that follows reports the failure (it tries again).
                 tracing::debug!("attach to {id}: set up the process: {e}");
-                return Ok(Attachment {
-                    engine: self.clone(),
-                    stream: None,
-                    pending: None,
-                    opts: opts(&rec),
-                    exec_id: None,
-                });
+                return Ok(self.container_attachment(None, opts(&rec)));
             }
         }
         let rec = self.container(&id)?;
@@ -190,13 +187,7 @@ impl Engine {
             },
         )
         .await?;
-        Ok(Attachment {
-            engine: self.clone(),
-            stream: Some(stream),
-            pending: None,
-            opts: opts(&rec),
-            exec_id: None,
-        })
+        Ok(self.container_attachment(Some(stream), opts(&rec)))
     }
 
     pub fn create_exec(&self, key: &str, spec: ExecSpec) -> Result<String> {
