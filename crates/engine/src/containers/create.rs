@@ -80,8 +80,11 @@ impl Engine {
         let created = tokio::task::spawn_blocking(move || engine.create_blocking(req))
             .await
             .map_err(|e| Error::internal("create container", e))?;
+        // (Not when the bundle could not be made: the start meets that again and reports it.)
         if let (true, Ok(c)) = (prepare, &created) {
-            self.prepare_task_ahead(&c.id);
+            if self.containers.bundle_is_ready(&c.id) {
+                self.prepare_task_ahead(&c.id);
+            }
         }
         self.refill_spare_dirs();
         created

@@ -99,6 +99,16 @@ impl Attachment {
     }
 }
 
+/// What a client attached to the container's own stdio gets.
+fn stdio_options(rec: &ContainerRecord, stdin: bool, stdout: bool, stderr: bool) -> StreamOptions {
+    StreamOptions {
+        tty: rec.spec.tty,
+        stdin,
+        stdout,
+        stderr,
+    }
+}
+
 fn record_exec(engine: &Engine, exec_id: Option<&str>, code: Option<i32>) {
     if let Some(id) = exec_id {
         if let Some(x) = lock(&engine.containers.execs).get_mut(id) {
@@ -118,12 +128,7 @@ impl Engine {
         stdout: bool,
         stderr: bool,
     ) -> Result<Attachment> {
-        let opts = StreamOptions {
-            tty: self.container(key)?.spec.tty,
-            stdin,
-            stdout,
-            stderr,
-        };
+        let opts = stdio_options(&self.container(key)?, stdin, stdout, stderr);
         let stream = self
             .start_with(key, Some(stdin))
             .await?
@@ -156,12 +161,7 @@ impl Engine {
         stderr: bool,
     ) -> Result<Attachment> {
         let id = self.container(key)?.id;
-        let opts = |rec: &ContainerRecord| StreamOptions {
-            tty: rec.spec.tty,
-            stdin,
-            stdout,
-            stderr,
-        };
+        let opts = |rec: &ContainerRecord| stdio_options(rec, stdin, stdout, stderr);
         {
             let lock = self.containers.op_lock(&id);
             let _g = lock.lock().await;

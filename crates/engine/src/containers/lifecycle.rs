@@ -327,12 +327,12 @@ impl Engine {
             // then run at once on a free worker instead of queueing behind that work. An
             // auto-removed container goes right there too (no hop to another task).
             let _ = tokio::task::spawn_blocking(move || {
-                if engine.on_exit(&id, exit) {
+                if engine.on_exit(&id, exit.clone()) {
                     let removed =
                         tokio::runtime::Handle::current().block_on(engine.remove_exited(&id));
                     if let Err(e) = removed {
                         tracing::warn!("auto-remove {id}: {e}");
-                        engine.record_exit_after_failed_removal(&id);
+                        engine.record_exit_after_failed_removal(&id, &exit);
                     }
                 }
             })
@@ -371,14 +371,12 @@ impl Engine {
             rec.restart_count += 1;
         }
         let removing = rec.spec.host.auto_remove && was_started && !restart;
-        // (A record about to be deleted is not written first.)
+        // A record about to be deleted is not written first, and an auto-removed container's
+        // rootfs goes after its `removed` waiters are answered.
         if !removing {
             if let Err(e) = self.save(&rec) {
                 tracing::error!("record the exit of {id}: {e}");
             }
-        }
-        if !removing {
-            // (An auto-removed container's rootfs goes after its `removed` waiters are answered.)
             self.unmount_rootfs(id);
         }
         self.net_detach(id);
@@ -404,11 +402,14 @@ impl Engine {
     }
 
     /// An auto-removed container whose removal failed: its exit is recorded after all.
-    fn record_exit_after_failed_removal(&self, id: &str) {
+    fn record_exit_after_failed_removal(&self, id: &str, exit: &ExitStatus) {
         if let Ok(mut rec) = self.container(id) {
             rec.state.status = Status::Exited;
             rec.state.task = false;
             rec.state.pid = 0;
+            rec.state.exit_code = exit.code;
+            rec.state.finished_at = exit.finished_at.clone();
+            rec.state.oom_killed = exit.oom_killed;
             if let Err(e) = self.save(&rec) {
                 tracing::error!("record the exit of {id}: {e}");
             }
@@ -417,13 +418,13 @@ impl Engine {
 
     /// `on_exit` from async code: an auto-removal goes to a task of its own.
     fn on_exit_in_task(self: &Arc<Self>, id: &str, exit: ExitStatus) {
-        if self.on_exit(id, exit) {
+        if self.on_exit(id, exit.clone()) {
             let engine = self.clone();
             let id = id.to_string();
             tokio::spawn(async move {
                 if let Err(e) = engine.remove_exited(&id).await {
                     tracing::warn!("auto-remove {id}: {e}");
-                    engine.record_exit_after_failed_removal(&id);
+                    engine.record_exit_after_failed_removal(&id, &exit);
                 }
             });
         }
@@ -656,7 +657,7 @@ impl Engine {
             // Removed meanwhile (auto-remove racing a `rm -f`).
             None => return Ok(()),
         };
-        if rec.state.running() && !force && !exited {
+        if rec.state.running() && !force {
             return Err(Error::Conflict(format!(
                 "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
                 rec.name

@@ -62,6 +62,10 @@ impl Registry {
         lock(&self.bundles_ready).insert(id.to_string());
     }
 
+    pub(crate) fn bundle_is_ready(&self, id: &str) -> bool {
+        lock(&self.bundles_ready).contains(id)
+    }
+
     /// Was the bundle made ahead? (Asked once: the next start makes it again.)
     pub(crate) fn take_bundle_ready(&self, id: &str) -> bool {
         lock(&self.bundles_ready).remove(id)
