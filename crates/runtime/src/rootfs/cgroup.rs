@@ -8,11 +8,14 @@
 //!   when the entry asks for `ro`.
 
 use std::collections::BTreeSet;
-use std::os::fd::AsFd;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use super::mountinfo::{self, MountInfo};
 use super::mounts::{remount_bind, Entry, MountContext};
@@ -77,7 +80,10 @@ fn v2(ctx: &MountContext, entry: &Entry) -> Result<()> {
                 .map(|(_, p)| p.clone())
                 .unwrap_or_else(|| PathBuf::from("/"));
             let source = Path::new("/sys/fs/cgroup").join(path.strip_prefix("/").unwrap_or(&path));
-            bind_hierarchy(ctx, entry, &source, entry.destination(), flags)
+            let dest = entry.destination();
+            bind_hierarchy(entry, &source, &target, dest, flags, || {
+                ctx.root.resolve(dest)
+            })
         }
         Err(e) => Err(entry.err("mount cgroup2", e)),
     }
@@ -94,8 +100,18 @@ fn v1(ctx: &MountContext, entry: &Entry) -> Result<()> {
     )
     .map_err(|e| entry.err("mount tmpfs for cgroup v1 hierarchies", e))?;
     let dest = entry.destination();
+    // This tmpfs was made just now and nothing else runs in the mount namespace yet: its
+    // directories are made and opened by name, not looked up through the rootfs each time.
+    let top = ctx
+        .root
+        .resolve(dest)
+        .map_err(|e| entry.err("reopen cgroup tmpfs", e))?;
     let ro = entry.options.flags & libc::MS_RDONLY;
-    let own = own_cgroups()?;
+    let own = if ctx.new_cgroup_ns {
+        Vec::new()
+    } else {
+        own_cgroups()?
+    };
     let mut seen = BTreeSet::new();
     for hierarchy in mountinfo::host_cgroup_mounts()?
         .iter()
@@ -108,12 +124,10 @@ fn v1(ctx: &MountContext, entry: &Entry) -> Result<()> {
             continue;
         }
         let sub = dest.join(name);
+        let sub_fd = subdir(&top, name)
+            .map_err(|e| entry.err(format_args!("create {}", sub.display()), e))?;
         let controllers = controllers_of(hierarchy);
         if ctx.new_cgroup_ns {
-            let sub_fd = ctx
-                .root
-                .ensure(&sub, Kind::Dir)
-                .map_err(|e| entry.err(format_args!("create {}", sub.display()), e))?;
             let (fs_type, data) = if hierarchy.fs_type == "cgroup2" {
                 ("cgroup2", None)
             } else {
@@ -132,15 +146,13 @@ fn v1(ctx: &MountContext, entry: &Entry) -> Result<()> {
             .map_err(|e| entry.err(format_args!("mount {fs_type} at {}", sub.display()), e))?;
         } else {
             let path = own_path_in(hierarchy, &controllers, &own);
-            bind_hierarchy(ctx, entry, &path, &sub, BASE_FLAGS | ro)?;
+            bind_hierarchy(entry, &path, &sub_fd, &sub, BASE_FLAGS | ro, || {
+                open_dir_in(&top, name)
+            })?;
         }
-        link_controllers(ctx, entry, dest, name.to_string_lossy().as_ref())?;
+        link_controllers(&top, entry, name.to_string_lossy().as_ref())?;
     }
     if ro != 0 {
-        let top = ctx
-            .root
-            .resolve(dest)
-            .map_err(|e| entry.err("reopen cgroup tmpfs", e))?;
         sys::mount(
             None,
             &fd_path(top.as_fd()),
@@ -153,23 +165,39 @@ fn v1(ctx: &MountContext, entry: &Entry) -> Result<()> {
     Ok(())
 }
 
+/// `dir/name` made (if missing) and opened, in a directory only we write to.
+fn subdir(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
+    match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => open_dir_in(dir, name),
+        Err(e) => Err(e),
+    }
+}
+
+/// `dir/name` as an O_PATH descriptor; a symlink there is refused, not followed.
+fn open_dir_in(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
+    nix::fcntl::openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 fn is_hierarchy(m: &MountInfo) -> bool {
     m.fs_type == "cgroup"
         || (m.fs_type == "cgroup2" && m.mount_point.starts_with("/sys/fs/cgroup/"))
 }
 
-/// Bind `source` (a host cgroup directory) at `dest` inside the rootfs, then remount `flags`.
+/// Bind `source` (a host cgroup directory) onto `target` (which is `dest` inside the rootfs),
+/// then remount it with `flags`; `reopen` looks `dest` up again, landing on the new mount.
 fn bind_hierarchy(
-    ctx: &MountContext,
     entry: &Entry,
     source: &Path,
+    target: &OwnedFd,
     dest: &Path,
     flags: c_ulong,
+    reopen: impl FnOnce() -> nix::Result<OwnedFd>,
 ) -> Result<()> {
-    let target = ctx
-        .root
-        .ensure(dest, Kind::Dir)
-        .map_err(|e| entry.err(format_args!("create {}", dest.display()), e))?;
     sys::mount(
         Some(source),
         &fd_path(target.as_fd()),
@@ -178,23 +206,16 @@ fn bind_hierarchy(
         None,
     )
     .map_err(|e| entry.err(format_args!("bind {}", source.display()), e))?;
-    let mounted = ctx
-        .root
-        .resolve(dest)
-        .map_err(|e| entry.err(format_args!("reopen {}", dest.display()), e))?;
+    let mounted = reopen().map_err(|e| entry.err(format_args!("reopen {}", dest.display()), e))?;
     remount_bind(&mounted, flags, false)
         .map_err(|e| entry.err(format_args!("remount {}", dest.display()), e))
 }
 
-/// `cpu -> cpu,cpuacct` and `cpuacct -> cpu,cpuacct` for co-mounted controllers.
-fn link_controllers(ctx: &MountContext, entry: &Entry, dest: &Path, name: &str) -> Result<()> {
+/// `cpu -> cpu,cpuacct` and `cpuacct -> cpu,cpuacct` for co-mounted controllers, in `dir`.
+fn link_controllers(dir: &OwnedFd, entry: &Entry, name: &str) -> Result<()> {
     if !name.contains(',') {
         return Ok(());
     }
-    let dir = ctx
-        .root
-        .resolve(dest)
-        .map_err(|e| entry.err("reopen cgroup tmpfs", e))?;
     for part in name.split(',').filter(|p| !p.starts_with("name=")) {
         match nix::unistd::symlinkat(name, dir.as_fd(), part) {
             Ok(()) | Err(Errno::EEXIST) => {}

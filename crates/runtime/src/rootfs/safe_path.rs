@@ -73,26 +73,53 @@ impl RootDir {
     /// Open `path`, creating missing directories (and the last component as `kind`) inside the
     /// root. Dangling symlinks on the way are followed inside the root, like the kernel would.
     pub fn ensure(&self, path: &Path, kind: Kind) -> nix::Result<OwnedFd> {
-        let mut pending: VecDeque<OsString> = components(path).into();
-        let mut done = PathBuf::new();
-        let mut cur = self.resolve_with(&done, 0)?;
+        let comps = components(path);
+        let last_flag = match kind {
+            Kind::File => 0,
+            Kind::Dir => libc::O_DIRECTORY as u64,
+        };
+        // Most targets exist, or lack only their last component: one or two lookups then,
+        // instead of one per component (a container's setup makes dozens of these).
+        let full: PathBuf = comps.iter().collect();
+        match self.resolve_with(&full, last_flag) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        let (mut done, mut cur, mut pending, mut looked_up) = match self.existing_parent(&comps)? {
+            Some((parent, fd)) => (
+                parent,
+                fd,
+                VecDeque::from([comps.last().cloned().unwrap_or_default()]),
+                true,
+            ),
+            None => (
+                PathBuf::new(),
+                self.resolve_with(Path::new(""), 0)?,
+                comps.into(),
+                false,
+            ),
+        };
         let mut detours = 0;
         while let Some(name) = pending.pop_front() {
             let candidate = done.join(&name);
             let last = pending.is_empty();
-            let dir_flag = if last && kind == Kind::File {
-                0
+            let dir_flag = if last {
+                last_flag
             } else {
                 libc::O_DIRECTORY as u64
             };
-            match self.resolve_with(&candidate, dir_flag) {
-                Ok(fd) => {
-                    cur = fd;
-                    done = candidate;
-                    continue;
+            // The first candidate after `existing_parent` is the full path, just found missing.
+            if !std::mem::take(&mut looked_up) {
+                match self.resolve_with(&candidate, dir_flag) {
+                    Ok(fd) => {
+                        cur = fd;
+                        done = candidate;
+                        continue;
+                    }
+                    Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(e),
                 }
-                Err(Errno::ENOENT) => {}
-                Err(e) => return Err(e),
             }
             detours += 1;
             if detours > MAX_SYMLINKS + 8 {
@@ -127,6 +154,23 @@ impl RootDir {
             }
         }
         Ok(cur)
+    }
+
+    /// The parent of `comps` (a path of two or more components ending in a name) when it
+    /// exists: its path and descriptor.
+    fn existing_parent(&self, comps: &[OsString]) -> nix::Result<Option<(PathBuf, OwnedFd)>> {
+        let Some((name, parent)) = comps.split_last() else {
+            return Ok(None);
+        };
+        if parent.is_empty() || name == ".." {
+            return Ok(None);
+        }
+        let parent: PathBuf = parent.iter().collect();
+        match self.resolve_with(&parent, libc::O_DIRECTORY as u64) {
+            Ok(fd) => Ok(Some((parent, fd))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The parent directory of `path` (created if missing) and the last component's name.
@@ -239,6 +283,38 @@ mod tests {
         symlink("a", root.path().join("b")).unwrap();
         let r = RootDir::open(root.path()).unwrap();
         assert!(r.ensure(Path::new("/a/x"), Kind::Dir).is_err());
+    }
+
+    #[test]
+    fn ensure_finds_existing_targets_and_makes_missing_leaves() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = outside.path().join("root");
+        std::fs::create_dir_all(root.join("sys/fs")).unwrap();
+        std::fs::write(root.join("sys/file"), "").unwrap();
+        symlink("/sys/fs", root.join("link")).unwrap();
+        let r = RootDir::open(&root).unwrap();
+
+        let existing = r.ensure(Path::new("/sys/fs"), Kind::Dir).unwrap();
+        assert_eq!(real_path(&existing), root.join("sys/fs"));
+        // Only the last component missing, through a symlink to an absolute path.
+        let leaf = r.ensure(Path::new("/link/cgroup"), Kind::Dir).unwrap();
+        assert_eq!(real_path(&leaf), root.join("sys/fs/cgroup"));
+        assert!(root.join("sys/fs/cgroup").is_dir());
+        let file = r.ensure(Path::new("/sys/fs/new"), Kind::File).unwrap();
+        assert!(root.join("sys/fs/new").is_file());
+        assert_eq!(real_path(&file), root.join("sys/fs/new"));
+        // A file where a directory is wanted is an error, found or on the way.
+        assert_eq!(
+            r.ensure(Path::new("/sys/file"), Kind::Dir).unwrap_err(),
+            Errno::ENOTDIR
+        );
+        assert_eq!(
+            r.ensure(Path::new("/sys/file/x"), Kind::Dir).unwrap_err(),
+            Errno::ENOTDIR
+        );
+        // Several missing components are made one by one.
+        let deep = r.ensure(Path::new("/a/b/c"), Kind::Dir).unwrap();
+        assert_eq!(real_path(&deep), root.join("a/b/c"));
     }
 
     #[test]
