@@ -53,6 +53,9 @@ impl Db {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Every statement here is prepared once and kept: parsing SQL again for each request
+        // was a visible part of berthd's CPU time in a `run --rm` loop.
+        conn.set_prepared_statement_cache_capacity(32);
         Ok(Db { conn })
     }
 
@@ -61,19 +64,15 @@ impl Db {
     /// Add (or keep) an image and point `tags` at it, in one transaction.
     pub fn put_image(&mut self, row: &ImageRow, tags: &[String]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT OR IGNORE INTO images (id, manifest, added) VALUES (?1, ?2, ?3)",
-            params![row.id, row.manifest, row.added],
-        )?;
-        tx.execute(
-            "UPDATE images SET manifest = ?2 WHERE id = ?1",
-            params![row.id, row.manifest],
-        )?;
+        )?
+        .execute(params![row.id, row.manifest, row.added])?;
+        tx.prepare_cached("UPDATE images SET manifest = ?2 WHERE id = ?1")?
+            .execute(params![row.id, row.manifest])?;
         for t in tags {
-            tx.execute(
-                "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
-                params![t, row.id],
-            )?;
+            tx.prepare_cached("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)")?
+                .execute(params![t, row.id])?;
         }
         tx.commit()?;
         Ok(())
@@ -82,7 +81,7 @@ impl Db {
     pub fn images(&self) -> Result<Vec<ImageRow>> {
         let mut st = self
             .conn
-            .prepare("SELECT id, manifest, added FROM images ORDER BY added DESC")?;
+            .prepare_cached("SELECT id, manifest, added FROM images ORDER BY added DESC")?;
         let rows = st.query_map([], |r| {
             Ok(ImageRow {
                 id: r.get(0)?,
@@ -96,40 +95,39 @@ impl Db {
     pub fn image(&self, id: &str) -> Result<Option<ImageRow>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT id, manifest, added FROM images WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok(ImageRow {
-                        id: r.get(0)?,
-                        manifest: r.get(1)?,
-                        added: r.get(2)?,
-                    })
-                },
-            )
+            .prepare_cached("SELECT id, manifest, added FROM images WHERE id = ?1")?
+            .query_row(params![id], |r| {
+                Ok(ImageRow {
+                    id: r.get(0)?,
+                    manifest: r.get(1)?,
+                    added: r.get(2)?,
+                })
+            })
             .optional()?)
     }
 
     pub fn set_tag(&mut self, name: &str, image_id: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
-            params![name, image_id],
-        )?;
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)")?
+            .execute(params![name, image_id])?;
         Ok(())
     }
 
     pub fn remove_tag(&mut self, name: &str) -> Result<bool> {
         Ok(self
             .conn
-            .execute("DELETE FROM tags WHERE name = ?1", params![name])?
+            .prepare_cached("DELETE FROM tags WHERE name = ?1")?
+            .execute(params![name])?
             > 0)
     }
 
     /// Remove an image and its tags in one transaction.
     pub fn delete_image(&mut self, id: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM tags WHERE image_id = ?1", params![id])?;
-        tx.execute("DELETE FROM images WHERE id = ?1", params![id])?;
+        tx.prepare_cached("DELETE FROM tags WHERE image_id = ?1")?
+            .execute(params![id])?;
+        tx.prepare_cached("DELETE FROM images WHERE id = ?1")?
+            .execute(params![id])?;
         tx.commit()?;
         Ok(())
     }
@@ -137,18 +135,15 @@ impl Db {
     pub fn tag_target(&self, name: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT image_id FROM tags WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT image_id FROM tags WHERE name = ?1")?
+            .query_row(params![name], |r| r.get(0))
             .optional()?)
     }
 
     pub fn tags_of(&self, image_id: &str) -> Result<Vec<String>> {
         let mut st = self
             .conn
-            .prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
+            .prepare_cached("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
         let rows = st.query_map(params![image_id], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -157,7 +152,7 @@ impl Db {
     pub fn images_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut st = self
             .conn
-            .prepare("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
+            .prepare_cached("SELECT id FROM images WHERE substr(id, 8, ?2) = ?1")?;
         let rows = st.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -171,21 +166,19 @@ impl Db {
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<()> {
         let labels = serde_json::to_string(labels).ctx(|| "serialize labels".into())?;
-        self.conn.execute(
-            "INSERT OR IGNORE INTO volumes (name, created, labels) VALUES (?1, ?2, ?3)",
-            params![name, created, labels],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO volumes (name, created, labels) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![name, created, labels])?;
         Ok(())
     }
 
     pub fn volume(&self, name: &str) -> Result<Option<VolumeRow>> {
         let row: Option<(String, String, String)> = self
             .conn
-            .query_row(
-                "SELECT name, created, labels FROM volumes WHERE name = ?1",
-                params![name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT name, created, labels FROM volumes WHERE name = ?1")?
+            .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         Ok(row.map(|(n, c, l)| (n, c, serde_json::from_str(&l).unwrap_or_default())))
     }
@@ -193,7 +186,7 @@ impl Db {
     pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
         let mut st = self
             .conn
-            .prepare("SELECT name, created, labels FROM volumes ORDER BY name")?;
+            .prepare_cached("SELECT name, created, labels FROM volumes ORDER BY name")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -211,7 +204,8 @@ impl Db {
 
     pub fn delete_volume(&mut self, name: &str) -> Result<()> {
         self.conn
-            .execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+            .prepare_cached("DELETE FROM volumes WHERE name = ?1")?
+            .execute(params![name])?;
         Ok(())
     }
 
@@ -219,10 +213,11 @@ impl Db {
 
     pub fn insert_container(&mut self, rec: &ContainerRecord) -> Result<bool> {
         let json = serde_json::to_string(rec).ctx(|| "serialize container".into())?;
-        match self.conn.execute(
-            "INSERT INTO containers (id, name, record) VALUES (?1, ?2, ?3)",
-            params![rec.id, rec.name, json],
-        ) {
+        match self
+            .conn
+            .prepare_cached("INSERT INTO containers (id, name, record) VALUES (?1, ?2, ?3)")?
+            .execute(params![rec.id, rec.name, json])
+        {
             Ok(_) => Ok(true),
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -235,21 +230,21 @@ impl Db {
 
     pub fn update_container(&mut self, rec: &ContainerRecord) -> Result<()> {
         let json = serde_json::to_string(rec).ctx(|| "serialize container".into())?;
-        self.conn.execute(
-            "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
-            params![rec.id, rec.name, json],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1")?
+            .execute(params![rec.id, rec.name, json])?;
         Ok(())
     }
 
     pub fn delete_container(&mut self, id: &str) -> Result<()> {
         self.conn
-            .execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+            .prepare_cached("DELETE FROM containers WHERE id = ?1")?
+            .execute(params![id])?;
         Ok(())
     }
 
     pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
-        let mut st = self.conn.prepare("SELECT record FROM containers")?;
+        let mut st = self.conn.prepare_cached("SELECT record FROM containers")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for json in rows {
@@ -267,18 +262,15 @@ impl Db {
         let key = key.strip_prefix('/').unwrap_or(key);
         let exact: Option<String> = self
             .conn
-            .query_row(
-                "SELECT record FROM containers WHERE id = ?1 OR name = ?1",
-                params![key],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT record FROM containers WHERE id = ?1 OR name = ?1")?
+            .query_row(params![key], |r| r.get(0))
             .optional()?;
         let json = match exact {
             Some(j) => Some(j),
             None if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 let mut st = self
                     .conn
-                    .prepare("SELECT record FROM containers WHERE substr(id, 1, ?2) = ?1")?;
+                    .prepare_cached("SELECT record FROM containers WHERE substr(id, 1, ?2) = ?1")?;
                 let rows: Vec<String> = st
                     .query_map(params![key, key.len() as i64], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
