@@ -69,9 +69,10 @@ fn main() {
 }
 
 /// `--standby [--owner PID] [--nice N]`: fork; the parent exits at once (berthd reaps it), the
-/// child detaches, goes back from SCHED_IDLE (berthd starts it there) to the normal class at
-/// `--nice` (berthd's, which its container inherits), writes READY_MARK, and waits for its
-/// flags on the socket that was its stdin; then it runs like a shim started with them.
+/// child detaches, makes what it can ahead (still in SCHED_IDLE, where berthd starts it), goes
+/// back to the normal class at `--nice` (berthd's, which its container inherits), writes
+/// READY_MARK, and waits for its flags on the socket that was its stdin; then it runs like a
+/// shim started with them.
 fn standby(argv: &[String]) -> i32 {
     let nice = argv
         .iter()
@@ -99,20 +100,28 @@ fn standby(argv: &[String]) -> i32 {
                 report(control, 0, Some(e));
                 return 1;
             }
-            // Made, linked and detached: from here on it must wake as fast as any process.
-            if let Err(e) = normal_scheduling(nice) {
-                report(control, 0, Some(e));
-                return 1;
-            }
             // Read now, not at create: the shim never leaves its cgroup, and the kernel's last
             // capability does not change.
             if let Err(e) = berth_runtime::cgroups::remember_host() {
                 eprintln!("berth-shim: standby: cgroups: {e}");
             }
             berth_runtime::security::capabilities::last_cap();
+            // Still in SCHED_IDLE: what is made ahead (a network namespace, cgroups, a
+            // launcher) only takes CPU time no container's start or exit wants.
             let Some(ahead) = make_ahead() else {
                 return 1;
             };
+            // Made: from here on it (and its launcher, whose children are containers) must
+            // wake as fast as any process.
+            let launcher = ahead.launcher.as_ref().map(|l| l.pid().as_raw());
+            if let Err(e) = [0]
+                .into_iter()
+                .chain(launcher)
+                .try_for_each(|pid| normal_scheduling(pid, nice))
+            {
+                report(control, 0, Some(e));
+                return 1;
+            }
             // Tell berthd it may hand this spare out: a spare still in SCHED_IDLE could make a
             // start wait for idle CPU time on a busy host.
             if nix::unistd::write(&control, READY_MARK).is_err() {
@@ -196,25 +205,34 @@ fn set_name(name: &std::ffi::CStr) {
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
 }
 
-/// Leave SCHED_IDLE for the normal class at `nice` (what the container inherits).
-fn normal_scheduling(nice: i32) -> Result<(), String> {
+/// Move `pid` (0: this process) from SCHED_IDLE to the normal class at `nice` (what the
+/// container inherits).
+fn normal_scheduling(pid: i32, nice: i32) -> Result<(), String> {
     let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscalls on the calling process with a valid sched_param.
+    // SAFETY: plain syscalls on one of our processes with a valid sched_param.
     unsafe {
-        if libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) != 0 {
+        if libc::sched_setscheduler(pid, libc::SCHED_OTHER, &param) != 0 {
             return Err(format!(
-                "leave SCHED_IDLE: {}",
+                "leave SCHED_IDLE (pid {pid}): {}",
                 std::io::Error::last_os_error()
             ));
         }
-        if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+        if libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) != 0 {
             return Err(format!(
-                "set nice {nice}: {}",
+                "set nice {nice} (pid {pid}): {}",
                 std::io::Error::last_os_error()
             ));
         }
     }
     Ok(())
+}
+
+/// This process into SCHED_IDLE for good (a shim whose container is gone: see `finish`). A
+/// failure only costs speed.
+pub(crate) fn enter_idle_class() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is this process; param is a valid sched_param.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
 }
 
 /// The one line berthd sends on the control socket (it sends nothing after it). None at EOF,

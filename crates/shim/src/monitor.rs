@@ -8,7 +8,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::Duration;
 
-use berth_runtime::container::{CreateOptions, ExecResult, Runtime};
+use berth_runtime::container::{Container, CreateOptions, ExecResult, Runtime};
 use berth_runtime::process::MadeAhead;
 use berth_shim::{frame, ExitStatus, Reply, Request, STREAM_EXIT};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -46,6 +46,8 @@ struct ExecProc {
 struct Shim<'a> {
     args: &'a Args,
     runtime: Runtime,
+    /// Held since its create: starting it and reading its cgroup need no state file.
+    container: Container,
     pid: i32,
     io: ProcessIo,
     log: LogFile,
@@ -76,7 +78,7 @@ pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
     crate::report(ready, shim.pid, None);
     let mut shim = shim;
     // Opened now, while berthd answers the client: at exit it is one pread.
-    shim.oom = shim.runtime.oom_counter(&args.id).ok().flatten();
+    shim.oom = shim.container.cgroup.oom_counter().ok().flatten();
     shim.mount_ns = open_mount_ns(shim.pid);
     shim.serve();
     Ok(())
@@ -109,7 +111,7 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
         .map_err(|e| format!("nonblocking listener: {e}"))?;
 
     let runtime = Runtime::new(&args.runtime_root);
-    let (pid, io) = if args.tty {
+    let (container, io) = if args.tty {
         let console = Console::listen(&console_path(&args.socket, "init"))
             .map_err(|e| format!("console socket: {e}"))?;
         let opts = CreateOptions {
@@ -117,27 +119,28 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
             ..CreateOptions::default()
         };
         let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
-        let pid = stdio::with_stdio(&null, || {
-            runtime.create_launched(&args.id, &args.bundle, &opts, ahead)
+        let container = stdio::with_stdio(&null, || {
+            runtime.create_held(&args.id, &args.bundle, &opts, ahead)
         })
         .map_err(|e| format!("stdio: {e}"))?
         .map_err(|e| format!("create container: {e}"))?;
-        (pid, console.receive()?)
+        (container, console.receive()?)
     } else {
         let (child, ours) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
-        let pid = stdio::with_stdio(&child, || {
-            runtime.create_launched(&args.id, &args.bundle, &CreateOptions::default(), ahead)
+        let container = stdio::with_stdio(&child, || {
+            runtime.create_held(&args.id, &args.bundle, &CreateOptions::default(), ahead)
         })
         .map_err(|e| format!("stdio: {e}"))?
         .map_err(|e| format!("create container: {e}"))?;
-        (pid, ours)
+        (container, ours)
     };
     let log = LogFile::open(&args.log, args.log_max_size, args.log_max_files)
         .map_err(|e| format!("open {}: {e}", args.log.display()))?;
     Ok(Shim {
         args,
         runtime,
-        pid,
+        pid: container.state.pid,
+        container,
         io,
         log,
         listener,
@@ -459,7 +462,7 @@ impl Shim<'_> {
         if self.started {
             return Reply::err("already started");
         }
-        match self.runtime.start(&self.args.id) {
+        match self.container.start() {
             Ok(()) => {
                 self.started = true;
                 Reply::ok()
@@ -559,7 +562,7 @@ impl Shim<'_> {
         // Read before delete destroys the cgroup: did the kernel's OOM killer act in it?
         exit.oom_killed = match &self.oom {
             Some(counter) => counter.kills(),
-            None => self.runtime.oom_kills(&self.args.id),
+            None => self.container.cgroup.oom_kills(),
         }
         .is_ok_and(|n| n > 0);
         let _ = write_atomic(
@@ -580,6 +583,10 @@ impl Shim<'_> {
         // (which takes a while: not before anyone waiting is answered).
         self.clients.clear();
         self.execs.clear();
+        // Everyone is answered: what is left (unmounting the container's mounts, removing its
+        // cgroups, this process's own exit) takes CPU time only when nothing else wants it,
+        // not from the client that now goes on (`run --rm` in a loop: the next container).
+        crate::enter_idle_class();
         self.mount_ns = None;
         let _ = self.runtime.delete(&self.args.id, true);
         let _ = std::fs::remove_file(&self.args.socket);
