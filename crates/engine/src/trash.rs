@@ -63,7 +63,12 @@ fn delete_later(path: PathBuf) {
     };
     match tokio::runtime::Handle::try_current() {
         Ok(h) => {
-            h.spawn_blocking(delete);
+            // Nobody waits for it: CPU time nothing else wants (a removed container's files
+            // must not slow the next container's start).
+            h.spawn_blocking(move || {
+                let _idle = crate::containers::shim::IdleThread::enter();
+                delete()
+            });
         }
         Err(_) => delete(),
     }

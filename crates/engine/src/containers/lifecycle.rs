@@ -127,8 +127,11 @@ impl Engine {
             self.net_prepare_spec(r, &mut cfg)?;
             let bytes =
                 serde_json::to_vec(&cfg).map_err(|e| Error::internal("encode config.json", e))?;
-            std::fs::write(self.container_dir(&r.id).join("config.json"), bytes)
-                .map_err(|e| Error::internal("write config.json", e))
+            berth_image::overwrite::overwrite(
+                &self.container_dir(&r.id).join("config.json"),
+                &bytes,
+            )
+            .map_err(|e| Error::internal("write config.json", e))
         })();
         made.inspect_err(|_| self.unmount_rootfs(&r.id))
     }
@@ -681,9 +684,14 @@ impl Engine {
         self.containers.forget(&id);
         // The files go after the record, so `removed` waiters (`run --rm`) are answered without
         // waiting for the unmount (on a blocking thread: the woken waiters run meanwhile);
-        // files a killed daemon left here are collected at startup.
+        // files a killed daemon left here are collected at startup. An auto-removal has no
+        // one else waiting: it unmounts with CPU time nothing else wants.
         let engine = self.clone();
-        let _ = tokio::task::spawn_blocking(move || engine.discard_container_files(&id)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _idle = exited.then(super::shim::IdleThread::enter);
+            engine.discard_container_files(&id)
+        })
+        .await;
         Ok(())
     }
 
