@@ -1373,7 +1373,7 @@ fn write_files(
         ),
     ] {
         let path = dir.join(name);
-        std::fs::write(&path, text)
+        berth_image::overwrite::overwrite(&path, text.as_bytes())
             .map_err(|e| Error::internal(format!("write {}", path.display()), e))?;
     }
     Ok(())

@@ -24,6 +24,7 @@ pub mod extract;
 pub mod gc;
 pub mod media;
 pub mod names;
+pub mod overwrite;
 pub mod snapshot;
 pub mod unpack;
 

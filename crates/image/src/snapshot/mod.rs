@@ -465,7 +465,7 @@ const INFO_TMP: &str = "info.json.tmp";
 fn write_info(dir: &Path, info: &SnapshotInfo, durable: bool) -> Result<()> {
     let tmp = dir.join(INFO_TMP);
     let text = serde_json::to_vec(info).map_err(|e| Error::json("snapshot info", e))?;
-    fs::write(&tmp, text).at("write snapshot info", &tmp)?;
+    crate::overwrite::overwrite(&tmp, &text).at("write snapshot info", &tmp)?;
     if durable {
         fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
