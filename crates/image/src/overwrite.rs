@@ -15,6 +15,7 @@ pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
+        .truncate(false)
         .open(path)?;
     f.write_all(bytes)?;
     let len = bytes.len() as u64;
