@@ -119,6 +119,41 @@ impl Container {
         signal_start(&self.dir, &self.state)
     }
 
+    /// `delete` of this container (a shim's, held since its create: no state file is read).
+    pub fn delete(self, force: bool) -> Result<()> {
+        match self.status() {
+            Status::Stopped => {}
+            // A created container was never started: it can go (runc does the same).
+            Status::Created => kill_and_wait(&self)?,
+            s if force => {
+                let _ = s;
+                kill_and_wait(&self)?
+            }
+            s => {
+                return Err(Error::BadState {
+                    id: self.state.id.clone(),
+                    status: s.to_string(),
+                    action: "delete",
+                    wanted: "stopped (or use --force)",
+                })
+            }
+        }
+        self.cgroup.destroy()?;
+        self.dir.remove()?;
+        if let Some(h) = self
+            .state
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_deref())
+        {
+            if let Err(e) = hooks::run_hooks("poststop", h, &self.hook_state(Status::Stopped)) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(())
+    }
+
     fn require(&self, action: &'static str, wanted: &'static str, ok: &[Status]) -> Result<Status> {
         let status = self.status();
         if ok.contains(&status) {
@@ -491,38 +526,7 @@ impl Runtime {
 
     /// `delete`: remove a stopped container (with `force`, kill it first).
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let c = self.load(id)?;
-        match c.status() {
-            Status::Stopped => {}
-            // A created container was never started: it can go (runc does the same).
-            Status::Created => kill_and_wait(&c)?,
-            s if force => {
-                let _ = s;
-                kill_and_wait(&c)?
-            }
-            s => {
-                return Err(Error::BadState {
-                    id: id.to_string(),
-                    status: s.to_string(),
-                    action: "delete",
-                    wanted: "stopped (or use --force)",
-                })
-            }
-        }
-        c.cgroup.destroy()?;
-        c.dir.remove()?;
-        if let Some(h) = c
-            .state
-            .spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.poststop().as_deref())
-        {
-            if let Err(e) = hooks::run_hooks("poststop", h, &c.hook_state(Status::Stopped)) {
-                tracing::warn!("{e}");
-            }
-        }
-        Ok(())
+        self.load(id)?.delete(force)
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {

@@ -588,7 +588,7 @@ impl Shim<'_> {
         // not from the client that now goes on (`run --rm` in a loop: the next container).
         crate::enter_idle_class();
         self.mount_ns = None;
-        let _ = self.runtime.delete(&self.args.id, true);
+        let _ = self.container.delete(true);
         let _ = std::fs::remove_file(&self.args.socket);
     }
 }
