@@ -111,6 +111,11 @@ impl Container {
         )
     }
 
+    /// Write the state file (what `state`, `list`, `exec` and the other commands read).
+    pub fn save_state(&self) -> Result<()> {
+        self.dir.save(&self.state)
+    }
+
     /// `start` for a container held since its create (a shim's): no state file is read.
     pub fn start(&self) -> Result<()> {
         if !(state::process_alive(&self.state) && self.dir.fifo_path().exists()) {
@@ -280,11 +285,14 @@ impl Runtime {
         opts: &CreateOptions,
         ahead: process::MadeAhead,
     ) -> Result<i32> {
-        Ok(self.create_held(id, bundle_dir, opts, ahead)?.state.pid)
+        let (_, c) = self.create_inner(id, bundle_dir, opts, true, ahead, true)?;
+        Ok(c.state.pid)
     }
 
     /// `create_launched`, keeping the container (state and cgroup) for whoever made it: a
-    /// shim starts it and reads its cgroup without loading the state file again.
+    /// shim starts it, reads its cgroup and deletes it without loading the state file. That
+    /// file is not written yet: the caller writes it (`Container::save_state`) once it has told
+    /// whoever waits for the create (a shim: after its readiness line).
     pub fn create_held(
         &self,
         id: &str,
@@ -292,7 +300,9 @@ impl Runtime {
         opts: &CreateOptions,
         ahead: process::MadeAhead,
     ) -> Result<Container> {
-        Ok(self.create_inner(id, bundle_dir, opts, true, ahead)?.1)
+        Ok(self
+            .create_inner(id, bundle_dir, opts, true, ahead, false)?
+            .1)
     }
 
     fn create_inner(
@@ -302,6 +312,7 @@ impl Runtime {
         opts: &CreateOptions,
         with_fifo: bool,
         ahead: process::MadeAhead,
+        save_state: bool,
     ) -> Result<(Spawned, Container)> {
         let bundle = Bundle::load(bundle_dir)?;
         let process = bundle
@@ -384,7 +395,9 @@ impl Runtime {
             cgroups_path,
             spec: bundle.spec.clone(),
         };
-        dir.save(&st)?;
+        if save_state {
+            dir.save(&st)?;
+        }
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;
         }
@@ -453,8 +466,14 @@ impl Runtime {
             opts
         };
         let result = (|| {
-            let (spawned, c) =
-                self.create_inner(id, bundle_dir, opts, true, process::MadeAhead::default())?;
+            let (spawned, c) = self.create_inner(
+                id,
+                bundle_dir,
+                opts,
+                true,
+                process::MadeAhead::default(),
+                true,
+            )?;
             let master = match &local_console {
                 Some(l) => Some(l.accept_master()?),
                 None => None,

@@ -76,6 +76,11 @@ pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
         }
     };
     crate::report(ready, shim.pid, None);
+    // After the report, off the start's path: the shim itself never reads it (it holds the
+    // container), `exec` and `berth-runtime state` do; nothing is served before it is written.
+    if let Err(e) = shim.container.save_state() {
+        eprintln!("berth-shim: write the container's state: {e}");
+    }
     let mut shim = shim;
     // Opened now, while berthd answers the client: at exit it is one pread.
     shim.oom = shim.container.cgroup.oom_counter().ok().flatten();

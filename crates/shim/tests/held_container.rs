@@ -73,7 +73,13 @@ fn a_held_container_starts_and_exits_without_its_state_file() {
     let ready = line(&s);
     assert!(ready.contains("\"error\":null"), "{ready}");
 
+    // Written just after the readiness line (off the start's path).
     let state_file = root.join(&id).join("state.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state_file.exists() {
+        assert!(Instant::now() < deadline, "no state file");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_file).expect("state.json")).expect("json");
     assert_eq!(state["owner"], "root", "{state}");
@@ -96,5 +102,8 @@ fn a_held_container_starts_and_exits_without_its_state_file() {
         assert!(Instant::now() < deadline, "the shim did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!root.join(&id).exists(), "the container's state directory is left");
+    assert!(
+        !root.join(&id).exists(),
+        "the container's state directory is left"
+    );
 }
