@@ -31,6 +31,15 @@ fn line(s: &UnixStream) -> String {
     l
 }
 
+/// Poll `cond` for up to 20 s; fail naming `what` never happened.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn call(socket: &std::path::Path, request: &str) -> String {
     let mut s = UnixStream::connect(socket).expect("connect to the shim");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -75,11 +84,7 @@ fn a_held_container_starts_and_exits_without_its_state_file() {
 
     // Written just after the readiness line (off the start's path).
     let state_file = root.join(&id).join("state.json");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !state_file.exists() {
-        assert!(Instant::now() < deadline, "no state file");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("no state file", || state_file.exists());
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_file).expect("state.json")).expect("json");
     assert_eq!(state["owner"], "root", "{state}");
@@ -88,20 +93,13 @@ fn a_held_container_starts_and_exits_without_its_state_file() {
 
     let started = call(&socket, r#"{"op":"start"}"#);
     assert!(started.contains("\"ok\":true"), "{started}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !exit_file.exists() {
-        assert!(Instant::now() < deadline, "no exit file");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("no exit file", || exit_file.exists());
     let exit: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&exit_file).expect("exit file")).expect("json");
     assert_eq!(exit["code"], 7, "{exit}");
     assert_eq!(exit["oom_killed"], false, "{exit}");
     // And it cleans up after it from what it holds: its socket goes last.
-    while socket.exists() {
-        assert!(Instant::now() < deadline, "the shim did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the shim did not finish", || !socket.exists());
     assert!(
         !root.join(&id).exists(),
         "the container's state directory is left"
