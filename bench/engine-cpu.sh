@@ -2,6 +2,8 @@
 # CPU time per `berth run --rm --network none busybox true`: berthd, the CLI, the shims and the
 # runtime's children all run in one cpuacct cgroup (v1), whose usage is read before and after N
 # runs. The container's own process moves to its cgroup and is not counted (it runs `true`).
+# Also the whole machine's busy time (/proc/stat, kernel workers included: network namespace
+# and cgroup clean-up run there), read after a short tail that lets the last clean-up finish.
 # Usage (root, cgroup v1 cpuacct): bench/engine-cpu.sh
 # env: N (30 runs), TMPFS_ROOTS=1 (data and exec roots on tmpfs), BERTH_BIN (default: release build)
 set -euo pipefail
@@ -39,10 +41,14 @@ export BERTH_HOST="unix://$work/berth.sock"
 "$bin/berth" load -i "$work/busybox.tar" >/dev/null
 for _ in 1 2 3; do "$bin/berth" run --rm --network none busybox true; done
 sleep 1
-u0=$(cat "$cg/cpuacct.usage"); t0=$(date +%s%N)
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; } # user nice system irq softirq
+u0=$(cat "$cg/cpuacct.usage"); b0=$(busy); t0=$(date +%s%N)
 for _ in $(seq "$N"); do "$bin/berth" run --rm --network none busybox true; done
 t1=$(date +%s%N); u1=$(cat "$cg/cpuacct.usage")
+sleep 0.3
+b1=$(busy); hz=$(getconf CLK_TCK)
 fs=$(stat -f -c %T "$work/data")
 echo "$N runs: CPU $(( (u1 - u0) / N / 1000 )) us per run, wall $(( (t1 - t0) / N / 1000 )) us per run" \
   "(roots on $fs; load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "whole machine: $(( (b1 - b0) * 1000000 / hz / N )) us busy per run (incl. a 0.3 s tail)"
 echo $$ > "$acct/cgroup.procs"
