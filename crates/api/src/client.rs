@@ -55,6 +55,19 @@ fn proto(what: &str, e: impl std::fmt::Display) -> ClientError {
 /// A hijacked connection (attach, exec): raw bytes both ways.
 pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
 
+/// What the client does right after a create, so berthd may make it ahead (berth's extension
+/// `prepare`; other daemons ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepare {
+    /// Nothing said (Docker's create).
+    Nothing,
+    /// It starts the container (`prepare=1`): berthd sets the process up meanwhile.
+    Start,
+    /// It attaches and then starts, with the attach's `start=1` (`prepare=start`): berthd may
+    /// also start the process, its output held for that attach.
+    AttachAndStart,
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
@@ -252,22 +265,23 @@ impl Client {
     }
 
     pub async fn create(&self, name: Option<&str>, body: &CreateBody) -> Result<CreateResponse> {
-        self.create_for(name, None, body, false).await
+        self.create_for(name, None, body, Prepare::Nothing).await
     }
 
     /// `create` for a platform ("linux/amd64"): an image of another platform is not found.
-    /// `prepare`: a start follows at once (berth's extension `prepare=1`: berthd sets the
-    /// process up while the client goes on; other daemons ignore it).
+    /// `prepare`: what berthd may do ahead for a start that follows at once (see [`Prepare`]).
     pub async fn create_for(
         &self,
         name: Option<&str>,
         platform: Option<&str>,
         body: &CreateBody,
-        prepare: bool,
+        prepare: Prepare,
     ) -> Result<CreateResponse> {
         let mut q = Vec::new();
-        if prepare {
-            q.push("prepare=1".to_string());
+        match prepare {
+            Prepare::Nothing => {}
+            Prepare::Start => q.push("prepare=1".to_string()),
+            Prepare::AttachAndStart => q.push("prepare=start".to_string()),
         }
         if let Some(n) = name {
             q.push(format!("name={}", percent_encode(n)));

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Read};
 use std::time::Duration;
 
 use base64::Engine as _;
-use berth_api::client::{BodyReader, Client, ClientError};
+use berth_api::client::{BodyReader, Client, ClientError, Prepare};
 use berth_api::types::{CreateBody, CreateResponse};
 use berth_distribution::auth::credentials::server_domain;
 use berth_distribution::auth::credentials::DOCKER_HUB_KEY;
@@ -300,7 +300,7 @@ pub async fn create_pulling(
     pull: PullPolicy,
     image: &str,
     body: &CreateBody,
-    prepare: bool,
+    prepare: Prepare,
 ) -> Result<CreateResponse, ClientError> {
     let shown = || {
         reference(image)

@@ -1,6 +1,6 @@
 //! run, create, start, exec: create → attach → wait → start → stream, like docker's CLI.
 
-use berth_api::client::{Client, ClientError};
+use berth_api::client::{Client, ClientError, Prepare};
 use berth_api::types::{
     ContainerConfig, CreateBody, ExecConfig, HostConfig, Mount, RestartPolicy, StrSlice,
     TmpfsOptions,
@@ -207,7 +207,7 @@ impl Drop for CidFile {
 async fn create_container(
     c: &Client,
     a: &RunArgs,
-    to_run: bool,
+    prepare: Prepare,
 ) -> Result<berth_api::types::CreateResponse, ClientError> {
     let body = create_body(a)?;
     let mut cid = CidFile::claim(a.more.cidfile.as_deref())?;
@@ -218,7 +218,7 @@ async fn create_container(
         a.more.pull,
         &a.image,
         &body,
-        to_run,
+        prepare,
     )
     .await?;
     cid.write(&r.id)?;
@@ -226,7 +226,7 @@ async fn create_container(
 }
 
 pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let r = create_container(c, &a, false).await?;
+    let r = create_container(c, &a, Prepare::Nothing).await?;
     for w in &r.warnings {
         eprintln!("WARNING: {w}");
     }
@@ -235,7 +235,13 @@ pub async fn create_only(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
 }
 
 pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
-    let created = match create_container(c, &a, true).await {
+    // Detached: a start follows; attached: the attach (which starts it) follows.
+    let prepare = if a.detach {
+        Prepare::Start
+    } else {
+        Prepare::AttachAndStart
+    };
+    let created = match create_container(c, &a, prepare).await {
         Ok(r) => r,
         Err(e @ ClientError::Connect { .. }) => return Err(e),
         Err(e) => {
@@ -259,8 +265,9 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32, ClientError> {
         return Ok(0);
     }
     // The wait is registered first, so no exit is missed (berthd is setting the process up
-    // meanwhile); then the attach, which berthd follows with the start once the stream is
-    // hooked up, so no output is missed either. Another daemon leaves the start to us.
+    // meanwhile, and may have started it already, holding its output and exit for us); then
+    // the attach, which berthd follows with the start once the stream is hooked up, so no
+    // output is missed either. Another daemon leaves the start to us.
     let waiter = c
         .wait(&id, if a.rm { "removed" } else { "next-exit" })
         .await?;

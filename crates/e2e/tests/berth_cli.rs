@@ -73,6 +73,52 @@ fn berth_says_how_to_start_a_daemon() {
     assert!(err.contains("berthd"), "{err}");
 }
 
+/// berth's `run` asks berthd to start the container for the attach that follows
+/// (`prepare=start`): its output, more than a pipe holds, and its stderr reach the client in
+/// full and in order, the exit code is the container's, and the log has the output too.
+#[test]
+fn run_started_for_its_attach_loses_no_output() {
+    if !prerequisites() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let script = "echo first; seq 1 30000; echo to-stderr >&2; exit 6";
+    let (code, out, err) = d.berth(&["run", "--rm", "busybox", "sh", "-c", script]);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(
+        out.starts_with("first\n1\n2\n"),
+        "{}",
+        &out[..out.len().min(40)]
+    );
+    assert_eq!(out.lines().count(), 30001, "lines lost");
+    assert!(out.ends_with("\n30000\n"));
+    assert_eq!(err, "to-stderr\n");
+
+    let name = unique("held");
+    let (code, out, err) = d.berth(&["run", "--name", &name, "busybox", "echo", "once"]);
+    assert_eq!((code, out.as_str()), (Some(0), "once\n"), "{err}");
+    let (_, st, _) = d.berth(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &name,
+    ]);
+    assert_eq!(st.trim(), "exited 0");
+    let (_, logs, _) = d.berth(&["logs", &name]);
+    assert_eq!(logs, "once\n");
+    // Its stdin, when asked for, is there from the start.
+    let mut o = d
+        .berth_cmd(&["run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run berth");
+    std::io::Write::write_all(&mut o.stdin.take().expect("stdin"), b"piped in\n").expect("write");
+    let done = o.wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&done.stdout), "PIPED IN\n");
+}
+
 /// A command that cannot start: Docker's exit code (127: not found) and message, and a `--rm`
 /// container is removed; through berth's `run` (whose create asks berthd to set the process up
 /// ahead, so the failure is met up to three times) and through the docker CLI (which waits for

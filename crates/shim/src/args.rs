@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "usage: berth-shim --id ID --bundle DIR --runtime-root DIR --socket PATH \
 --log PATH --exit-file PATH [--tty] [--stdin] [--stdin-once] [--log-max-size BYTES] \
-[--log-max-files N]";
+[--log-max-files N] [--start-held MS]";
 
 #[derive(Debug, Default)]
 pub struct Args {
@@ -22,6 +22,10 @@ pub struct Args {
     /// Log rotation: bytes per file (0: never rotate) and files kept.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Start the container as soon as it is created, but hold its output (and so the report of
+    /// its exit) until the first client attaches, or this long: berth's `run`, whose attach
+    /// follows at once, then skips a round trip through berthd before the start.
+    pub start_held: Option<std::time::Duration>,
 }
 
 impl Args {
@@ -39,6 +43,12 @@ impl Args {
                 "--tty" => a.tty = true,
                 "--stdin" => a.stdin = true,
                 "--stdin-once" => a.stdin_once = true,
+                "--start-held" => {
+                    let ms = value("--start-held")?
+                        .parse()
+                        .map_err(|_| "--start-held: not a number of milliseconds".to_string())?;
+                    a.start_held = Some(std::time::Duration::from_millis(ms))
+                }
                 "--log-max-size" => {
                     a.log_max_size = value("--log-max-size")?
                         .parse()

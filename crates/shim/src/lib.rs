@@ -13,6 +13,12 @@ pub mod frame;
 
 pub use frame::{Frame, STREAM_EXIT, STREAM_STDERR, STREAM_STDOUT};
 
+/// `--start-held MS` as berthd uses it: how long a container started for the client that
+/// attaches next keeps its output (and the report of its exit) for that client. It attaches
+/// at once; one that died must not leave the container blocked on a full pipe, nor its exit
+/// unreported, for long.
+pub const START_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {

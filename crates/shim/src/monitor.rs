@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_runtime::container::{Container, CreateOptions, ExecResult, Runtime};
 use berth_runtime::process::MadeAhead;
@@ -58,6 +58,10 @@ struct Shim<'a> {
     execs: Vec<ExecProc>,
     exit: Option<ExitStatus>,
     started: bool,
+    /// `--start-held`: until the first client attaches (or this passes) the container's output
+    /// stays unread in its pipes, so that client gets all of it, and the exit is not reported
+    /// before that client has it.
+    hold_until: Option<Instant>,
     /// The container cgroup's OOM-kill counter, read when it exits.
     oom: Option<berth_runtime::cgroups::OomCounter>,
     /// The container's mount namespace, held until its exit is reported: the last process of a
@@ -68,20 +72,28 @@ struct Shim<'a> {
 
 /// `ahead`: what a spare made while it waited (a launcher, a network namespace).
 pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
-    let shim = match setup(args, ahead) {
+    let mut shim = match setup(args, ahead) {
         Ok(s) => s,
         Err(e) => {
             crate::report(ready, 0, Some(e));
             return Err(());
         }
     };
+    if let Some(hold) = args.start_held {
+        // Before the report, so a start that fails is this task's failure (nothing ran).
+        if let Some(e) = shim.start().error {
+            let _ = shim.container.delete(true);
+            crate::report(ready, 0, Some(e));
+            return Err(());
+        }
+        shim.hold_until = Some(Instant::now() + hold);
+    }
     crate::report(ready, shim.pid, None);
     // After the report, off the start's path: the shim itself never reads it (it holds the
     // container), `exec` and `berth-runtime state` do; nothing is served before it is written.
     if let Err(e) = shim.container.save_state() {
         eprintln!("berth-shim: write the container's state: {e}");
     }
-    let mut shim = shim;
     // Opened now, while berthd answers the client: at exit it is one pread.
     shim.oom = shim.container.cgroup.oom_counter().ok().flatten();
     shim.mount_ns = open_mount_ns(shim.pid);
@@ -155,6 +167,7 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
         execs: Vec::new(),
         exit: None,
         started: false,
+        hold_until: None,
         oom: None,
         mount_ns: None,
     })
@@ -188,8 +201,11 @@ impl Shim<'_> {
             set.clear();
             set.add(self.listener.as_raw_fd(), Token::Listener);
             set.add(self.signals.as_raw_fd(), Token::Signals);
-            for (i, (f, _)) in self.io.outputs.iter().enumerate() {
-                set.add(f.as_raw_fd(), Token::Output(i));
+            let held = self.output_held();
+            if held.is_none() {
+                for (i, (f, _)) in self.io.outputs.iter().enumerate() {
+                    set.add(f.as_raw_fd(), Token::Output(i));
+                }
             }
             for (i, c) in self.clients.iter().enumerate() {
                 if c.reading {
@@ -204,11 +220,21 @@ impl Shim<'_> {
                     set.add(c.stream.as_raw_fd(), Token::ExecClient(e));
                 }
             }
-            let ready = match set.wait(if settle { SETTLE_MS } else { -1 }) {
+            let timeout = match (settle, held) {
+                (true, Some(left)) => left.min(SETTLE_MS),
+                (true, None) => SETTLE_MS,
+                (false, Some(left)) => left,
+                (false, None) => -1,
+            };
+            let ready = match set.wait(timeout) {
                 Ok(r) => r,
                 Err(_) => break,
             };
             if ready.is_empty() {
+                if held.is_some() && self.output_held().is_none() {
+                    // The hold ran out: a timeout, not the quiet second.
+                    continue;
+                }
                 berth_shim::footprint::release_startup_pages();
                 settle = false;
                 continue;
@@ -245,6 +271,18 @@ impl Shim<'_> {
             self.finish_execs();
         }
         self.finish();
+    }
+
+    /// While the output is held (`--start-held`, no client yet): the milliseconds left.
+    fn output_held(&mut self) -> Option<i32> {
+        let until = self.hold_until?;
+        let left = until.saturating_duration_since(Instant::now());
+        if !self.clients.is_empty() || left.is_zero() {
+            self.hold_until = None;
+            return None;
+        }
+        // Rounded up: poll must not wake just before the end and spin.
+        Some(left.as_millis().min(i32::MAX as u128) as i32 + 1)
     }
 
     /// Read once from the container's output `i`; false at EOF.

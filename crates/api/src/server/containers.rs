@@ -7,6 +7,7 @@ use super::body::{self, Body};
 use super::{convert, error, hijack, json_body, Ctx};
 use crate::types::{CreateBody, CreateResponse, WaitError, WaitResponse};
 use crate::STARTED_HEADER;
+use berth_engine::containers::create::Prepare;
 use berth_engine::containers::lifecycle::WaitCondition;
 use berth_engine::containers::logs::LogOptions;
 
@@ -24,8 +25,13 @@ pub async fn create(ctx: Ctx) -> Response<Body> {
     req.platform = ctx.query.get("platform").map(str::to_string);
     req.spec.host.network = network;
     req.publish_all_ports = publish_all;
-    // berth's extension: the client starts the container right away (berth `run`).
-    req.prepare = ctx.query.flag("prepare", false);
+    // berth's extension: the client starts the container right away (berth `run`); with
+    // `prepare=start` it attaches first and berthd may start the container for that attach.
+    req.prepare = match ctx.query.get("prepare") {
+        Some("start") => Prepare::StartForAttach,
+        _ if ctx.query.flag("prepare", false) => Prepare::Process,
+        _ => Prepare::Nothing,
+    };
     match ctx.engine.create_container(req).await {
         Ok(c) => body::json(
             StatusCode::CREATED,

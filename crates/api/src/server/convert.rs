@@ -1,6 +1,6 @@
 //! Docker's JSON ↔ the engine's types.
 
-use berth_engine::containers::create::CreateRequest;
+use berth_engine::containers::create::{CreateRequest, Prepare};
 use berth_engine::containers::exec::ExecSpec;
 use berth_engine::{
     ContainerRecord, ContainerSpec, DeviceMapping, HostSpec, MountKind, MountSpec, RestartPolicy,
@@ -37,7 +37,7 @@ pub fn create_request(name: Option<String>, b: CreateBody) -> CreateRequest {
         publish_all_ports: false,
         healthcheck: c.healthcheck.clone(),
         platform: None,
-        prepare: false,
+        prepare: Prepare::Nothing,
         spec: ContainerSpec {
             image: c.image,
             hostname: c.hostname,

@@ -20,9 +20,23 @@ pub struct CreateRequest {
     pub healthcheck: Option<serde_json::Value>,
     /// `?platform=os/arch[/variant]`: the image must be for it (else not found, as Docker).
     pub platform: Option<String>,
-    /// A start follows at once (berth's `run`): the bundle is made here and the process set up
-    /// in the background (see `Engine::prepare_task_ahead`).
-    pub prepare: bool,
+    /// What to make ahead for a start that follows at once (berth's `run`).
+    pub prepare: Prepare,
+}
+
+/// What a create makes ahead for a start that follows at once (berth's `run`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Prepare {
+    /// Nothing: Docker's create.
+    #[default]
+    Nothing,
+    /// The bundle here, and the process, created but not started, in the background (see
+    /// `Engine::prepare_task_ahead`).
+    Process,
+    /// As `Process`, and the process starts as soon as it is made, its output held for the
+    /// attach that follows (the shim's `--start-held`): the attach then just hooks up. Where
+    /// that cannot hold (a tty, a network joined after the process exists) it is `Process`.
+    StartForAttach,
 }
 
 #[derive(Debug, Clone)]
@@ -81,9 +95,9 @@ impl Engine {
             .await
             .map_err(|e| Error::internal("create container", e))?;
         // (Not when the bundle could not be made: the start meets that again and reports it.)
-        if let (true, Ok(c)) = (prepare, &created) {
+        if let (true, Ok(c)) = (prepare != Prepare::Nothing, &created) {
             if self.containers.bundle_is_ready(&c.id) {
-                self.prepare_task_ahead(&c.id);
+                self.prepare_task_ahead(&c.id, prepare == Prepare::StartForAttach);
             }
         }
         self.refill_spare_dirs();
@@ -340,7 +354,7 @@ impl Engine {
                 );
                 // Here, on this thread, while the client reads the answer (a failure is met
                 // again, and reported, by the start).
-                if prepare && self.prepare_bundle(&rec).is_ok() {
+                if prepare != Prepare::Nothing && self.prepare_bundle(&rec).is_ok() {
                     self.containers.mark_bundle_ready(&id);
                 }
                 Ok(Created { id, warnings })

@@ -51,6 +51,15 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {s}")))
 }
 
+/// The record of a container whose process is let go now.
+fn mark_started(rec: &mut ContainerRecord) {
+    rec.state.status = Status::Running;
+    rec.state.manually_stopped = false;
+    rec.state.started_at = ids::now_rfc3339();
+    rec.state.finished_at.clear();
+    rec.state.exit_code = 0;
+}
+
 impl Engine {
     /// By id, name or unique id prefix; 404 with Docker's wording.
     pub fn container(&self, key: &str) -> Result<ContainerRecord> {
@@ -138,7 +147,17 @@ impl Engine {
 
     /// Make sure a shim holds a (created or running) process for the container.
     pub(crate) async fn ensure_task(self: &Arc<Self>, rec: &mut ContainerRecord) -> Result<()> {
-        if rec.state.task || rec.state.running() {
+        self.ensure_task_with(rec, false).await
+    }
+
+    /// `start_held`: a new process is started at once, its output held for the next attach
+    /// (the caller has marked `rec` started; it is saved with the process).
+    async fn ensure_task_with(
+        self: &Arc<Self>,
+        rec: &mut ContainerRecord,
+        start_held: bool,
+    ) -> Result<()> {
+        if rec.state.task || (rec.state.running() && !start_held) {
             return Ok(());
         }
         let id = rec.id.clone();
@@ -175,6 +194,7 @@ impl Engine {
                 stdin_once: rec.spec.stdin_once,
                 log_max_size,
                 log_max_files,
+                start_held,
             },
             self.spares.take(),
         )
@@ -217,8 +237,11 @@ impl Engine {
 
     /// Set the container's process up now, in the background: the client said it starts the
     /// container at once (berth's `run`), so the attach and start that follow find it made.
-    /// Errors are left to them to report: they try again and answer with it.
-    pub fn prepare_task_ahead(self: &Arc<Self>, id: &str) {
+    /// `start`: the client attaches next, so start it too, its output held for that attach
+    /// (not with a tty, whose size the client sets after the start, nor with a network that
+    /// is joined once the process exists). Errors are left to the attach and start to report:
+    /// they try again and answer with it.
+    pub fn prepare_task_ahead(self: &Arc<Self>, id: &str, start: bool) {
         let engine = self.clone();
         let id = id.to_string();
         tokio::spawn(async move {
@@ -231,8 +254,17 @@ impl Engine {
             if rec.state.task || rec.state.running() || engine.links_unready(&rec) {
                 return;
             }
-            if let Err(e) = engine.ensure_task(&mut rec).await {
-                tracing::debug!("prepare {id} ahead of its start: {e}");
+            let start = start && !rec.spec.tty && engine.net_to_attach(&rec).is_none();
+            if start {
+                mark_started(&mut rec);
+            }
+            match engine.ensure_task_with(&mut rec, start).await {
+                Ok(()) if start => {
+                    engine.emit(&rec, "start", &[]);
+                    engine.arm_healthcheck(&rec, true);
+                }
+                Ok(()) => {}
+                Err(e) => tracing::debug!("prepare {id} ahead of its start: {e}"),
             }
         });
     }
@@ -269,17 +301,23 @@ impl Engine {
         let _g = lock.lock().await;
         let mut rec = self.container(id)?;
         if rec.state.running() {
+            // Started for this attach (`Prepare::StartForAttach`), or by someone else: the
+            // attach just hooks up.
+            if let Some(stdin) = attach {
+                let req = Request::Attach {
+                    stdin,
+                    start: false,
+                };
+                let (_, stream) = shim::call(&self.shim_socket(id), &req).await?;
+                return Ok(Some(stream));
+            }
             return Err(Error::NotModified("container already started".into()));
         }
         self.ensure_task(&mut rec).await?;
         // Recorded as running *before* the process is let go: a process that exits at once is
         // then seen by the exit monitor as a started container's exit (exit code, restart
         // policy), and nothing here writes over what the monitor records afterwards.
-        rec.state.status = Status::Running;
-        rec.state.manually_stopped = false;
-        rec.state.started_at = ids::now_rfc3339();
-        rec.state.finished_at.clear();
-        rec.state.exit_code = 0;
+        mark_started(&mut rec);
         self.save(&rec)?;
         let req = match attach {
             Some(stdin) => Request::Attach { stdin, start: true },

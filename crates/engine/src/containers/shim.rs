@@ -22,6 +22,8 @@ pub struct Launch<'a> {
     pub stdin_once: bool,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Start it at once, its output held for the client that attaches next (`--start-held`).
+    pub start_held: bool,
 }
 
 impl Launch<'_> {
@@ -48,6 +50,10 @@ impl Launch<'_> {
             if on {
                 v.push(flag.into());
             }
+        }
+        if self.start_held {
+            v.push("--start-held".into());
+            v.push(berth_shim::START_HOLD.as_millis().to_string().into());
         }
         v
     }
