@@ -42,6 +42,10 @@ pub struct CreateOptions {
     /// `exec` only: run the process without the container's seccomp filter (Docker's
     /// `exec --privileged`).
     pub no_seccomp: bool,
+    /// `create` only: the process runs its program as soon as it is set up, not at `start`
+    /// (no exec fifo; the poststart hooks run before create returns). For a caller that would
+    /// start it right away (a shim holding the output for its first client).
+    pub start: bool,
 }
 
 /// runc's `state` output.
@@ -196,6 +200,12 @@ fn signal_start(dir: &StateDir, state: &ContainerState) -> Result<()> {
     std::io::Write::write_all(&mut &f, b"0")
         .ctx(|| "signal start through the exec fifo".to_string())?;
     fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;
+    run_poststart_hooks(state);
+    Ok(())
+}
+
+/// The spec: a failing poststart hook is logged, the container keeps running.
+fn run_poststart_hooks(state: &ContainerState) {
     if let Some(h) = state
         .spec
         .hooks()
@@ -210,11 +220,9 @@ fn signal_start(dir: &StateDir, state: &ContainerState) -> Result<()> {
             &state.bundle,
         );
         if let Err(e) = hooks::run_hooks("poststart", h, &hook_state) {
-            // The spec: a failing poststart hook is logged, the container keeps running.
             tracing::warn!("{e}");
         }
     }
-    Ok(())
 }
 
 /// The user running the runtime, as runc's state names it. uid 0 is "root" without asking the
@@ -285,7 +293,7 @@ impl Runtime {
         opts: &CreateOptions,
         ahead: process::MadeAhead,
     ) -> Result<i32> {
-        let (_, c) = self.create_inner(id, bundle_dir, opts, true, ahead, true)?;
+        let (_, c) = self.create_inner(id, bundle_dir, opts, ahead, true)?;
         Ok(c.state.pid)
     }
 
@@ -301,7 +309,7 @@ impl Runtime {
         ahead: process::MadeAhead,
     ) -> Result<Container> {
         Ok(self
-            .create_inner(id, bundle_dir, opts, true, ahead, false)?
+            .create_inner(id, bundle_dir, opts, ahead, false)?
             .1)
     }
 
@@ -310,7 +318,6 @@ impl Runtime {
         id: &str,
         bundle_dir: &Path,
         opts: &CreateOptions,
-        with_fifo: bool,
         ahead: process::MadeAhead,
         save_state: bool,
     ) -> Result<(Spawned, Container)> {
@@ -350,10 +357,10 @@ impl Runtime {
         // rest on failure.
         cleanup.cgroup = Some(cgroup.as_ref());
 
-        let exec_fifo = if with_fifo {
-            Some(make_exec_fifo(&dir.fifo_path())?)
-        } else {
+        let exec_fifo = if opts.start {
             None
+        } else {
+            Some(make_exec_fifo(&dir.fifo_path())?)
         };
         let console_socket = match &opts.console_socket {
             Some(p) if terminal => Some(tty::connect_console_socket(p)?),
@@ -400,6 +407,9 @@ impl Runtime {
         }
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;
+        }
+        if opts.start {
+            run_poststart_hooks(&st);
         }
         cleanup.armed = false;
         drop(cleanup);
@@ -458,6 +468,7 @@ impl Runtime {
                 pid_file: opts.pid_file.clone(),
                 preserve_fds: opts.preserve_fds,
                 no_seccomp: opts.no_seccomp,
+                start: false,
             };
             local_console = Some(console);
             &opts_owned
@@ -470,7 +481,6 @@ impl Runtime {
                 id,
                 bundle_dir,
                 opts,
-                true,
                 process::MadeAhead::default(),
                 true,
             )?;

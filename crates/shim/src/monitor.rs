@@ -80,12 +80,8 @@ pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
         }
     };
     if let Some(hold) = args.start_held {
-        // Before the report, so a start that fails is this task's failure (nothing ran).
-        if let Some(e) = shim.start().error {
-            let _ = shim.container.delete(true);
-            crate::report(ready, 0, Some(e));
-            return Err(());
-        }
+        // Created running (`CreateOptions::start`): its program did not wait for this shim.
+        shim.started = true;
         shim.hold_until = Some(Instant::now() + hold);
     }
     crate::report(ready, shim.pid, None);
@@ -133,6 +129,7 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
             .map_err(|e| format!("console socket: {e}"))?;
         let opts = CreateOptions {
             console_socket: Some(console.path.clone()),
+            start: args.start_held.is_some(),
             ..CreateOptions::default()
         };
         let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
@@ -144,8 +141,12 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
         (container, console.receive()?)
     } else {
         let (child, ours) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
+        let opts = CreateOptions {
+            start: args.start_held.is_some(),
+            ..CreateOptions::default()
+        };
         let container = stdio::with_stdio(&child, || {
-            runtime.create_held(&args.id, &args.bundle, &CreateOptions::default(), ahead)
+            runtime.create_held(&args.id, &args.bundle, &opts, ahead)
         })
         .map_err(|e| format!("stdio: {e}"))?
         .map_err(|e| format!("create container: {e}"))?;

@@ -82,7 +82,7 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         console_socket: a.console_socket.clone(),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
-        no_seccomp: false,
+        ..CreateOptions::default()
     }
 }
 
@@ -115,7 +115,7 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         console_socket: a.console_socket.clone(),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
-        no_seccomp: false,
+        ..CreateOptions::default()
     };
     match rt.exec(&a.id, &process, &opts, a.detach)? {
         ExecResult::Started(_) => Ok(0),
