@@ -308,9 +308,7 @@ impl Runtime {
         opts: &CreateOptions,
         ahead: process::MadeAhead,
     ) -> Result<Container> {
-        Ok(self
-            .create_inner(id, bundle_dir, opts, ahead, false)?
-            .1)
+        Ok(self.create_inner(id, bundle_dir, opts, ahead, false)?.1)
     }
 
     fn create_inner(
@@ -477,13 +475,8 @@ impl Runtime {
             opts
         };
         let result = (|| {
-            let (spawned, c) = self.create_inner(
-                id,
-                bundle_dir,
-                opts,
-                process::MadeAhead::default(),
-                true,
-            )?;
+            let (spawned, c) =
+                self.create_inner(id, bundle_dir, opts, process::MadeAhead::default(), true)?;
             let master = match &local_console {
                 Some(l) => Some(l.accept_master()?),
                 None => None,

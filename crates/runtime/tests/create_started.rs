@@ -2,8 +2,8 @@
 //! exec fifo or a `start`, and the poststart hooks have run when create returns.
 
 use berth_runtime::container::{CreateOptions, Runtime};
-use berth_runtime::state::Status;
 use berth_runtime::process::MadeAhead;
+use berth_runtime::state::Status;
 use berth_testsupport::{require_root, unique_id, TestBundle};
 use serde_json::json;
 

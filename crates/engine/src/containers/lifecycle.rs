@@ -244,7 +244,7 @@ impl Engine {
     pub fn prepare_task_ahead(self: &Arc<Self>, id: &str, start: bool) {
         let engine = self.clone();
         let id = id.to_string();
-        tokio::spawn(async move {
+        let mut task = Box::pin(async move {
             let lock = engine.containers.op_lock(&id);
             let _g = lock.lock().await;
             let Ok(mut rec) = engine.container(&id) else {
@@ -267,6 +267,14 @@ impl Engine {
                 Err(e) => tracing::debug!("prepare {id} ahead of its start: {e}"),
             }
         });
+        // Run here up to its first real wait (the lock is free, the flags go to a spare shim
+        // at once), so the container is being set up while the create's answer goes out; a
+        // spawned task would only start after that answer. The runtime polls it from there
+        // (with its own waker: the one used here does nothing).
+        let mut first = std::task::Context::from_waker(std::task::Waker::noop());
+        if std::future::Future::poll(task.as_mut(), &mut first).is_pending() {
+            tokio::spawn(task);
+        }
     }
 
     pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
