@@ -256,8 +256,28 @@ fn create_with_prepare_sets_the_process_up_ahead() {
     assert!(!shim_socket(&plain).exists(), "no shim for a plain create");
     let (_, state, _) = d.berth(&["inspect", "--format", "{{.State.Status}}", &prepared]);
     assert_eq!(state.trim(), "created");
+    // Its (not started) init, in the container's cgroups.
+    let holding = |id: &str| -> Vec<String> {
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let in_cgroup = std::fs::read_to_string(e.path().join("cgroup"))
+                .map(|c| c.contains(id))
+                .unwrap_or(false);
+            if name.parse::<u32>().is_ok() && in_cgroup {
+                pids.push(name);
+            }
+        }
+        pids
+    };
+    eventually("the prepared container's init", || {
+        (!holding(&prepared).is_empty()).then_some(())
+    });
     for id in [&plain, &prepared] {
         d.berth_ok(&["rm", "-f", id]);
         assert!(!mounted(id), "{id} unmounted with its removal");
     }
+    eventually("the prepared container's init gone with it", || {
+        holding(&prepared).is_empty().then_some(())
+    });
 }

@@ -51,6 +51,24 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {s}")))
 }
 
+/// The shim's answer to a Wait: the exit, once the container is gone (None: no shim, or it died
+/// without one). A failed request is tried again while the shim's socket is there: taking a
+/// live container for gone would lose track of its shim.
+async fn wait_for_exit(socket: &std::path::Path) -> Option<berth_shim::ExitStatus> {
+    const TRIES: u32 = 5;
+    for attempt in 1..=TRIES {
+        match shim::request(socket, &Request::Wait).await {
+            Ok((reply, _)) => return reply.exit,
+            Err(e) if attempt < TRIES && socket.exists() => {
+                tracing::debug!("wait on shim {}: {e}; again", socket.display());
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// The record of a container whose process is let go now.
 fn mark_started(rec: &mut ContainerRecord) {
     rec.state.status = Status::Running;
@@ -360,11 +378,7 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let socket = engine.shim_socket(&id);
-            let exit = match shim::request(&socket, &Request::Wait).await {
-                // The shim answers a Wait only once the container is gone.
-                Ok((reply, _)) => reply.exit,
-                Err(_) => None,
-            };
+            let exit = wait_for_exit(&socket).await;
             let exit = exit
                 .or_else(|| shim::read_exit_file(&engine.exit_file(&id)))
                 .unwrap_or_else(|| ExitStatus {
@@ -714,6 +728,16 @@ impl Engine {
         }
         if (rec.state.running() || rec.state.task) && !exited {
             self.stop_task(&rec, Signal::SIGKILL, 0).await?;
+        } else if !exited && self.shim_socket(&id).exists() {
+            // A shim still listening holds a process the record lost track of (a wait on it
+            // that failed): it must not live on, unseen, after its container's files went.
+            let kill = Request::Kill {
+                signal: 9,
+                all: true,
+            };
+            if shim::call(&self.shim_socket(&id), &kill).await.is_ok() {
+                tracing::warn!("container {id}: killed the process of a shim it had lost track of");
+            }
         }
         let _ = std::fs::remove_file(self.exit_file(&id));
         self.db().delete_container(&id)?;
