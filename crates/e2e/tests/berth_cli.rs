@@ -155,7 +155,8 @@ fn a_command_that_cannot_start() {
 }
 
 /// berth's extension to attach: `start=1` starts the container once the stream is hooked up
-/// and says so in the 101; a plain attach (Docker's) leaves it created.
+/// and says so in the 101 (a running one just gets the attach); a plain attach (Docker's)
+/// leaves it created.
 #[test]
 fn attach_with_start_starts_the_container() {
     use std::io::{Read, Write};
@@ -210,6 +211,25 @@ fn attach_with_start_starts_the_container() {
         ]);
         (state.trim() == "exited 0").then_some(())
     });
+
+    // Running already (started by someone else, or for this attach): the attach just hooks up.
+    let running = unique("running");
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &running,
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; echo late",
+    ]);
+    let (head, mut s) = attach(&running, "&start=1");
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("x-berth-started: 1"), "{head}");
+    let mut stream = Vec::new();
+    s.read_to_end(&mut stream).unwrap();
+    assert_eq!(stream, b"\x01\x00\x00\x00\x00\x00\x00\x05late\n");
 }
 
 /// berth's extension to create: `prepare=1` (berth `run`) mounts the rootfs and sets the process

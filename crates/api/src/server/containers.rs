@@ -196,14 +196,9 @@ pub async fn attach(ctx: &mut Ctx, id: &str) -> Response<Body> {
     // berth's extension: start the container as the stream is hooked up (berth `run`: one
     // round trip less); the 101 then says so in `X-Berth-Started`.
     let start = q.flag("start", false);
+    // (A container running already just gets the attach.)
     let attached = if start {
-        match ctx.engine.attach_and_start(id, stdin, stdout, stderr).await {
-            // Running already: a plain attach.
-            Err(berth_engine::Error::NotModified(_)) => {
-                ctx.engine.attach_container(id, stdin, stdout, stderr).await
-            }
-            other => other,
-        }
+        ctx.engine.attach_and_start(id, stdin, stdout, stderr).await
     } else {
         ctx.engine.attach_container(id, stdin, stdout, stderr).await
     };

@@ -120,7 +120,8 @@ fn record_exec(engine: &Engine, exec_id: Option<&str>, code: Option<i32>) {
 
 impl Engine {
     /// Start, with the client's attach hooked up in the same call to the shim (berth's `run`):
-    /// the stream of the started container.
+    /// the stream of the started container. One running already (started for this attach, see
+    /// `Prepare::StartForAttach`, or by someone else) just gets the attach.
     pub async fn attach_and_start(
         self: &Arc<Self>,
         key: &str,
@@ -179,15 +180,17 @@ impl Engine {
             }
         }
         let rec = self.container(&id)?;
-        let (_, stream) = shim::call(
-            &self.shim_socket(&id),
-            &Request::Attach {
-                stdin,
-                start: false,
-            },
-        )
-        .await?;
+        let stream = self.attach_shim(&id, stdin).await?;
         Ok(self.container_attachment(Some(stream), opts(&rec)))
+    }
+
+    /// A client added to the stdio of the container's (created or running) process.
+    pub(crate) async fn attach_shim(&self, id: &str, stdin: bool) -> Result<UnixStream> {
+        let req = Request::Attach {
+            stdin,
+            start: false,
+        };
+        Ok(shim::call(&self.shim_socket(id), &req).await?.1)
     }
 
     pub fn create_exec(&self, key: &str, spec: ExecSpec) -> Result<String> {

@@ -330,12 +330,7 @@ impl Engine {
             // Started for this attach (`Prepare::StartForAttach`), or by someone else: the
             // attach just hooks up.
             if let Some(stdin) = attach {
-                let req = Request::Attach {
-                    stdin,
-                    start: false,
-                };
-                let (_, stream) = shim::call(&self.shim_socket(id), &req).await?;
-                return Ok(Some(stream));
+                return self.attach_shim(id, stdin).await.map(Some);
             }
             return Err(Error::NotModified("container already started".into()));
         }
