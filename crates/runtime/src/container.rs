@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
@@ -193,10 +194,20 @@ fn hook_state_json(spec: &Spec, id: &str, pid: i32, status: Status, bundle: &Pat
 /// Let the created process go (one byte through its exec fifo), then run poststart hooks.
 fn signal_start(dir: &StateDir, state: &ContainerState) -> Result<()> {
     let fifo = dir.fifo_path();
+    // Non-blocking: a live process holds the fifo open for reading, so this opens at once; one
+    // that died (killed between its create and this start, not yet reaped) leaves no reader,
+    // and a blocking open would wait forever (ENXIO instead).
     let f = fs::OpenOptions::new()
         .write(true)
+        .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
-        .ctx(|| format!("open {}", fifo.display()))?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => Error::Other(format!(
+                "container {}: its process is gone (nothing waits on its exec fifo)",
+                state.id
+            )),
+            _ => Error::io(format!("open {}", fifo.display()), e),
+        })?;
     std::io::Write::write_all(&mut &f, b"0")
         .ctx(|| "signal start through the exec fifo".to_string())?;
     fs::remove_file(&fifo).ctx(|| format!("remove {}", fifo.display()))?;

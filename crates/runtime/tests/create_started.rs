@@ -1,5 +1,6 @@
-//! `CreateOptions::start`: the process runs its program as soon as it is set up, without an
-//! exec fifo or a `start`, and the poststart hooks have run when create returns.
+//! Starting: with `CreateOptions::start` the process runs its program as soon as it is set up,
+//! without an exec fifo or a `start`, and the poststart hooks have run when create returns; a
+//! `start` of a process that died before it fails at once instead of waiting forever.
 
 use berth_runtime::container::{CreateOptions, Runtime};
 use berth_runtime::process::MadeAhead;
@@ -46,5 +47,55 @@ fn a_container_created_started_runs_without_start() {
         "ran\n"
     );
     assert_eq!(c.status(), Status::Stopped);
+    c.delete(true).expect("delete");
+}
+
+#[test]
+fn a_start_after_the_process_died_fails_at_once() {
+    if !require_root!() {
+        return;
+    }
+    let b = TestBundle::busybox(&["true"]);
+    let root = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::new(root.path());
+    let id = unique_id("died");
+    let mut c = rt
+        .create_held(
+            &id,
+            b.path(),
+            &CreateOptions::default(),
+            MadeAhead::default(),
+        )
+        .expect("create");
+    // The process dies while created (killed, reaped: nothing reads its exec fifo any more)...
+    let pid = nix::unistd::Pid::from_raw(c.state.pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    nix::sys::wait::waitpid(pid, None).expect("reap");
+    // ...but the start's liveness check still passes: the moment between a SIGKILL and the
+    // process becoming a zombie, stood in for by a live process that is not the container's.
+    let mut stand_in = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let real = (c.state.pid, c.state.pid_start_time);
+    c.state.pid = stand_in.id() as i32;
+    c.state.pid_start_time = berth_runtime::state::proc_stat(c.state.pid)
+        .expect("the stand-in's stat")
+        .start_time;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let r = c.start();
+        let _ = tx.send(r.map_err(|e| e.to_string()));
+        c
+    });
+    let started = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("start hung on a process that is gone");
+    let _ = stand_in.kill();
+    let _ = stand_in.wait();
+    let err = started.expect_err("a process that is gone was started");
+    assert!(err.contains("its process is gone"), "{err}");
+    let mut c = waiter.join().expect("join");
+    (c.state.pid, c.state.pid_start_time) = real;
     c.delete(true).expect("delete");
 }
