@@ -66,6 +66,20 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
     // Made in SCHED_IDLE, it waits back in the normal class (policy 0) at berthd's nice.
     let stat = std::fs::read_to_string(format!("/proc/{first}/stat")).expect("spare stat");
     assert_eq!(policy_and_nice(&stat), ("0".into(), "0".into()), "{stat}");
+    // It was made for a container id of its own (its cgroups are that container's, made
+    // ahead on cgroup v1), which the next container created to run at once takes.
+    let reserved = reserved_id_of(first);
+    let waiting_in = spare_cgroups_of(first);
+    if v1_host() {
+        assert!(!waiting_in.is_empty(), "no launcher in a cgroup");
+        for dir in &waiting_in {
+            assert!(
+                dir.ends_with(format!("berth/{reserved}")),
+                "{}",
+                dir.display()
+            );
+        }
+    }
 
     // The next container is held by that very process (the shim forks the container's init).
     let id = d.berth_ok(&["run", "-d", "busybox", "sleep", "100"]);
@@ -83,8 +97,9 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
         Some(first.to_string()),
         "the spare holds the container"
     );
-    // On cgroup v1 the spare's launcher cloned it into its cgroups (a spare cgroup renamed to
-    // the container's): in every hierarchy it is in berth/<id>, alone.
+    assert_eq!(id.trim(), reserved, "the container took the spare's id");
+    // On cgroup v1 the spare's launcher cloned it into the cgroups it waited in, made for this
+    // container: in every hierarchy it is in berth/<id>, alone.
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
     let want = format!("/berth/{}", id.trim());
     assert!(
@@ -95,6 +110,9 @@ fn a_spare_shim_takes_the_next_container_and_goes_with_the_daemon() {
         cgroup_dir_of(pid.parse().expect("pid"), "pids").join("cgroup.procs"),
     )
     .expect("pids cgroup.procs");
+    for dir in &waiting_in {
+        assert!(dir.is_dir(), "{} went", dir.display());
+    }
     assert_eq!(
         procs.trim(),
         pid,
@@ -271,8 +289,28 @@ fn cgroup_dir_of(pid: u32, controller: &str) -> std::path::PathBuf {
     Path::new(&root).join(path.trim_start_matches('/'))
 }
 
-/// The spare cgroups (v1: one directory per hierarchy, named after the launcher) of the
-/// spare shim `spare`: its launcher is its child named berth-launcher.
+/// The container id a spare shim was made for: its `--cgroup berth/<id>` flag.
+fn reserved_id_of(spare: u32) -> String {
+    let cmd = std::fs::read(format!("/proc/{spare}/cmdline")).expect("spare cmdline");
+    let args: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let path = args
+        .iter()
+        .position(|a| a == "--cgroup")
+        .and_then(|i| args.get(i + 1))
+        .expect("a --cgroup flag");
+    let id = path.strip_prefix("berth/").expect("below berth/");
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "not a container id: {id}"
+    );
+    id.to_string()
+}
+
+/// The cgroups (v1: one directory per hierarchy, below berth/) the launcher of the spare shim
+/// `spare` waits in: its launcher is its child named berth-launcher.
 fn spare_cgroups_of(spare: u32) -> Vec<std::path::PathBuf> {
     let Ok(children) = std::fs::read_to_string(format!("/proc/{spare}/task/{spare}/children"))
     else {
@@ -289,7 +327,7 @@ fn spare_cgroups_of(spare: u32) -> Vec<std::path::PathBuf> {
             let text =
                 std::fs::read_to_string(format!("/proc/{launcher}/cgroup")).unwrap_or_default();
             text.lines()
-                .filter(|l| l.contains(&format!("berth-spare-{launcher}")))
+                .filter(|l| l.contains("/berth/") && !l.starts_with("0::"))
                 .filter_map(|l| {
                     let controller = l.split(':').nth(1)?.split(',').next()?.to_string();
                     Some(cgroup_dir_of(launcher, &controller))

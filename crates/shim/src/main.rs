@@ -68,11 +68,12 @@ fn main() {
     }
 }
 
-/// `--standby [--owner PID] [--nice N]`: fork; the parent exits at once (berthd reaps it), the
+/// `--standby [--owner PID] [--nice N] [--cgroup PATH]`: fork; the parent exits at once (berthd reaps it), the
 /// child detaches, makes what it can ahead (still in SCHED_IDLE, where berthd starts it), goes
 /// back to the normal class at `--nice` (berthd's, which its container inherits), writes
 /// READY_MARK, and waits for its flags on the socket that was its stdin; then it runs like a
-/// shim started with them.
+/// shim started with them. `--cgroup`: the cgroupsPath of the container it will hold (berthd
+/// picks the container's id ahead), where a cgroup v1 host's launcher waits.
 fn standby(argv: &[String]) -> i32 {
     let nice = argv
         .iter()
@@ -80,6 +81,11 @@ fn standby(argv: &[String]) -> i32 {
         .and_then(|i| argv.get(i + 1))
         .and_then(|v| v.parse::<i32>().ok())
         .unwrap_or(0);
+    let cgroup = argv
+        .iter()
+        .position(|a| a == "--cgroup")
+        .and_then(|i| argv.get(i + 1))
+        .cloned();
     // The control socket leaves fd 0 (detach puts /dev/null there) and closes on exec.
     let control = match std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned() {
         Ok(fd) => fd,
@@ -108,7 +114,7 @@ fn standby(argv: &[String]) -> i32 {
             berth_runtime::security::capabilities::last_cap();
             // Still in SCHED_IDLE: what is made ahead (a network namespace, cgroups, a
             // launcher) only takes CPU time no container's start or exit wants.
-            let Some(ahead) = make_ahead() else {
+            let Some(ahead) = make_ahead(cgroup.as_deref()) else {
                 return 1;
             };
             // Made: from here on it (and its launcher, whose children are containers) must
@@ -158,20 +164,24 @@ const CONTAINERS_CGROUP: &str = "berth";
 
 /// On a cgroup v1 host, a launcher moved into a spare cgroup now, while nobody waits, so the
 /// container's process is cloned into its cgroups instead of moved there at create (a move
-/// waits for an RCU grace period). None on v2 (clone3 does that directly) or when it fails:
-/// the container is then created as usual.
-fn prepare_launcher() -> Option<berth_runtime::process::Launcher> {
+/// waits for an RCU grace period): the container's own cgroup when berthd named it
+/// (`cgroups_path`), else a spare renamed at create. None on v2 (clone3 does that directly) or
+/// when it fails: the container is then created as usual.
+fn prepare_launcher(cgroups_path: Option<&str>) -> Option<berth_runtime::process::Launcher> {
     if berth_runtime::cgroups::host_version() != berth_runtime::cgroups::Version::V1 {
         return None;
     }
-    berth_runtime::process::Launcher::prepare(CONTAINERS_CGROUP)
-        .map_err(|e| eprintln!("berth-shim: standby: no launcher: {e}"))
-        .ok()
+    match cgroups_path {
+        Some(path) => berth_runtime::process::Launcher::prepare_named(path),
+        None => berth_runtime::process::Launcher::prepare(CONTAINERS_CGROUP),
+    }
+    .map_err(|e| eprintln!("berth-shim: standby: no launcher: {e}"))
+    .ok()
 }
 
 /// What a spare makes while it waits: a network namespace (most containers get a new one) and
 /// on cgroup v1 a launcher. None: it cannot be used (left in another network namespace).
-fn make_ahead() -> Option<berth_runtime::process::MadeAhead> {
+fn make_ahead(cgroups_path: Option<&str>) -> Option<berth_runtime::process::MadeAhead> {
     let own_network = network_namespace_id();
     let network = match berth_runtime::namespaces::make_network() {
         Ok(fd) => Some(fd),
@@ -184,7 +194,7 @@ fn make_ahead() -> Option<berth_runtime::process::MadeAhead> {
         }
     };
     Some(berth_runtime::process::MadeAhead {
-        launcher: prepare_launcher(),
+        launcher: prepare_launcher(cgroups_path),
         network,
     })
 }

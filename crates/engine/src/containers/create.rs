@@ -137,6 +137,19 @@ impl Engine {
     }
 
     fn create_blocking(&self, req: CreateRequest) -> Result<Created> {
+        // A container whose process is made right away takes a spare shim's id, so that
+        // process is made in the cgroups the spare made for it (see `shim::Spare::id`).
+        let reserved = (req.prepare != Prepare::Nothing)
+            .then(|| self.spares.reserve())
+            .flatten();
+        let created = self.create_with_id(req, reserved.clone());
+        if let (Err(_), Some(id)) = (&created, &reserved) {
+            self.spares.release(id);
+        }
+        created
+    }
+
+    fn create_with_id(&self, req: CreateRequest, id: Option<String>) -> Result<Created> {
         let prepare = req.prepare;
         let mut spec = req.spec;
         if spec.image.is_empty() {
@@ -317,7 +330,7 @@ impl Engine {
             }
             None => ids::random_name(),
         };
-        let id = ids::new_id();
+        let id = id.unwrap_or_else(ids::new_id);
         let _store = crate::lock(&self.store_lock);
         let top = self.image_top_snapshot(&image)?;
         if spec.host.auto_remove {

@@ -214,7 +214,7 @@ impl Engine {
                 log_max_files,
                 start_held,
             },
-            self.spares.take(),
+            self.spares.take_for(&id),
         )
         .await;
         self.spares.refill();
@@ -736,6 +736,7 @@ impl Engine {
         }
         let _ = std::fs::remove_file(self.exit_file(&id));
         self.db().delete_container(&id)?;
+        self.spares.release(&id);
         self.net_forget(&id);
         if volumes || rec.spec.host.auto_remove {
             for m in rec.spec.host.mounts.iter().filter(|m| m.anonymous) {

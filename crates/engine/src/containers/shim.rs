@@ -106,6 +106,10 @@ fn parse_ready(line: &str, stderr: &str) -> Result<i32> {
 /// on a socket for the flags of the container it will hold.
 pub struct Spare {
     control: std::os::unix::net::UnixStream,
+    /// The id of the container it is made for (a new random one): on cgroup v1 its launcher
+    /// waits in that container's cgroups, so a create that takes this id (`Spares::reserve`)
+    /// touches no cgroup. Another container can still use it (its cgroups are renamed).
+    id: String,
 }
 
 enum Handover {
@@ -136,7 +140,7 @@ impl Spare {
     /// CPU time nothing else wants: it is made while a container starts. Once made, it goes
     /// back to the normal class at berthd's nice value, which its container inherits, and says
     /// so with one byte; only then is it handed out.
-    fn start(binary: &Path) -> std::io::Result<Spare> {
+    fn start(binary: &Path, id: String) -> std::io::Result<Spare> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         // SAFETY: getpriority has no memory arguments; errno is cleared first, since -1 is
         // also a valid nice value.
@@ -150,6 +154,8 @@ impl Spare {
             .arg(std::process::id().to_string())
             .arg("--nice")
             .arg(nice.to_string())
+            .arg("--cgroup")
+            .arg(super::spec::cgroups_path(&id))
             .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
                 theirs,
             )))
@@ -184,7 +190,7 @@ impl Spare {
             Err(e) => return Err(e),
         }
         ours.set_read_timeout(None)?;
-        Ok(Spare { control: ours })
+        Ok(Spare { control: ours, id })
     }
 
     async fn hand_over(self, flags: &[std::ffi::OsString]) -> Handover {
@@ -250,6 +256,9 @@ const SPARES: usize = 2;
 pub struct Spares {
     binary: PathBuf,
     ready: std::sync::Mutex<Vec<Spare>>,
+    /// Spares taken by a create for the container that got their id, until its process is
+    /// made (or the container goes).
+    reserved: std::sync::Mutex<std::collections::HashMap<String, Spare>>,
     filling: std::sync::atomic::AtomicBool,
 }
 
@@ -258,8 +267,30 @@ impl Spares {
         Spares {
             binary,
             ready: std::sync::Mutex::new(Vec::new()),
+            reserved: std::sync::Mutex::new(std::collections::HashMap::new()),
             filling: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Take a spare for a container about to be created, which gets the spare's id: its
+    /// process then is made in cgroups made ahead (see `Spare::id`). None: none is ready.
+    pub fn reserve(&self) -> Option<String> {
+        let spare = self.take()?;
+        let id = spare.id.clone();
+        crate::lock(&self.reserved).insert(id.clone(), spare);
+        Some(id)
+    }
+
+    /// The spare reserved for container `id`, else any ready one.
+    pub fn take_for(&self, id: &str) -> Option<Spare> {
+        let reserved = crate::lock(&self.reserved).remove(id);
+        reserved.filter(Spare::alive).or_else(|| self.take())
+    }
+
+    /// Let go of the spare reserved for `id` (its create failed, or the container went before
+    /// its process was made): it exits, its cgroups with it.
+    pub fn release(&self, id: &str) {
+        drop(crate::lock(&self.reserved).remove(id));
     }
 
     pub fn take(&self) -> Option<Spare> {
@@ -288,7 +319,7 @@ impl Spares {
         let spares = self.clone();
         tokio::task::spawn_blocking(move || {
             while crate::lock(&spares.ready).len() < SPARES {
-                match Spare::start(&spares.binary) {
+                match Spare::start(&spares.binary, crate::ids::new_id()) {
                     Ok(s) => crate::lock(&spares.ready).push(s),
                     Err(e) => {
                         tracing::warn!("start a spare shim: {e}");

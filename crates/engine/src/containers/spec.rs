@@ -9,6 +9,12 @@ use super::model::{ContainerRecord, DeviceMapping, HostSpec, MountKind, Ulimit};
 use super::user;
 
 /// Docker's default capability set.
+/// The container's cgroupsPath (relative to the shim's own cgroups). Spare shims are told it
+/// ahead, for the id they hold for their container (see `shim::Spares::reserve`).
+pub(crate) fn cgroups_path(id: &str) -> String {
+    format!("berth/{id}")
+}
+
 pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -508,7 +514,7 @@ pub fn config(
     let mut linux = json!({
         "resources": resources,
         "namespaces": namespaces,
-        "cgroupsPath": format!("berth/{}", rec.id),
+        "cgroupsPath": cgroups_path(&rec.id),
     });
     if !devices.is_empty() {
         linux["devices"] = Value::Array(devices);

@@ -73,9 +73,10 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     /// resolves against the calling process's own cgroup, so callers that reopen a container
     /// from another process should record these (or use an absolute path).
     fn dirs(&self) -> Vec<PathBuf>;
-    /// Take over a spare cgroup (v1: rename its directories to this cgroup's, which must not
-    /// exist yet), so a launcher in it clones the container's process into place. None when
-    /// they do not line up (another parent, another version): nothing changed.
+    /// Take over a spare cgroup (v1: one named for this cgroup as it is, else rename its
+    /// directories to this cgroup's, which must not exist yet), so a launcher in it clones the
+    /// container's process into place. None when they do not line up (another parent, another
+    /// version): nothing changed.
     fn adopt(&self, _spare: &SpareCgroup) -> Result<Option<Adopted>> {
         Ok(None)
     }
@@ -86,6 +87,9 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
 pub struct Adopted {
     /// A cgroup2 directory to clone into as well (a hybrid host's unified hierarchy).
     pub clone_into: Option<PathBuf>,
+    /// The spare's own cgroup2 directory became the container's (false: the spare's, if it
+    /// has one, is left to remove once its launcher is gone).
+    pub spare_unified_taken: bool,
 }
 
 /// An open OOM-kill counter (v1 memory.oom_control, v2 memory.events). A shim opens it once

@@ -1,6 +1,8 @@
 //! A spare cgroup v1 for a launcher (see `process::launcher`): made ahead of time with the
-//! launcher in it, then renamed to a container's cgroup, so the container's process is cloned
-//! into its cgroups instead of moved (a move waits for an RCU grace period on v1).
+//! launcher in it, so the container's process is cloned into its cgroups instead of moved (a
+//! move waits for an RCU grace period on v1). Either named for the container it will hold (its
+//! creator knows the id ahead: nothing to do at create) or `berth-spare-<pid>`, renamed to the
+//! container's at create.
 
 use std::path::{Path, PathBuf};
 
@@ -16,12 +18,16 @@ const PREFIX: &str = "berth-spare-";
 #[derive(Debug)]
 pub struct SpareCgroup {
     dirs: Vec<PathBuf>,
+    /// On a hybrid host, its directory in the cgroup2 hierarchy, the launcher in it too (only
+    /// for a spare named for its container: a cgroup2 directory cannot be renamed).
+    unified: Option<PathBuf>,
 }
 
 impl SpareCgroup {
     /// mkdir `cgroups_path` (relative to our own cgroups) in every v1 hierarchy and move `pid`
-    /// into each. Spares whose launcher is gone (a shim killed with SIGKILL) are removed first.
-    pub(crate) fn prepare(cgroups_path: &str, pid: i32) -> Result<SpareCgroup> {
+    /// into each; with `join_unified`, in a hybrid host's cgroup2 hierarchy too (best effort).
+    /// Spares whose launcher is gone (a shim killed with SIGKILL) are removed first.
+    pub(crate) fn prepare(cgroups_path: &str, pid: i32, join_unified: bool) -> Result<SpareCgroup> {
         if host_version() != Version::V1 {
             return Err(Error::Other(
                 "spare cgroups are for cgroup v1 hosts (v2 clones into the cgroup)".into(),
@@ -29,8 +35,9 @@ impl SpareCgroup {
         }
         let cgroup = CgroupPath::parse(Some(cgroups_path), "")?;
         let manager = V1Manager::from_mounts(&path::host_mounts()?, &cgroup)?;
-        let spare = SpareCgroup {
+        let mut spare = SpareCgroup {
             dirs: manager.hierarchy_dirs(),
+            unified: None,
         };
         for dir in &spare.dirs {
             if let Some(parent) = dir.parent() {
@@ -43,6 +50,18 @@ impl SpareCgroup {
                 .iter()
                 .try_for_each(|d| fsutil::write(d, "cgroup.procs", &pid.to_string()))
         });
+        if let (Ok(()), true, Some(u)) = (&made, join_unified, manager.unified_dir()) {
+            // Not fatal: the container's process is then cloned into it (CLONE_INTO_CGROUP).
+            match fsutil::create_dirs(u)
+                .and_then(|_| fsutil::write(u, "cgroup.procs", &pid.to_string()))
+            {
+                Ok(()) => spare.unified = Some(u.to_path_buf()),
+                Err(e) => {
+                    tracing::debug!("spare cgroup: hybrid cgroup2 hierarchy not joined: {e}");
+                    let _ = std::fs::remove_dir(u);
+                }
+            }
+        }
         match made {
             Ok(()) => Ok(spare),
             Err(e) => {
@@ -56,9 +75,23 @@ impl SpareCgroup {
         &self.dirs
     }
 
+    /// Its cgroup2 directory on a hybrid host, when the launcher is in it.
+    pub fn unified(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// What is left to remove once the v1 directories were taken over: its cgroup2 directory
+    /// unless that was taken too.
+    pub fn left_after_adoption(self, unified_taken: bool) -> Option<SpareCgroup> {
+        (!unified_taken && self.unified.is_some()).then_some(SpareCgroup {
+            dirs: Vec::new(),
+            unified: self.unified,
+        })
+    }
+
     /// rmdir the spare's directories (its launcher must have exited).
     pub(crate) fn remove(&self) {
-        for d in &self.dirs {
+        for d in self.dirs.iter().chain(self.unified.iter()) {
             let _ = fsutil::remove_tree(d);
         }
     }

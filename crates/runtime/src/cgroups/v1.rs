@@ -136,6 +136,11 @@ impl V1Manager {
         self.hierarchies.iter().map(|h| h.dir.clone()).collect()
     }
 
+    /// On a hybrid host, the cgroup's directory in the cgroup2 hierarchy.
+    pub(crate) fn unified_dir(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
     /// mkdir the cgroup in every v1 hierarchy (a spare's: see `SpareCgroup`).
     pub(crate) fn make_hierarchy_dirs(&self) -> Result<()> {
         let mut made = Vec::new();
@@ -683,29 +688,45 @@ impl Manager for V1Manager {
     }
 
     fn adopt(&self, spare: &super::SpareCgroup) -> Result<Option<super::Adopted>> {
-        let pairs: Vec<(&Path, &Path)> = spare
+        let ours: Vec<&Path> = self.hierarchies.iter().map(|h| h.dir.as_path()).collect();
+        let named_for_us = spare
             .dirs()
             .iter()
             .map(PathBuf::as_path)
-            .zip(self.hierarchies.iter().map(|h| h.dir.as_path()))
-            .collect();
-        // Only a rename within the same parent is allowed (and a fresh name).
-        if spare.dirs().len() != self.hierarchies.len()
-            || pairs
+            .eq(ours.iter().copied());
+        if !named_for_us {
+            let pairs: Vec<(&Path, &Path)> = spare
+                .dirs()
                 .iter()
-                .any(|(s, m)| s.parent() != m.parent() || m.exists())
-        {
-            return Ok(None);
-        }
-        for (i, (s, m)) in pairs.iter().enumerate() {
-            if let Err(e) = fs::rename(s, m) {
-                for (s, m) in pairs[..i].iter().rev() {
-                    let _ = fs::rename(m, s);
+                .map(PathBuf::as_path)
+                .zip(ours.iter().copied())
+                .collect();
+            // Only a rename within the same parent is allowed (and a fresh name).
+            if spare.dirs().len() != ours.len()
+                || pairs
+                    .iter()
+                    .any(|(s, m)| s.parent() != m.parent() || m.exists())
+            {
+                return Ok(None);
+            }
+            for (i, (s, m)) in pairs.iter().enumerate() {
+                if let Err(e) = fs::rename(s, m) {
+                    for (s, m) in pairs[..i].iter().rev() {
+                        let _ = fs::rename(m, s);
+                    }
+                    return Err(cgroup_err(s, format!("rename to {}: {e}", m.display())));
                 }
-                return Err(cgroup_err(s, format!("rename to {}: {e}", m.display())));
             }
         }
-        // cgroup2 cannot rename: the process is cloned into that one (CLONE_INTO_CGROUP).
+        // A spare named for us whose launcher is in our cgroup2 directory already: a plain
+        // clone inherits it. Otherwise (cgroup2 cannot rename) the process is cloned into it
+        // (CLONE_INTO_CGROUP).
+        if named_for_us && spare.unified().is_some() && spare.unified() == self.unified.as_deref() {
+            return Ok(Some(super::Adopted {
+                clone_into: None,
+                spare_unified_taken: true,
+            }));
+        }
         let clone_into = self
             .unified
             .as_ref()
@@ -717,7 +738,10 @@ impl Manager for V1Manager {
                 }
             })
             .cloned();
-        Ok(Some(super::Adopted { clone_into }))
+        Ok(Some(super::Adopted {
+            clone_into,
+            spare_unified_taken: false,
+        }))
     }
 
     fn dirs(&self) -> Vec<PathBuf> {

@@ -5,10 +5,14 @@
 //! cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period: 8–15 ms on a
 //! small VM, on the critical path of every container start. A child inherits its parent's
 //! cgroups at clone time without that lock, so the launcher is moved once, early (a spare shim
-//! does it while it waits for work), into `<parent>/berth-spare-<pid>`; at create those
-//! directories are renamed to the container's (v1 allows a rename within the same parent) and
-//! the launcher clones. On a hybrid host the cgroup2 side needs no move either: the clone uses
-//! clone3's CLONE_INTO_CGROUP, which only takes that lock for reading.
+//! does it while it waits for work). When the spare's creator knows the container's id ahead
+//! (berthd picks it for the spare), the launcher goes straight into the container's cgroups,
+//! cgroup2 side of a hybrid host included, and the create touches no cgroup. Otherwise it goes
+//! into `<parent>/berth-spare-<pid>`; at create those directories are renamed to the
+//! container's (v1 allows a rename within the same parent) and on a hybrid host the clone uses
+//! clone3's CLONE_INTO_CGROUP, which only takes that lock for reading. (Renames and
+//! CLONE_INTO_CGROUP take the kernel's cgroup_mutex, which a move holds for its whole grace
+//! period: a spare being made meanwhile delays them by up to one.)
 //!
 //! The launcher shares its creator's memory, file table, working directory and signal
 //! handlers (clone with CLONE_VM | CLONE_FILES | CLONE_FS | CLONE_SIGHAND, a thread in all but
@@ -94,9 +98,10 @@ unsafe impl Send for Launcher {}
 
 impl Launcher {
     /// Start a launcher and move it into a spare cgroup below `cgroup_parent` (relative to the
-    /// caller's own cgroups, as a relative cgroupsPath is). Only for cgroup v1 hosts (hybrid
-    /// included): pure v2 clones into the cgroup directly. Blocks for the move (one grace
-    /// period): call it off the critical path. Must be called from a single-threaded process.
+    /// caller's own cgroups, as a relative cgroupsPath is), renamed to the container's at
+    /// create. Only for cgroup v1 hosts (hybrid included): pure v2 clones into the cgroup
+    /// directly. Blocks for the move (one grace period): call it off the critical path. Must
+    /// be called from a single-threaded process.
     pub fn prepare(cgroup_parent: &str) -> Result<Launcher> {
         let mut launcher = Launcher::start()?;
         let name = format!(
@@ -104,8 +109,22 @@ impl Launcher {
             cgroup_parent.trim_end_matches('/'),
             launcher.pid
         );
-        let cgroup = SpareCgroup::prepare(&name, launcher.pid.as_raw())?;
-        launcher.cgroup = Some(cgroup);
+        launcher.cgroup = Some(SpareCgroup::prepare(&name, launcher.pid.as_raw(), false)?);
+        Ok(launcher)
+    }
+
+    /// As `prepare`, in the cgroup of the container it will clone (`cgroups_path`, known
+    /// ahead): its create then touches no cgroup at all — no rename, and on a hybrid host no
+    /// CLONE_INTO_CGROUP either (the launcher joins the cgroup2 directory now too). Both take
+    /// the kernel's cgroup_mutex, which a spare being made elsewhere holds through a whole RCU
+    /// grace period while it moves its launcher.
+    pub fn prepare_named(cgroups_path: &str) -> Result<Launcher> {
+        let mut launcher = Launcher::start()?;
+        launcher.cgroup = Some(SpareCgroup::prepare(
+            cgroups_path,
+            launcher.pid.as_raw(),
+            true,
+        )?);
         Ok(launcher)
     }
 
@@ -114,9 +133,13 @@ impl Launcher {
         self.cgroup.as_ref()
     }
 
-    /// The spare cgroup was taken over (renamed): not ours to remove any more.
-    pub fn forget_cgroup(&mut self) {
-        self.cgroup = None;
+    /// The spare cgroup was taken over: not ours to remove any more, but for a cgroup2
+    /// directory that was not (`unified_taken` false), removed once the launcher is gone.
+    pub fn forget_cgroup(&mut self, unified_taken: bool) {
+        self.cgroup = self
+            .cgroup
+            .take()
+            .and_then(|c| c.left_after_adoption(unified_taken));
     }
 
     pub fn pid(&self) -> Pid {
@@ -369,7 +392,7 @@ extern "C" fn launcher_main(arg: *mut core::ffi::c_void) -> core::ffi::c_int {
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use super::*;
     use crate::cgroups::{self, Version};
@@ -417,7 +440,7 @@ mod tests {
             .adopt(launcher.cgroup().expect("spare"))
             .expect("adopt")
             .expect("the spare lines up with a sibling");
-        launcher.forget_cgroup();
+        launcher.forget_cgroup(adopted.spare_unified_taken);
         assert!(spare_dirs.iter().all(|d| !d.exists()), "renamed away");
         let cgroup2 = adopted.clone_into.as_ref().map(|dir| {
             nix::fcntl::open(
@@ -472,6 +495,152 @@ mod tests {
             "only the new process is in it"
         );
         assert!(launcher_gone, "the launcher exits after its one clone");
+    }
+
+    /// The cgroup of `pid` in each hierarchy, from /proc/<pid>/cgroup (hierarchy id, path).
+    fn cgroups_of(pid: i32) -> Vec<(String, String)> {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let id = parts.next()?;
+                let _controllers = parts.next()?;
+                Some((id.to_string(), parts.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_launcher_named_for_its_container_clones_into_it_without_renames() {
+        if let Err(why) = v1_root() {
+            return skip_or_fail(why);
+        }
+        let parent = format!("berth-launcher-named-{}", std::process::id());
+        let path = format!("{parent}/c1");
+        let launcher = Launcher::prepare_named(&path).expect("prepare a launcher");
+        let lpid = launcher.pid().as_raw();
+        let spare = launcher.cgroup().expect("spare cgroup");
+        let dirs = spare.dirs().to_vec();
+        let unified = spare.unified().map(Path::to_path_buf);
+        // Already in the container's cgroups: every hierarchy, cgroup2 of a hybrid host too.
+        let want = format!("/{parent}/c1");
+        let before = cgroups_of(lpid);
+        let inodes: Vec<u64> = dirs
+            .iter()
+            .map(|d| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(d).unwrap()))
+            .collect();
+
+        let container = cgroups::open(Some(&path), "c1").expect("open");
+        let hybrid = container.dirs().len() > dirs.len();
+        let mut launcher = launcher;
+        let adopted = container
+            .adopt(launcher.cgroup().expect("spare"))
+            .expect("adopt")
+            .expect("the spare is the container's cgroup");
+        launcher.forget_cgroup(adopted.spare_unified_taken);
+        let after: Vec<u64> = dirs
+            .iter()
+            .map(|d| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(d).unwrap()))
+            .collect();
+        let launched = launcher
+            .clone_child(CloneFlags::empty(), None, &mut || loop {
+                // SAFETY: pause is async-signal-safe.
+                unsafe { libc::pause() };
+            })
+            .expect("clone from the launcher");
+        let pid = launched.pid;
+        let born_in = cgroups_of(pid.as_raw());
+        crate::process::spawn::KillOnDrop(Some(pid)).kill_now();
+        let _ = container.destroy();
+        for d in container.dirs() {
+            if let Some(p) = d.parent() {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+
+        for (id, path) in &before {
+            let in_parent = path != "/" || id == "0";
+            assert!(
+                !in_parent || path.ends_with(&want),
+                "launcher in {id}:{path}"
+            );
+        }
+        assert_eq!(inodes, after, "the spare's directories were not replaced");
+        assert_eq!(
+            adopted.clone_into, None,
+            "nothing to clone into: the launcher is in the container's cgroup2 directory"
+        );
+        assert_eq!(unified.is_some(), hybrid, "cgroup2 joined on a hybrid host");
+        assert!(adopted.spare_unified_taken);
+        for (id, path) in &born_in {
+            if path == "/" && id != "0" {
+                continue; // a hierarchy without our parent (none on a standard host)
+            }
+            assert!(path.ends_with(&want), "born in {id}:{path}");
+        }
+    }
+
+    #[test]
+    fn a_named_spare_used_for_another_container_is_renamed_and_leaves_nothing() {
+        if let Err(why) = v1_root() {
+            return skip_or_fail(why);
+        }
+        let parent = format!("berth-launcher-other-{}", std::process::id());
+        let launcher = Launcher::prepare_named(&format!("{parent}/c1")).expect("prepare");
+        let spare = launcher.cgroup().expect("spare");
+        let spare_dirs: Vec<PathBuf> = spare
+            .dirs()
+            .iter()
+            .cloned()
+            .chain(spare.unified().map(Path::to_path_buf))
+            .collect();
+        let container = cgroups::open(Some(&format!("{parent}/c2")), "c2").expect("open");
+        let mut launcher = launcher;
+        let adopted = container
+            .adopt(launcher.cgroup().expect("spare"))
+            .expect("adopt")
+            .expect("a sibling: renamed");
+        launcher.forget_cgroup(adopted.spare_unified_taken);
+        let cgroup2 = adopted.clone_into.as_ref().map(|dir| {
+            nix::fcntl::open(
+                dir.as_path(),
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .expect("open cgroup2 dir")
+        });
+        let launched = launcher
+            .clone_child(
+                CloneFlags::empty(),
+                cgroup2.as_ref().map(|f| f.as_fd()),
+                &mut || loop {
+                    // SAFETY: pause is async-signal-safe.
+                    unsafe { libc::pause() };
+                },
+            )
+            .expect("clone");
+        let left: Vec<&PathBuf> = spare_dirs.iter().filter(|d| d.exists()).collect();
+        let born_in = cgroups_of(launched.pid.as_raw());
+        crate::process::spawn::KillOnDrop(Some(launched.pid)).kill_now();
+        let _ = container.destroy();
+        for d in container.dirs() {
+            if let Some(p) = d.parent() {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+        assert!(
+            left.is_empty(),
+            "the spare's directories are left: {left:?}"
+        );
+        assert!(!adopted.spare_unified_taken);
+        let want = format!("/{parent}/c2");
+        assert!(
+            born_in
+                .iter()
+                .any(|(id, p)| id != "0" && p.ends_with(&want)),
+            "{born_in:?}"
+        );
     }
 
     #[test]

@@ -331,9 +331,10 @@ pub fn spawn(
     })
 }
 
-/// Clone the container's process from `launcher` after renaming its spare cgroup to the
-/// container's; on a hybrid host clone3 puts it into the cgroup2 directory too. None when the
-/// spare does not fit (another cgroup parent): the caller clones as usual.
+/// Clone the container's process from `launcher` in its spare cgroup, named for the container
+/// or renamed to the container's; on a hybrid host it is born in the cgroup2 directory too
+/// (the launcher's own, or by clone3's CLONE_INTO_CGROUP). None when the spare does not fit
+/// (another cgroup parent): the caller clones as usual.
 fn launch(
     mut launcher: Launcher,
     cgroup: &dyn Manager,
@@ -352,7 +353,7 @@ fn launch(
         }
     };
     // The directories are the container's now (removed with it on failure).
-    launcher.forget_cgroup();
+    launcher.forget_cgroup(adopted.spare_unified_taken);
     let cgroup2 = adopted.clone_into.as_ref().and_then(|dir| {
         nix::fcntl::open(
             dir.as_path(),
