@@ -70,6 +70,7 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
     // and we wait only before the first step that needs the cgroup (see process::spawn).
     let go = std::cell::RefCell::new(None::<Vec<u8>>);
     let entered = std::cell::Cell::new(false);
+    let host_cgroups = std::cell::RefCell::new(None::<String>);
     let enter_cgroup = || -> Result<()> {
         if entered.get() {
             return Ok(());
@@ -78,6 +79,7 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
             *go.borrow_mut() = Some(wait_for_go(chan)?);
         }
         if cfg.plan.creates(Ns::Cgroup) {
+            *host_cgroups.borrow_mut() = std::fs::read_to_string("/proc/self/cgroup").ok();
             nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
                 .ctx(|| "create cgroup namespace".to_string())?;
         }
@@ -118,6 +120,7 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
         in_user_ns: cfg.plan.has(Ns::User),
         new_cgroup_ns: cfg.plan.creates(Ns::Cgroup),
         enter_cgroup: &enter_cgroup,
+        host_cgroups: &|| host_cgroups.borrow().clone(),
     })?;
     enter_cgroup()?;
     let state_json = go.take().unwrap_or_default();

@@ -2,10 +2,13 @@
 //!
 //! - cgroup v2 hosts: a cgroup2 mount (it shows the container's own cgroup when the container
 //!   has a cgroup namespace); without one, a bind of the container's own cgroup directory.
-//! - cgroup v1 (and hybrid) hosts: a tmpfs at the destination and, per host hierarchy, either a
-//!   new cgroup mount (cgroup namespace) or a bind of the container's own cgroup directory in
-//!   that hierarchy, plus `cpu -> cpu,cpuacct` style symlinks; the tmpfs is made read-only last
-//!   when the entry asks for `ro`.
+//! - cgroup v1 (and hybrid) hosts: a tmpfs at the destination and, per host hierarchy, a bind
+//!   of the container's own cgroup directory in that hierarchy (what a new cgroup mount shows
+//!   in its cgroup namespace, without the kernel's cgroup_mutex, which a cgroup mount takes
+//!   and another process's move into a cgroup holds through an RCU grace period), plus `cpu
+//!   -> cpu,cpuacct` style symlinks; then the flags (and `ro`) on all of them at once, by one
+//!   recursive mount_setattr. A new cgroup mount per hierarchy only when the container's
+//!   directories are not known (a cgroup namespace made without `host_cgroups`).
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -107,12 +110,14 @@ fn v1(ctx: &MountContext, entry: &Entry) -> Result<()> {
         .resolve(dest)
         .map_err(|e| entry.err("reopen cgroup tmpfs", e))?;
     let ro = entry.options.flags & libc::MS_RDONLY;
+    // The container's own directories (host paths), to bind; None: new cgroup mounts.
     let own = if ctx.new_cgroup_ns {
-        Vec::new()
+        (ctx.host_cgroups)().map(|text| parse_own_cgroups(&text))
     } else {
-        own_cgroups()?
+        Some(own_cgroups()?)
     };
     let mut seen = BTreeSet::new();
+    let mut bound = Vec::new();
     for hierarchy in mountinfo::host_cgroup_mounts()?
         .iter()
         .filter(|m| is_hierarchy(m))
@@ -127,30 +132,63 @@ fn v1(ctx: &MountContext, entry: &Entry) -> Result<()> {
         let sub_fd = subdir(&top, name)
             .map_err(|e| entry.err(format_args!("create {}", sub.display()), e))?;
         let controllers = controllers_of(hierarchy);
-        if ctx.new_cgroup_ns {
-            let (fs_type, data) = if hierarchy.fs_type == "cgroup2" {
-                ("cgroup2", None)
-            } else {
-                (
-                    "cgroup",
-                    Some(controllers.iter().cloned().collect::<Vec<_>>().join(",")),
+        match &own {
+            Some(own) => {
+                let path = own_path_in(hierarchy, &controllers, own);
+                sys::mount(
+                    Some(&path),
+                    &fd_path(sub_fd.as_fd()),
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
                 )
-            };
-            sys::mount(
-                Some(Path::new(fs_type)),
-                &fd_path(sub_fd.as_fd()),
-                Some(fs_type),
-                BASE_FLAGS | ro,
-                data.as_deref(),
-            )
-            .map_err(|e| entry.err(format_args!("mount {fs_type} at {}", sub.display()), e))?;
-        } else {
-            let path = own_path_in(hierarchy, &controllers, &own);
-            bind_hierarchy(entry, &path, &sub_fd, &sub, BASE_FLAGS | ro, || {
-                open_dir_in(&top, name)
-            })?;
+                .map_err(|e| entry.err(format_args!("bind {}", path.display()), e))?;
+                bound.push(name.to_os_string());
+            }
+            None => {
+                let (fs_type, data) = if hierarchy.fs_type == "cgroup2" {
+                    ("cgroup2", None)
+                } else {
+                    (
+                        "cgroup",
+                        Some(controllers.iter().cloned().collect::<Vec<_>>().join(",")),
+                    )
+                };
+                sys::mount(
+                    Some(Path::new(fs_type)),
+                    &fd_path(sub_fd.as_fd()),
+                    Some(fs_type),
+                    BASE_FLAGS | ro,
+                    data.as_deref(),
+                )
+                .map_err(|e| entry.err(format_args!("mount {fs_type} at {}", sub.display()), e))?;
+            }
         }
         link_controllers(&top, entry, name.to_string_lossy().as_ref())?;
+    }
+    // The binds keep their host mount's flags: ours go on them and the tmpfs in one call.
+    let mut attr = sys::MountAttr {
+        attr_set: libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+        ..Default::default()
+    };
+    if ro != 0 {
+        attr.attr_set |= libc::MOUNT_ATTR_RDONLY;
+    }
+    if !bound.is_empty() {
+        match sys::mount_setattr(top.as_fd(), &attr, true) {
+            Ok(()) => return Ok(()),
+            // A kernel before 5.12: one remount per bind.
+            Err(Errno::ENOSYS) => {
+                for name in &bound {
+                    let sub = dest.join(name);
+                    let mounted = open_dir_in(&top, name)
+                        .map_err(|e| entry.err(format_args!("reopen {}", sub.display()), e))?;
+                    remount_bind(&mounted, BASE_FLAGS | ro, false)
+                        .map_err(|e| entry.err(format_args!("remount {}", sub.display()), e))?;
+                }
+            }
+            Err(e) => return Err(entry.err("mount_setattr (cgroup hierarchies)", e)),
+        }
     }
     if ro != 0 {
         sys::mount(

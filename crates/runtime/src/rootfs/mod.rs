@@ -46,6 +46,10 @@ pub struct RootfsOptions<'a> {
     /// Called before the first step that needs the container's cgroup (a cgroup mount); the
     /// other mounts run while the parent is still placing the process. May be called again.
     pub enter_cgroup: &'a dyn Fn() -> Result<()>,
+    /// With a new cgroup namespace: /proc/self/cgroup as read just before `enter_cgroup` made
+    /// it (host paths), so cgroup v1 hierarchies are bound from the container's own host
+    /// directories instead of mounted anew. None: mounted anew.
+    pub host_cgroups: &'a dyn Fn() -> Option<String>,
 }
 
 /// In the child, inside its new mount namespace, before pivot_root.
@@ -78,6 +82,7 @@ pub fn prepare(opts: &RootfsOptions) -> Result<()> {
         bundle: opts.bundle,
         in_user_ns: opts.in_user_ns,
         new_cgroup_ns: opts.new_cgroup_ns,
+        host_cgroups: opts.host_cgroups,
     };
     let spec_mounts = opts.spec.mounts().as_deref().unwrap_or(&[]);
     // cgroupfs mounts need the container's cgroup (namespace), which the parent may still be

@@ -46,6 +46,8 @@ pub struct MountContext<'a> {
     pub bundle: &'a Path,
     pub in_user_ns: bool,
     pub new_cgroup_ns: bool,
+    /// See `RootfsOptions::host_cgroups`.
+    pub host_cgroups: &'a dyn Fn() -> Option<String>,
 }
 
 /// A mount entry with its position, for error messages that point into config.json.

@@ -21,6 +21,9 @@ use super::{finalize, pivot, prepare, RootfsOptions};
 const HELPER_ENV: &str = "BERTH_ROOTFS_HELPER_BUNDLE";
 const SCRIPT_ENV: &str = "BERTH_ROOTFS_HELPER_SCRIPT";
 const FLAGS_ENV: &str = "BERTH_ROOTFS_HELPER_FLAGS";
+/// The test's own /proc/self/cgroup, which the helper (in the same cgroups) hands to `prepare`
+/// as `host_cgroups` with the flag "host-cgroups".
+const HOST_CGROUPS_ENV: &str = "BERTH_ROOTFS_HELPER_HOST_CGROUPS";
 const HELPER_TEST: &str = "rootfs::tests::helper_process";
 
 /// The helper process's entry point; a no-op unless started by `Case::run`.
@@ -51,6 +54,8 @@ fn helper(bundle: &Path) -> Result<Infallible, String> {
         println!("\nENTER-CGROUP mqueue-mounted={mounted}");
         Ok(())
     };
+    let host_cgroups =
+        has("host-cgroups").then(|| std::env::var(HOST_CGROUPS_ENV).unwrap_or_default());
     let opts = RootfsOptions {
         spec: &spec,
         rootfs: &rootfs,
@@ -58,6 +63,7 @@ fn helper(bundle: &Path) -> Result<Infallible, String> {
         in_user_ns: has("userns"),
         new_cgroup_ns: has("cgroupns"),
         enter_cgroup: &enter_cgroup,
+        host_cgroups: &|| host_cgroups.clone(),
     };
     prepare(&opts).map_err(|e| e.to_string())?;
 
@@ -211,6 +217,10 @@ impl Case {
             // libtest's "test ... " has no newline yet when the script starts printing.
             .env(SCRIPT_ENV, format!("echo; {script}"))
             .env(FLAGS_ENV, self.flags.join(","))
+            .env(
+                HOST_CGROUPS_ENV,
+                fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+            )
             .output()
             .unwrap();
         Outcome {
@@ -680,7 +690,14 @@ fn cgroup_v1_hierarchies_bound_or_mounted_read_only() {
     if !Case::available() {
         return;
     }
-    for (unshare, flags) in [(vec![], vec![]), (vec!["--cgroup"], vec!["cgroupns"])] {
+    // No cgroup namespace: our directories bound. One, with our directories known (what a
+    // container's process reads just before it makes its namespace): bound too. One, without:
+    // new cgroup mounts.
+    for (unshare, flags) in [
+        (vec![], vec![]),
+        (vec!["--cgroup"], vec!["cgroupns", "host-cgroups"]),
+        (vec!["--cgroup"], vec!["cgroupns"]),
+    ] {
         let mut c = Case::new();
         c.unshare = unshare;
         c.flags = flags;
