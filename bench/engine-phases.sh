@@ -23,7 +23,7 @@ for _ in $(seq 200); do [ -S "$w/s.sock" ] && break; sleep 0.05; done
 export BERTH_HOST="unix://$w/s.sock"
 "$B/berth" load -i "$w/image.tar" >/dev/null
 for _ in $(seq 8); do "$B/berth" run --rm --network none busybox true; done
-perf record -q -a -o "$w/p.data" -e 'sched:sched_wakeup,sched:sched_process_exec,syscalls:sys_enter_connect,syscalls:sys_enter_clone3,syscalls:sys_enter_seccomp,syscalls:sys_enter_exit_group' \
+perf record -q -a -o "$w/p.data" -e 'sched:sched_wakeup,sched:sched_process_exec,syscalls:sys_enter_connect,syscalls:sys_enter_clone3,syscalls:sys_enter_clone,syscalls:sys_enter_seccomp,syscalls:sys_enter_exit_group' \
   -- bash -c "for i in \$(seq $N); do '$B/berth' run --rm --network none busybox true; done" >/dev/null 2>&1
 perf script -i "$w/p.data" -F comm,pid,tid,time,event,trace 2>/dev/null >"$w/events.txt"
 python3 - "$w/events.txt" <<'PY'
@@ -44,7 +44,7 @@ for line in open(sys.argv[1]):
         cur['connects'].append(t)
     elif ev == 'sched:sched_wakeup' and 'comm=berth-spare' in tr and 'spare' not in cur and cur['connects']:
         cur['spare'] = t
-    elif ev == 'syscalls:sys_enter_clone3' and comm == 'berth-launcher' and 'clone' not in cur:
+    elif ev in ('syscalls:sys_enter_clone3', 'syscalls:sys_enter_clone') and comm == 'berth-launcher' and 'clone' not in cur:
         cur['clone'] = t
     elif ev == 'syscalls:sys_enter_seccomp' and comm == 'berth-launcher':
         cur['ready'] = t
