@@ -90,10 +90,20 @@ where
 async fn drain<R: AsyncRead + Unpin>(from_client: &mut R) {
     let mut buf = [0u8; 4096];
     for _ in 0..64 {
-        // A zero timeout still polls the read once: only bytes already there are taken.
-        match tokio::time::timeout(std::time::Duration::ZERO, from_client.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => continue,
-            _ => return,
+        // One poll of the read: only bytes already there are taken. (Not a zero timeout: its
+        // timer only fires at the next millisecond tick, which every stream's end would wait.)
+        let got = std::future::poll_fn(|cx| {
+            let mut rb = tokio::io::ReadBuf::new(&mut buf);
+            match std::pin::Pin::new(&mut *from_client).poll_read(cx, &mut rb) {
+                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(rb.filled().len()),
+                std::task::Poll::Ready(Err(_)) | std::task::Poll::Pending => {
+                    std::task::Poll::Ready(0)
+                }
+            }
+        })
+        .await;
+        if got == 0 {
+            return;
         }
     }
 }
@@ -101,6 +111,24 @@ async fn drain<R: AsyncRead + Unpin>(from_client: &mut R) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Draining never waits, not even for a timer tick: with nothing (or a little) unread,
+    /// it is done at its first poll.
+    #[tokio::test]
+    async fn draining_is_done_at_once() {
+        for unread in [&b""[..], &b"tail"[..]] {
+            let (mut client, mut ours) = UnixStream::pair().expect("socketpair");
+            client.write_all(unread).await.expect("write");
+            tokio::task::yield_now().await;
+            let drained = std::pin::pin!(drain(&mut ours));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(
+                std::future::Future::poll(drained, &mut cx).is_ready(),
+                "drain waited ({} bytes unread)",
+                unread.len()
+            );
+        }
+    }
 
     /// What the client sent last is read before the connection closes: it sees the end of the
     /// stream, not a reset.
