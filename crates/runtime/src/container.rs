@@ -70,6 +70,9 @@ pub struct Container {
     pub state: ContainerState,
     pub dir: StateDir,
     pub cgroup: Box<dyn Manager>,
+    /// Its mount namespace, held since its create (by `create_held`'s caller, see
+    /// `Spawned::mount_ns`); None for a container loaded from its state.
+    pub mount_ns: Option<OwnedFd>,
 }
 
 impl Container {
@@ -288,7 +291,12 @@ impl Runtime {
         let dir = StateDir::new(&self.root, id)?;
         let state = dir.load(id)?;
         let cgroup = cgroups::open(state.cgroups_path.as_deref(), id)?;
-        Ok(Container { state, dir, cgroup })
+        Ok(Container {
+            state,
+            dir,
+            cgroup,
+            mount_ns: None,
+        })
     }
 
     /// `create`: set everything up and leave the process waiting for `start`.
@@ -423,12 +431,15 @@ impl Runtime {
         cleanup.armed = false;
         drop(cleanup);
         let dir = dir.clone();
+        let mut spawned = spawned;
+        let mount_ns = spawned.mount_ns.take();
         Ok((
             spawned,
             Container {
                 state: st,
                 dir,
                 cgroup,
+                mount_ns,
             },
         ))
     }

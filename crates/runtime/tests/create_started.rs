@@ -99,3 +99,39 @@ fn a_start_after_the_process_died_fails_at_once() {
     (c.state.pid, c.state.pid_start_time) = real;
     c.delete(true).expect("delete");
 }
+
+/// `create_held` keeps the container's mount namespace open from its create: after the process
+/// is gone the namespace is still there (its mounts with it), so tearing it down happens where
+/// the holder lets go, not in the exit of the container's last process.
+#[test]
+fn the_mount_namespace_is_held_past_the_exit() {
+    if !require_root!() {
+        return;
+    }
+    let b = TestBundle::busybox(&["sleep", "0.3"]);
+    std::fs::write(b.rootfs().join("held-marker"), "x").expect("marker");
+    let root = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::new(root.path());
+    let id = unique_id("heldns");
+    let opts = CreateOptions {
+        start: true,
+        ..CreateOptions::default()
+    };
+    let c = rt
+        .create_held(&id, b.path(), &opts, MadeAhead::default())
+        .expect("create");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(c.mount_ns.as_ref().expect("held mount namespace"));
+    let link = |p: String| std::fs::read_link(p).expect("readlink");
+    let held = link(format!("/proc/self/fd/{fd}"));
+    assert_eq!(held, link(format!("/proc/{}/ns/mnt", c.state.pid)));
+    assert_ne!(held, link("/proc/self/ns/mnt".into()));
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.state.pid), None).expect("wait");
+    // Gone; its root is still mounted in the namespace we hold.
+    let seen = std::process::Command::new("nsenter")
+        .arg(format!("--mount=/proc/{}/fd/{fd}", std::process::id()))
+        .args(["--", "/bin/sh", "-c", "test -e /held-marker"])
+        .status()
+        .expect("run nsenter");
+    assert!(seen.success(), "the container's root is not there any more");
+    c.delete(true).expect("delete");
+}

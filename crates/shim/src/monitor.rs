@@ -92,7 +92,13 @@ pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
     }
     // Opened now, while berthd answers the client: at exit it is one pread.
     shim.oom = shim.container.cgroup.oom_counter().ok().flatten();
-    shim.mount_ns = open_mount_ns(shim.pid);
+    // Held since the create (see `Spawned::mount_ns`): a program as short as `true` is often
+    // gone by now, and opening it here would be too late.
+    shim.mount_ns = shim
+        .container
+        .mount_ns
+        .take()
+        .or_else(|| open_mount_ns(shim.pid));
     shim.serve();
     Ok(())
 }

@@ -97,6 +97,7 @@ pub fn exec_in(
     Ok(Spawned {
         pid,
         channel: parent_end,
+        mount_ns: None,
     })
 }
 

@@ -49,6 +49,10 @@ pub struct Spawned {
     pub pid: Pid,
     /// Still open: in `run`, EOF on it tells the program was exec'ed.
     pub channel: Channel,
+    /// The container's new mount namespace, opened as soon as it existed: while this is held,
+    /// the exit of the container's last process does not unmount everything in it (an RCU
+    /// grace period, ~0.5–1 ms), whoever holds it lets go once the exit is reported.
+    pub mount_ns: Option<OwnedFd>,
 }
 
 /// fork-like clone(2): no new stack, the child continues here on a copy-on-write copy of ours.
@@ -249,6 +253,12 @@ pub fn spawn(
     drop(child_end);
     drop(opts.console_socket);
     drop(opts.exec_fifo);
+    // While the child sets itself up (a short program may be gone soon after).
+    let mount_ns = plan
+        .creates(Ns::Mount)
+        .then(|| std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok())
+        .flatten()
+        .map(OwnedFd::from);
 
     let mut guard = KillOnDrop(Some(pid));
     let place = || -> Result<Vec<u8>> {
@@ -328,6 +338,7 @@ pub fn spawn(
     Ok(Spawned {
         pid,
         channel: parent_end,
+        mount_ns,
     })
 }
 
