@@ -217,7 +217,7 @@ impl Engine {
             self.spares.take_for(&id),
         )
         .await;
-        self.spares.refill();
+        self.spares.refill_soon();
         let pid = match launched {
             Ok(p) => p,
             Err(e) => {
@@ -748,6 +748,8 @@ impl Engine {
         self.emit(&rec, "destroy", &[]);
         self.containers.notify(&id, |w| w.removed = true);
         self.containers.forget(&id);
+        // Its start's work is over (see `Spares::refill_soon`).
+        self.spares.refill();
         // The files go after the record, so `removed` waiters (`run --rm`) are answered without
         // waiting for the unmount (on a blocking thread: the woken waiters run meanwhile);
         // files a killed daemon left here are collected at startup. An auto-removal has no

@@ -251,6 +251,10 @@ impl Drop for IdleThread {
 /// period): with one, a tight loop of starts found none ready about one time in seven.
 const SPARES: usize = 2;
 
+/// How long after handing a spare out the next is made at the latest (see `refill_soon`):
+/// longer than a `run --rm` of a short program takes here, whose removal refills sooner.
+const REFILL_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Keeps `SPARES` spare shims ready; `take` hands one out, `refill` makes the next ones in the
 /// background.
 pub struct Spares {
@@ -303,6 +307,27 @@ impl Spares {
             tracing::debug!("no spare shim ready: a shim is exec'd");
         }
         spare
+    }
+
+    /// After a spare was handed out: the next one is made once that start's work is over —
+    /// when its container goes (the removal calls `refill`) or after `REFILL_DELAY` — not next
+    /// to it: making a spare is an exec and a network namespace, ~1 ms each of kernel work that
+    /// is not preempted even in SCHED_IDLE, in the middle of the start's hand-offs. With none
+    /// left, at once. Needs a tokio runtime.
+    pub fn refill_soon(self: &std::sync::Arc<Self>) {
+        let none_left = {
+            let mut ready = crate::lock(&self.ready);
+            ready.retain(Spare::alive);
+            ready.is_empty()
+        };
+        if none_left {
+            return self.refill();
+        }
+        let spares = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REFILL_DELAY).await;
+            spares.refill();
+        });
     }
 
     /// Start spares until `SPARES` are ready, one at a time, unless that is under way. Needs a
