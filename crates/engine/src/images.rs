@@ -404,7 +404,7 @@ impl Engine {
 }
 
 /// How many resolved images `resolve_row` keeps (a few KiB each).
-const RESOLVED_CACHE: usize = 256;
+pub(crate) const RESOLVED_CACHE: usize = 256;
 
 fn short(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()

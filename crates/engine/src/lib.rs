@@ -78,6 +78,8 @@ pub struct Engine {
     filling_dirs: std::sync::atomic::AtomicBool,
     /// Parsed manifests and configs by manifest digest (see `resolve_row`).
     resolved: Mutex<HashMap<String, Arc<berth_image::media::ResolvedImage>>>,
+    /// Image configs' Healthcheck by config digest (see `image_healthcheck`).
+    healthchecks: Mutex<HashMap<String, Option<containers::health::HealthConfig>>>,
     pub events: events::Events,
     started: std::time::Instant,
 }
@@ -125,6 +127,7 @@ impl Engine {
             spare_dirs,
             filling_dirs: Default::default(),
             resolved: Mutex::new(HashMap::new()),
+            healthchecks: Mutex::new(HashMap::new()),
             db: Mutex::new(db),
             content,
             snapshots,

@@ -389,8 +389,6 @@ impl Runtime {
             .as_ref()
             .and_then(|a| a.get(INIT_ANNOTATION))
             .map(|v| v == "group");
-        let bundle_path = bundle.dir.clone();
-        let spec_for_hooks = bundle.spec.clone();
         let spawned = process::spawn(
             &bundle,
             cgroup.as_ref(),
@@ -404,7 +402,7 @@ impl Runtime {
                 resources: resources.as_ref(),
                 ahead,
             },
-            &|pid| hook_state_json(&spec_for_hooks, id, pid, Status::Creating, &bundle_path),
+            &|pid| hook_state_json(&bundle.spec, id, pid, Status::Creating, &bundle.dir),
         )?;
         let pid = spawned.pid.as_raw();
         let start_time = state::proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
@@ -412,12 +410,12 @@ impl Runtime {
             id: id.to_string(),
             pid,
             pid_start_time: start_time,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
+            bundle: bundle.dir,
+            rootfs: bundle.rootfs,
             created: state::now_rfc3339(),
             owner: owner(),
             cgroups_path,
-            spec: bundle.spec.clone(),
+            spec: bundle.spec,
         };
         if save_state {
             dir.save(&st)?;

@@ -71,13 +71,7 @@ impl Engine {
             .map(serde_json::from_value::<HealthConfig>)
             .transpose()
             .map_err(|e| Error::InvalidParameter(format!("Config.Healthcheck: {e}")))?;
-        // Image configs are Docker's JSON; the OCI types have no Healthcheck, read it raw.
-        let from_image = self
-            .content
-            .read_json::<serde_json::Value>(&image.config_digest)
-            .ok()
-            .and_then(|c| c.pointer("/config/Healthcheck").cloned())
-            .and_then(|h| serde_json::from_value::<HealthConfig>(h).ok());
+        let from_image = self.image_healthcheck(image);
         let merged = match requested {
             Some(r) => Some(r.inherit(from_image.as_ref())),
             None => from_image,
@@ -86,6 +80,27 @@ impl Engine {
             h.validate().map_err(Error::InvalidParameter)?;
         }
         Ok(merged)
+    }
+
+    /// The image config's Healthcheck. Image configs are Docker's JSON and the OCI types have
+    /// no Healthcheck: it is read raw, once per config (kept like `resolve_row`'s).
+    fn image_healthcheck(&self, image: &berth_image::media::ResolvedImage) -> Option<HealthConfig> {
+        let key = image.config_digest.to_string();
+        if let Some(known) = crate::lock(&self.healthchecks).get(&key) {
+            return known.clone();
+        }
+        let read = self
+            .content
+            .read_json::<serde_json::Value>(&image.config_digest)
+            .ok()
+            .and_then(|c| c.pointer("/config/Healthcheck").cloned())
+            .and_then(|h| serde_json::from_value::<HealthConfig>(h).ok());
+        let mut kept = crate::lock(&self.healthchecks);
+        if kept.len() >= crate::images::RESOLVED_CACHE {
+            kept.clear();
+        }
+        kept.insert(key, read.clone());
+        read
     }
 
     pub async fn create_container(self: &Arc<Self>, req: CreateRequest) -> Result<Created> {

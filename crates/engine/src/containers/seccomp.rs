@@ -139,9 +139,23 @@ pub fn linux_seccomp(
     }
     match choice(security_opt) {
         Choice::Unconfined => Ok(None),
-        Choice::Default => to_oci(builtin()?, caps, &Host::current()).map(Some),
+        Choice::Default => default_for(caps).map(Some),
         Choice::Custom(json) => to_oci(&parse(&json)?, caps, &Host::current()).map(Some),
     }
+}
+
+/// The built-in profile converted for `caps`, kept for the last capability set asked for (the
+/// same for nearly every container): converting it was most of what a container's config cost.
+fn default_for(caps: &[String]) -> Result<Value, ProfileError> {
+    static LAST: std::sync::Mutex<Option<(Vec<String>, Value)>> = std::sync::Mutex::new(None);
+    if let Some((for_caps, oci)) = crate::lock(&LAST).as_ref() {
+        if for_caps == caps {
+            return Ok(oci.clone());
+        }
+    }
+    let oci = to_oci(builtin()?, caps, &Host::current())?;
+    *crate::lock(&LAST) = Some((caps.to_vec(), oci.clone()));
+    Ok(oci)
 }
 
 /// Check a custom profile at create, so a bad one is a 400 then rather than a failed start:
@@ -380,6 +394,22 @@ mod tests {
             .filter(|r| r["names"].as_array().unwrap().iter().any(|n| n == name))
             .cloned()
             .collect()
+    }
+
+    /// The kept conversion is the one for the capabilities asked for, whichever came before.
+    #[test]
+    fn the_kept_default_profile_follows_the_capabilities() {
+        let plain: Vec<String> = vec!["CAP_CHOWN".into()];
+        let admin: Vec<String> = vec!["CAP_CHOWN".into(), "CAP_SYS_ADMIN".into()];
+        let fresh = |caps: &[String]| to_oci(builtin().unwrap(), caps, &Host::current()).unwrap();
+        for caps in [&plain, &admin, &plain, &admin] {
+            assert_eq!(default_for(caps).unwrap(), fresh(caps));
+        }
+        assert_ne!(
+            fresh(&plain),
+            fresh(&admin),
+            "CAP_SYS_ADMIN allows more syscalls"
+        );
     }
 
     #[test]
