@@ -1,4 +1,10 @@
 //! `berth`: Docker's command line over the Docker Engine API (through `berth_api::client` only).
+//!
+//! Without std's `main` wrapper: it reads /proc/self/maps (to place the main thread's stack
+//! guard) and sets up a signal stack, ~0.15 ms of every command's start; `main` below sets the
+//! one thing of it the CLI relies on (SIGPIPE ignored: a daemon that hangs up is an error, not
+//! a silent death). Arguments still come through `std::env::args` (captured at load time).
+#![cfg_attr(not(test), no_main)]
 
 mod args;
 mod commit;
@@ -25,7 +31,16 @@ use clap::Parser;
 
 use berth_api::client::{Client, ClientError};
 
-fn main() {
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    run()
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> ! {
     let cli = args::Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
