@@ -2,7 +2,7 @@
 # `run --rm IMAGE true` with --network none: berth (berthd, release build) vs docker (Debian's
 # dockerd) vs podman, in ONE hyperfine run on the same busybox image; then berthd's idle RSS and
 # the memory of N idle containers (shims + daemon growth, PSS).
-# Usage (root): bench/engine.sh    env: RUNS (30), WARMUP (3), IDLE (50)
+# Usage (root): bench/engine.sh    env: RUNS (30), WARMUP (3), IDLE (50), SETTLE (3 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}; WARMUP=${WARMUP:-3}; IDLE=${IDLE:-50}
@@ -71,6 +71,9 @@ for ((i = 1; i < ${#cmds[@]}; i += 3)); do
   name=${cmds[i]}; cmd=${cmds[i+1]}
   $cmd || { echo "$name failed: $cmd" >&2; exit 1; }
 done
+# Let the daemons finish what the loads and those first runs left them (dockerd's and podman's
+# cleanups, berthd's spares): berth is timed first and would meet it.
+sleep "${SETTLE:-3}"
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 hyperfine -N -w "$WARMUP" -r "$RUNS" --export-markdown "bench/results/engine-$stamp.md" \
