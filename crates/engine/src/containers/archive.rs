@@ -116,6 +116,15 @@ fn stat_of(host: &Path, name: &str) -> Result<PathStat> {
     })
 }
 
+/// Is `dir` a mount point (its device differs from its parent's)?
+fn is_mounted(dir: &Path) -> bool {
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    match (dev(dir), dir.parent().and_then(dev)) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    }
+}
+
 impl Engine {
     /// Run `f` with the container's root filesystem mounted (temporarily when it is stopped).
     pub(crate) async fn with_rootfs<T: Send + 'static>(
@@ -130,12 +139,18 @@ impl Engine {
         let live = rec.state.running() || rec.state.task;
         let scratch = rec.spec.host.auto_remove;
         let engine = self.clone();
+        let rootfs_lock = self.containers.rootfs_lock(&id);
         tokio::task::spawn_blocking(move || {
-            if !live {
+            // A running container's exit unmounts its rootfs without our lock: it waits for
+            // this one, and a container that exited before we got it is found unmounted.
+            let _reading = rootfs_lock.read().unwrap_or_else(|e| e.into_inner());
+            let rootfs = engine.container_dir(&id).join("rootfs");
+            let mount = !live || !is_mounted(&rootfs);
+            if mount {
                 engine.mount_rootfs(&id, scratch)?;
             }
-            let r = f(&engine.container_dir(&id).join("rootfs"));
-            if !live {
+            let r = f(&rootfs);
+            if mount {
                 engine.unmount_rootfs(&id);
             }
             r

@@ -435,6 +435,9 @@ impl Engine {
             if let Err(e) = self.save(&rec) {
                 tracing::error!("record the exit of {id}: {e}");
             }
+            // Not under a reader of the mounted rootfs (an export right after a kill).
+            let rootfs_lock = self.containers.rootfs_lock(id);
+            let _unmounting = rootfs_lock.write().unwrap_or_else(|e| e.into_inner());
             self.unmount_rootfs(id);
         }
         self.net_detach(id);

@@ -36,6 +36,9 @@ pub struct WaitState {
 pub struct Registry {
     watch: Map<watch::Sender<WaitState>>,
     locks: Map<Arc<tokio::sync::Mutex<()>>>,
+    /// Readers of a running container's mounted rootfs (export, cp, diff) against the unmount
+    /// when it exits (see `rootfs_lock`).
+    rootfs: Map<Arc<std::sync::RwLock<()>>>,
     pub(crate) execs: Map<exec::ExecRecord>,
     /// Containers whose bundle (mounted rootfs, config.json) was made at create, for the start
     /// that follows (see `Engine::prepare_task_ahead`).
@@ -75,7 +78,19 @@ impl Registry {
         lock(&self.bundles_ready).remove(id);
         lock(&self.watch).remove(id);
         lock(&self.locks).remove(id);
+        lock(&self.rootfs).remove(id);
         lock(&self.execs).retain(|_, e| e.container_id != id);
+    }
+
+    /// Held for reading while a container's mounted rootfs is read in place (`with_rootfs`),
+    /// for writing by the unmount at its exit, which the exit handler does without the
+    /// operation lock: an export right after a `kill` must not find the rootfs unmounted under
+    /// it, half-read.
+    pub fn rootfs_lock(&self, id: &str) -> Arc<std::sync::RwLock<()>> {
+        lock(&self.rootfs)
+            .entry(id.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Serialises start/stop/remove of one container.
