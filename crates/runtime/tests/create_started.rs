@@ -8,6 +8,22 @@ use berth_runtime::state::Status;
 use berth_testsupport::{require_root, unique_id, TestBundle};
 use serde_json::json;
 
+/// `b` created with `CreateOptions::start` under a fresh runtime root (kept alive with it).
+fn create_started(
+    b: &TestBundle,
+    name: &str,
+) -> (tempfile::TempDir, berth_runtime::container::Container) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let opts = CreateOptions {
+        start: true,
+        ..CreateOptions::default()
+    };
+    let c = Runtime::new(root.path())
+        .create_held(&unique_id(name), b.path(), &opts, MadeAhead::default())
+        .expect("create");
+    (root, c)
+}
+
 #[test]
 fn a_container_created_started_runs_without_start() {
     if !require_root!() {
@@ -19,16 +35,7 @@ fn a_container_created_started_runs_without_start() {
         s["hooks"] = json!({"poststart": [{"path": "/bin/sh",
             "args": ["sh", "-c", format!("echo poststart >> {}", hook_log.display())]}]});
     });
-    let root = tempfile::tempdir().expect("tempdir");
-    let rt = Runtime::new(root.path());
-    let id = unique_id("started");
-    let opts = CreateOptions {
-        start: true,
-        ..CreateOptions::default()
-    };
-    let c = rt
-        .create_held(&id, b.path(), &opts, MadeAhead::default())
-        .expect("create");
+    let (_root, c) = create_started(&b, "started");
     assert_eq!(
         std::fs::read_to_string(&hook_log).expect("the poststart hook ran"),
         "poststart\n"
@@ -110,16 +117,7 @@ fn the_mount_namespace_is_held_past_the_exit() {
     }
     let b = TestBundle::busybox(&["sleep", "0.3"]);
     std::fs::write(b.rootfs().join("held-marker"), "x").expect("marker");
-    let root = tempfile::tempdir().expect("tempdir");
-    let rt = Runtime::new(root.path());
-    let id = unique_id("heldns");
-    let opts = CreateOptions {
-        start: true,
-        ..CreateOptions::default()
-    };
-    let c = rt
-        .create_held(&id, b.path(), &opts, MadeAhead::default())
-        .expect("create");
+    let (_root, c) = create_started(&b, "heldns");
     let fd = std::os::fd::AsRawFd::as_raw_fd(c.mount_ns.as_ref().expect("held mount namespace"));
     let link = |p: String| std::fs::read_link(p).expect("readlink");
     let held = link(format!("/proc/self/fd/{fd}"));

@@ -442,38 +442,14 @@ mod tests {
             .expect("the spare lines up with a sibling");
         launcher.forget_cgroup(adopted.spare_unified_taken);
         assert!(spare_dirs.iter().all(|d| !d.exists()), "renamed away");
-        let cgroup2 = adopted.clone_into.as_ref().map(|dir| {
-            nix::fcntl::open(
-                dir.as_path(),
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
-                nix::sys::stat::Mode::empty(),
-            )
-            .expect("open cgroup2 dir")
-        });
         let launcher_pid = launcher.pid();
-        // The test harness is multi-threaded: the child only waits to be killed.
-        let launched = launcher
-            .clone_child(
-                CloneFlags::empty(),
-                cgroup2.as_ref().map(|f| f.as_fd()),
-                &mut || loop {
-                    // SAFETY: pause is async-signal-safe.
-                    unsafe { libc::pause() };
-                },
-            )
-            .expect("clone from the launcher");
+        let launched = clone_pausing(launcher, adopted.clone_into.as_ref());
         let pid = launched.pid;
         let own_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let procs = std::fs::read_to_string(container.dirs()[0].join("cgroup.procs")).unwrap();
         let launcher_gone = !Path::new(&format!("/proc/{launcher_pid}")).exists();
-        crate::process::spawn::KillOnDrop(Some(pid)).kill_now();
-        let _ = container.destroy();
-        for d in container.dirs() {
-            if let Some(p) = d.parent() {
-                let _ = std::fs::remove_dir(p);
-            }
-        }
+        kill_and_remove(pid, container.as_ref());
 
         // Born in the container's cgroup in every hierarchy, cgroup2 included, as our child.
         let want = format!("/{parent}/c1");
@@ -495,6 +471,40 @@ mod tests {
             "only the new process is in it"
         );
         assert!(launcher_gone, "the launcher exits after its one clone");
+    }
+
+    /// Clone, from `launcher`, a process that only waits to be killed (the test harness is
+    /// multi-threaded), into the cgroup2 directory `clone_into` when given.
+    fn clone_pausing(launcher: Launcher, clone_into: Option<&PathBuf>) -> Launched {
+        let cgroup2 = clone_into.map(|dir| {
+            nix::fcntl::open(
+                dir.as_path(),
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .expect("open cgroup2 dir")
+        });
+        launcher
+            .clone_child(
+                CloneFlags::empty(),
+                cgroup2.as_ref().map(|f| f.as_fd()),
+                &mut || loop {
+                    // SAFETY: pause is async-signal-safe.
+                    unsafe { libc::pause() };
+                },
+            )
+            .expect("clone from the launcher")
+    }
+
+    /// Kill the cloned process, then remove the container's cgroups and their parents.
+    fn kill_and_remove(pid: Pid, container: &dyn cgroups::Manager) {
+        crate::process::spawn::KillOnDrop(Some(pid)).kill_now();
+        let _ = container.destroy();
+        for d in container.dirs() {
+            if let Some(p) = d.parent() {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
     }
 
     /// The cgroup of `pid` in each hierarchy, from /proc/<pid>/cgroup (hierarchy id, path).
@@ -543,21 +553,9 @@ mod tests {
             .iter()
             .map(|d| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(d).unwrap()))
             .collect();
-        let launched = launcher
-            .clone_child(CloneFlags::empty(), None, &mut || loop {
-                // SAFETY: pause is async-signal-safe.
-                unsafe { libc::pause() };
-            })
-            .expect("clone from the launcher");
-        let pid = launched.pid;
+        let pid = clone_pausing(launcher, None).pid;
         let born_in = cgroups_of(pid.as_raw());
-        crate::process::spawn::KillOnDrop(Some(pid)).kill_now();
-        let _ = container.destroy();
-        for d in container.dirs() {
-            if let Some(p) = d.parent() {
-                let _ = std::fs::remove_dir(p);
-            }
-        }
+        kill_and_remove(pid, container.as_ref());
 
         for (id, path) in &before {
             let in_parent = path != "/" || id == "0";
@@ -602,33 +600,10 @@ mod tests {
             .expect("adopt")
             .expect("a sibling: renamed");
         launcher.forget_cgroup(adopted.spare_unified_taken);
-        let cgroup2 = adopted.clone_into.as_ref().map(|dir| {
-            nix::fcntl::open(
-                dir.as_path(),
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
-                nix::sys::stat::Mode::empty(),
-            )
-            .expect("open cgroup2 dir")
-        });
-        let launched = launcher
-            .clone_child(
-                CloneFlags::empty(),
-                cgroup2.as_ref().map(|f| f.as_fd()),
-                &mut || loop {
-                    // SAFETY: pause is async-signal-safe.
-                    unsafe { libc::pause() };
-                },
-            )
-            .expect("clone");
+        let pid = clone_pausing(launcher, adopted.clone_into.as_ref()).pid;
         let left: Vec<&PathBuf> = spare_dirs.iter().filter(|d| d.exists()).collect();
-        let born_in = cgroups_of(launched.pid.as_raw());
-        crate::process::spawn::KillOnDrop(Some(launched.pid)).kill_now();
-        let _ = container.destroy();
-        for d in container.dirs() {
-            if let Some(p) = d.parent() {
-                let _ = std::fs::remove_dir(p);
-            }
-        }
+        let born_in = cgroups_of(pid.as_raw());
+        kill_and_remove(pid, container.as_ref());
         assert!(
             left.is_empty(),
             "the spare's directories are left: {left:?}"
