@@ -68,24 +68,22 @@ fn main() {
     }
 }
 
-/// `--standby [--owner PID] [--nice N] [--cgroup PATH]`: fork; the parent exits at once (berthd reaps it), the
-/// child detaches, makes what it can ahead (still in SCHED_IDLE, where berthd starts it), goes
-/// back to the normal class at `--nice` (berthd's, which its container inherits), writes
+/// `--standby [--owner PID] [--nice N] [--cgroup PATH]`: fork; the parent exits at once (berthd
+/// reaps it), the child detaches, makes what it can ahead (still in SCHED_IDLE, where berthd
+/// starts it), goes back to the normal class at `--nice` (berthd's, which its container inherits), writes
 /// READY_MARK, and waits for its flags on the socket that was its stdin; then it runs like a
 /// shim started with them. `--cgroup`: the cgroupsPath of the container it will hold (berthd
 /// picks the container's id ahead), where a cgroup v1 host's launcher waits.
 fn standby(argv: &[String]) -> i32 {
-    let nice = argv
-        .iter()
-        .position(|a| a == "--nice")
-        .and_then(|i| argv.get(i + 1))
+    let value_of = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1))
+    };
+    let nice = value_of("--nice")
         .and_then(|v| v.parse::<i32>().ok())
         .unwrap_or(0);
-    let cgroup = argv
-        .iter()
-        .position(|a| a == "--cgroup")
-        .and_then(|i| argv.get(i + 1))
-        .cloned();
+    let cgroup = value_of("--cgroup").cloned();
     // The control socket leaves fd 0 (detach puts /dev/null there) and closes on exec.
     let control = match std::os::fd::AsFd::as_fd(&std::io::stdin()).try_clone_to_owned() {
         Ok(fd) => fd,
