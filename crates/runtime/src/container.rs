@@ -182,7 +182,13 @@ impl Container {
     }
 }
 
-fn hook_state_json(spec: &Spec, id: &str, pid: i32, status: Status, bundle: &Path) -> Vec<u8> {
+pub(crate) fn hook_state_json(
+    spec: &Spec,
+    id: &str,
+    pid: i32,
+    status: Status,
+    bundle: &Path,
+) -> Vec<u8> {
     let v = serde_json::json!({
         "ociVersion": spec.version(),
         "id": id,
@@ -253,15 +259,66 @@ fn owner() -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+/// A bundle loaded for a create, and what its process is spawned with.
+pub(crate) struct CreatePlan {
+    pub bundle: Bundle,
+    pub cgroups_path: Option<String>,
+    pub seccomp: Option<seccomp::Program>,
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// `Some(kill_group)`: a built-in init runs as PID 1 (see `INIT_ANNOTATION`).
+    pub init: Option<bool>,
+    pub terminal: bool,
+}
+
+/// The state of a container whose process `pid` was just created.
+pub(crate) fn created_state(
+    id: &str,
+    pid: i32,
+    bundle: Bundle,
+    cgroups_path: Option<String>,
+) -> ContainerState {
+    ContainerState {
+        id: id.to_string(),
+        pid,
+        pid_start_time: state::proc_stat(pid).map(|s| s.start_time).unwrap_or(0),
+        bundle: bundle.dir,
+        rootfs: bundle.rootfs,
+        created: state::now_rfc3339(),
+        owner: owner(),
+        cgroups_path,
+        spec: bundle.spec,
+    }
+}
+
+/// What a create does once its process is made: the state file (unless its caller writes it
+/// later), the pid file, and the poststart hooks of a container created running.
+pub(crate) fn finish_create(
+    st: &ContainerState,
+    dir: &StateDir,
+    opts: &CreateOptions,
+    save_state: bool,
+) -> Result<()> {
+    if save_state {
+        dir.save(st)?;
+    }
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, st.pid)?;
+    }
+    if opts.start {
+        run_poststart_hooks(st);
+    }
+    Ok(())
+}
+
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     state::write_atomic(path, pid.to_string().as_bytes(), 0o644)
 }
 
 /// Removes what a failed create made (state dir, cgroup), unless disarmed.
-struct CreateCleanup<'a> {
-    dir: &'a StateDir,
-    cgroup: Option<&'a dyn Manager>,
-    armed: bool,
+pub(crate) struct CreateCleanup<'a> {
+    pub dir: &'a StateDir,
+    pub cgroup: Option<&'a dyn Manager>,
+    pub armed: bool,
 }
 
 impl Drop for CreateCleanup<'_> {
@@ -330,14 +387,8 @@ impl Runtime {
         Ok(self.create_inner(id, bundle_dir, opts, ahead, false)?.1)
     }
 
-    fn create_inner(
-        &self,
-        id: &str,
-        bundle_dir: &Path,
-        opts: &CreateOptions,
-        ahead: process::MadeAhead,
-        save_state: bool,
-    ) -> Result<(Spawned, Container)> {
+    /// Load the bundle and work out what its process is spawned with.
+    pub(crate) fn plan_create(&self, bundle_dir: &Path) -> Result<CreatePlan> {
         let bundle = Bundle::load(bundle_dir)?;
         let process = bundle
             .spec
@@ -345,12 +396,6 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| Error::config("process", "missing: nothing to run"))?;
         let terminal = process.terminal().unwrap_or(false);
-        if terminal && opts.console_socket.is_none() {
-            return Err(Error::Console(
-                "process.terminal is true: pass --console-socket (or use `run` in the foreground)"
-                    .into(),
-            ));
-        }
         let linux = bundle.spec.linux().as_ref();
         let cgroups_path = linux
             .and_then(|l| l.cgroups_path().as_ref())
@@ -363,7 +408,38 @@ impl Runtime {
         // As runc: the spec's device rules are the whole story (no extra rule for the devices
         // it creates: `--device /dev/x:r` must stay read-only).
         let resources = linux.and_then(|l| l.resources().clone());
-        let cgroup = cgroups::open(cgroups_path.as_deref(), id)?;
+        let init = bundle
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(INIT_ANNOTATION))
+            .map(|v| v == "group");
+        Ok(CreatePlan {
+            bundle,
+            cgroups_path,
+            seccomp,
+            resources,
+            init,
+            terminal,
+        })
+    }
+
+    fn create_inner(
+        &self,
+        id: &str,
+        bundle_dir: &Path,
+        opts: &CreateOptions,
+        ahead: process::MadeAhead,
+        save_state: bool,
+    ) -> Result<(Spawned, Container)> {
+        let plan = self.plan_create(bundle_dir)?;
+        if plan.terminal && opts.console_socket.is_none() {
+            return Err(Error::Console(
+                "process.terminal is true: pass --console-socket (or use `run` in the foreground)"
+                    .into(),
+            ));
+        }
+        let cgroup = cgroups::open(plan.cgroups_path.as_deref(), id)?;
         let dir = StateDir::create(&self.root, id)?;
         let mut cleanup = CreateCleanup {
             dir: &dir,
@@ -380,52 +456,27 @@ impl Runtime {
             Some(make_exec_fifo(&dir.fifo_path())?)
         };
         let console_socket = match &opts.console_socket {
-            Some(p) if terminal => Some(tty::connect_console_socket(p)?),
+            Some(p) if plan.terminal => Some(tty::connect_console_socket(p)?),
             _ => None,
         };
-        let init = bundle
-            .spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(INIT_ANNOTATION))
-            .map(|v| v == "group");
+        let bundle = &plan.bundle;
         let spawned = process::spawn(
-            &bundle,
+            bundle,
             cgroup.as_ref(),
             SpawnOptions {
-                seccomp: seccomp.as_ref(),
+                seccomp: plan.seccomp.as_ref(),
                 console_socket,
                 exec_fifo,
                 no_pivot: self.no_pivot,
                 preserve_fds: opts.preserve_fds,
-                init,
-                resources: resources.as_ref(),
+                init: plan.init,
+                resources: plan.resources.as_ref(),
                 ahead,
             },
             &|pid| hook_state_json(&bundle.spec, id, pid, Status::Creating, &bundle.dir),
         )?;
-        let pid = spawned.pid.as_raw();
-        let start_time = state::proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
-        let st = ContainerState {
-            id: id.to_string(),
-            pid,
-            pid_start_time: start_time,
-            bundle: bundle.dir,
-            rootfs: bundle.rootfs,
-            created: state::now_rfc3339(),
-            owner: owner(),
-            cgroups_path,
-            spec: bundle.spec,
-        };
-        if save_state {
-            dir.save(&st)?;
-        }
-        if let Some(p) = &opts.pid_file {
-            write_pid_file(p, pid)?;
-        }
-        if opts.start {
-            run_poststart_hooks(&st);
-        }
+        let st = created_state(id, spawned.pid.as_raw(), plan.bundle, plan.cgroups_path);
+        finish_create(&st, &dir, opts, save_state)?;
         cleanup.armed = false;
         drop(cleanup);
         let dir = dir.clone();
@@ -718,7 +769,7 @@ fn kill_and_wait(c: &Container) -> Result<()> {
 }
 
 /// Create the exec fifo and open it read-write: the child blocks reading it until `start` writes.
-fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
+pub(crate) fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
     nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
         .ctx(|| format!("create {}", path.display()))?;
     open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())

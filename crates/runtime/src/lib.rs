@@ -13,6 +13,7 @@ pub mod init;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod sandbox;
 pub mod security;
 pub mod selfexe;
 pub mod signals;

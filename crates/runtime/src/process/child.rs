@@ -39,6 +39,9 @@ pub struct ChildConfig<'a> {
     pub init: Option<bool>,
     /// Ask the parent to run createRuntime/prestart hooks between mounts and pivot_root.
     pub parent_hooks: bool,
+    /// Made ahead (`Runtime::create_sandbox`): once everything but the process is set up, say
+    /// `Sandboxed` and run the process the parent sends instead of the spec's.
+    pub sandbox: bool,
 }
 
 /// Entry point in the child. Never returns.
@@ -147,6 +150,15 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
     }
     rootfs::finalize(spec)?;
 
+    // A sandbox's process comes now, from the create it was made for.
+    let sent;
+    let process = if cfg.sandbox {
+        chan.send(&Msg::Sandboxed)?;
+        sent = wait_for_process(chan)?;
+        &sent
+    } else {
+        process
+    };
     let argv = cstrings(process.args().as_deref().unwrap_or(&[]), "process.args")?;
     let envp = cstrings(process.env().as_deref().unwrap_or(&[]), "process.env")?;
     let program = resolve_executable(process)?;
@@ -177,6 +189,17 @@ fn wait_for_go(chan: &Channel) -> Result<Vec<u8>> {
         Some(Msg::Go(state)) => Ok(state),
         other => Err(Error::Other(format!(
             "expected Go from the runtime, got {other:?}"
+        ))),
+    }
+}
+
+fn wait_for_process(chan: &Channel) -> Result<Process> {
+    match chan.recv()? {
+        Some(Msg::Process(json)) => serde_json::from_slice(&json)
+            .map_err(|e| Error::config("process", format!("sent to the sandbox: {e}"))),
+        None => Err(Error::Other("the sandbox was let go".into())),
+        other => Err(Error::Other(format!(
+            "expected the process from the runtime, got {other:?}"
         ))),
     }
 }

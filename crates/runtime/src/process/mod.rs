@@ -12,7 +12,7 @@ use std::os::fd::OwnedFd;
 
 pub use exec::{exec_in, ExecOptions};
 pub use launcher::Launcher;
-pub use spawn::{spawn, SpawnOptions, Spawned};
+pub use spawn::{spawn, spawn_sandbox, Sandboxed, SpawnOptions, Spawned};
 
 /// What a spare shim made while it waited for a container, so that creating one does less.
 #[derive(Debug, Default)]

@@ -159,6 +159,146 @@ pub fn spawn(
     opts: SpawnOptions,
     state_json: &dyn Fn(i32) -> Vec<u8>,
 ) -> Result<Spawned> {
+    let mut begun = begin(bundle, cgroup, opts, state_json, false)?;
+    begun.wait_until_ready(&bundle.spec)?;
+    Ok(begun.into_spawned())
+}
+
+/// A container process set up but for its process (`ChildConfig::sandbox`): it waits for
+/// `Sandboxed::finish`. Killed when dropped unfinished.
+#[derive(Debug)]
+pub struct Sandboxed(Begun);
+
+/// Start a sandbox: `spawn` up to the container's process (see `ChildConfig::sandbox`).
+pub fn spawn_sandbox(
+    bundle: &Bundle,
+    cgroup: &dyn Manager,
+    opts: SpawnOptions,
+    state_json: &dyn Fn(i32) -> Vec<u8>,
+) -> Result<Sandboxed> {
+    let mut begun = begin(bundle, cgroup, opts, state_json, true)?;
+    match begun.wait_setup(&bundle.spec)? {
+        Reached::Sandboxed => Ok(Sandboxed(begun)),
+        Reached::Ready => Err(Error::Other(
+            "the sandbox's process did not wait for its process".into(),
+        )),
+    }
+}
+
+impl Sandboxed {
+    pub fn pid(&self) -> Pid {
+        self.0.pid
+    }
+
+    /// Send the sandbox its `process` and wait until it is ready, as `spawn` would. `spec` is
+    /// the container's final spec (its seccomp listener, if any, is told of this process).
+    pub fn finish(mut self, spec: &oci_spec::runtime::Spec) -> Result<Spawned> {
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::config("process", "missing: nothing to run"))?;
+        let json =
+            serde_json::to_vec(process).map_err(|e| Error::config("process", e.to_string()))?;
+        if json.len() >= sync::MAX_MSG {
+            return Err(Error::config("process", "too large to send to a sandbox"));
+        }
+        self.0.channel.send(&Msg::Process(json))?;
+        self.0.wait_until_ready(spec)?;
+        Ok(self.0.into_spawned())
+    }
+}
+
+/// Where `Begun::wait_setup` stopped.
+enum Reached {
+    Ready,
+    Sandboxed,
+}
+
+/// A cloned container process whose setup is under way.
+#[derive(Debug)]
+struct Begun {
+    pid: Pid,
+    channel: Channel,
+    mount_ns: Option<OwnedFd>,
+    state: Vec<u8>,
+    guard: KillOnDrop,
+}
+
+impl Begun {
+    /// Serve the child's requests (hooks, a seccomp listener) until it is ready or sandboxed.
+    fn wait_setup(&mut self, spec: &oci_spec::runtime::Spec) -> Result<Reached> {
+        loop {
+            match self.channel.recv()? {
+                Some(Msg::RunCreateHooks) => {
+                    if let Some(h) = spec.hooks().as_ref() {
+                        // prestart is deprecated but still honoured, at the same point as runc.
+                        hooks::run_hooks(
+                            "prestart",
+                            h.prestart().as_deref().unwrap_or(&[]),
+                            &self.state,
+                        )?;
+                        hooks::run_hooks(
+                            "createRuntime",
+                            h.create_runtime().as_deref().unwrap_or(&[]),
+                            &self.state,
+                        )?;
+                    }
+                    self.channel.send(&Msg::HooksDone)?;
+                }
+                Some(Msg::Ready) => return Ok(Reached::Ready),
+                Some(Msg::Sandboxed) => return Ok(Reached::Sandboxed),
+                Some(Msg::SeccompListener(fd)) => {
+                    super::listener::forward(spec, self.pid.as_raw(), &self.state, fd)?;
+                }
+                Some(Msg::Failed(m)) => return Err(Error::ChildFailed(m)),
+                Some(m) => {
+                    return Err(Error::Other(format!(
+                        "unexpected message {m:?} from the container process"
+                    )))
+                }
+                None => {
+                    return Err(Error::ChildFailed(
+                        "the container process exited during setup".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn wait_until_ready(&mut self, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        match self.wait_setup(spec)? {
+            Reached::Ready => Ok(()),
+            Reached::Sandboxed => Err(Error::Other(
+                "the container process waits for a process it was never to get".into(),
+            )),
+        }
+    }
+
+    fn into_spawned(self) -> Spawned {
+        let Begun {
+            pid,
+            channel,
+            mount_ns,
+            guard,
+            ..
+        } = self;
+        guard.disarm();
+        Spawned {
+            pid,
+            channel,
+            mount_ns,
+        }
+    }
+}
+
+/// Clone the container's process and place it (ids, cgroup); its setup goes on meanwhile.
+fn begin(
+    bundle: &Bundle,
+    cgroup: &dyn Manager,
+    opts: SpawnOptions,
+    state_json: &dyn Fn(i32) -> Vec<u8>,
+    sandbox: bool,
+) -> Result<Begun> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     let mut plan = NamespacePlan::from_spec(linux)?;
@@ -189,6 +329,7 @@ pub fn spawn(
         preserve_fds: opts.preserve_fds,
         init: opts.init,
         parent_hooks,
+        sandbox,
     };
 
     // v2: create the cgroup now and clone straight into it (see the module's note). A
@@ -296,49 +437,12 @@ pub fn spawn(
             });
         }
     };
-    let setup = || -> Result<()> {
-        loop {
-            match parent_end.recv()? {
-                Some(Msg::RunCreateHooks) => {
-                    if let Some(h) = hooks {
-                        // prestart is deprecated but still honoured, at the same point as runc.
-                        hooks::run_hooks(
-                            "prestart",
-                            h.prestart().as_deref().unwrap_or(&[]),
-                            &state,
-                        )?;
-                        hooks::run_hooks(
-                            "createRuntime",
-                            h.create_runtime().as_deref().unwrap_or(&[]),
-                            &state,
-                        )?;
-                    }
-                    parent_end.send(&Msg::HooksDone)?;
-                }
-                Some(Msg::Ready) => return Ok(()),
-                Some(Msg::SeccompListener(fd)) => {
-                    super::listener::forward(spec, pid.as_raw(), &state, fd)?;
-                }
-                Some(Msg::Failed(m)) => return Err(Error::ChildFailed(m)),
-                Some(m) => {
-                    return Err(Error::Other(format!(
-                        "unexpected message {m:?} from the container process"
-                    )))
-                }
-                None => {
-                    return Err(Error::ChildFailed(
-                        "the container process exited during setup".into(),
-                    ))
-                }
-            }
-        }
-    };
-    setup()?;
-    guard.disarm();
-    Ok(Spawned {
+    Ok(Begun {
         pid,
         channel: parent_end,
         mount_ns,
+        state,
+        guard,
     })
 }
 
@@ -408,6 +512,7 @@ fn open_cgroup_dir(cgroup: &dyn Manager) -> Result<(std::path::PathBuf, OwnedFd)
 }
 
 /// Kills and reaps a half-started child unless disarmed: a failed create leaves no process behind.
+#[derive(Debug)]
 pub(crate) struct KillOnDrop(pub Option<Pid>);
 
 impl KillOnDrop {

@@ -26,9 +26,15 @@ pub enum Msg {
     Failed(String),
     /// child → parent: the seccomp notify fd, for the agent at `linux.seccomp.listenerPath`.
     SeccompListener(OwnedFd),
+    /// child → parent: a sandbox (see `Runtime::create_sandbox`) is set up but for its
+    /// process; waiting for `Process`.
+    Sandboxed,
+    /// parent → child: the process to run in the sandbox (the spec's `process`, as JSON).
+    Process(Vec<u8>),
 }
 
-const MAX_MSG: usize = 64 * 1024;
+/// The largest message; a longer one would be cut (SOCK_SEQPACKET).
+pub(crate) const MAX_MSG: usize = 64 * 1024;
 
 impl Msg {
     fn encode(&self) -> Vec<u8> {
@@ -47,6 +53,12 @@ impl Msg {
                 v
             }
             Msg::SeccompListener(_) => vec![b'S'],
+            Msg::Sandboxed => vec![b'B'],
+            Msg::Process(json) => {
+                let mut v = vec![b'P'];
+                v.extend_from_slice(json);
+                v
+            }
         }
     }
 
@@ -62,6 +74,8 @@ impl Msg {
             Some(b'D') => Ok(Msg::HooksDone),
             Some(b'R') => Ok(Msg::Ready),
             Some(b'F') => Ok(Msg::Failed(String::from_utf8_lossy(&b[1..]).into_owned())),
+            Some(b'B') => Ok(Msg::Sandboxed),
+            Some(b'P') => Ok(Msg::Process(b[1..].to_vec())),
             _ => Err(Error::Other(format!("unexpected sync message {b:?}"))),
         }
     }
