@@ -309,6 +309,7 @@ impl Engine {
         }
         if users.is_empty() {
             self.db().delete_image(&row.id)?;
+            self.forget_warm_image(&row.id);
             report.push(("Deleted".into(), row.id.clone()));
             self.events.emit("image", "delete", &row.id, &[]);
             if let Err(e) = self.collect_garbage() {
@@ -339,6 +340,7 @@ impl Engine {
                 continue;
             }
             self.db().delete_image(&row.id)?;
+            self.forget_warm_image(&row.id);
             self.events.emit("image", "delete", &row.id, &[]);
             deleted.push(row.id);
         }
@@ -375,8 +377,10 @@ impl Engine {
             .iter()
             .filter_map(|r| Digest::parse(&r.manifest).ok())
             .collect();
-        let live: std::collections::BTreeSet<String> =
+        let mut live: std::collections::BTreeSet<String> =
             self.db().containers()?.into_iter().map(|c| c.id).collect();
+        // Containers made ahead (not recorded yet) are live too.
+        live.extend(self.warm_ids());
         Ok(berth_image::gc::collect(
             &self.content,
             Some(&self.snapshots),

@@ -72,6 +72,8 @@ pub struct Engine {
     trash: trash::Trash,
     /// A shim started ahead of time, so a start does not wait for one to exec.
     spares: Arc<containers::shim::Spares>,
+    /// The last run's shape and the spare made warm for it (see `containers::warm`).
+    warmth: Mutex<containers::warm::Warmth>,
     /// Container directories made ahead of time (see `containers::spare_dirs`).
     spare_dirs: containers::spare_dirs::SpareDirs,
     /// A refill of `spare_dirs` and the snapshotter's spares is under way.
@@ -124,6 +126,7 @@ impl Engine {
             cfg,
             shim_binary,
             spares,
+            warmth: Mutex::new(Default::default()),
             spare_dirs,
             filling_dirs: Default::default(),
             resolved: Mutex::new(HashMap::new()),
@@ -142,6 +145,13 @@ impl Engine {
         engine.recover().await?;
         engine.collect_orphans()?;
         engine.net_recover()?;
+        // A new spare may be the next warm one (see `containers::warm`).
+        let weak = Arc::downgrade(&engine);
+        engine.spares.on_ready(Box::new(move || {
+            if let Some(engine) = weak.upgrade() {
+                engine.warm_next();
+            }
+        }));
         engine.spares.refill();
         engine.refill_spare_dirs();
         Ok(engine)

@@ -54,7 +54,7 @@ fn main() {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(rd);
             let code = match detach() {
-                Ok(()) => match monitor::run(&args, wr, Default::default()) {
+                Ok(()) => match monitor::run(&args, wr, Default::default(), None) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 },
@@ -134,16 +134,28 @@ fn standby(argv: &[String]) -> i32 {
             // `ps -e` and top tell a waiting spare from the shims holding containers (which
             // keep the --standby command line they were started with).
             set_name(c"berth-spare");
-            let Some(line) = read_line(&control) else {
-                // berthd went away (or shut down) before it needed this spare.
-                return 0;
+            let mut lines = LineReader::default();
+            let mut ahead = Some(ahead);
+            let mut warm = None;
+            let line = loop {
+                let Some(line) = lines.next(&control) else {
+                    // berthd went away (or shut down) before it needed this spare (a sandbox
+                    // made meanwhile goes with it).
+                    return 0;
+                };
+                match line.strip_prefix(SANDBOX_LINE) {
+                    Some(flags) if warm.is_none() => {
+                        warm = make_sandbox(flags, ahead.take().unwrap_or_default(), nice)
+                    }
+                    _ => break line,
+                }
             };
             set_name(c"berth-shim");
             let args = serde_json::from_str::<Vec<String>>(&line)
                 .map_err(|e| format!("standby: bad flags line: {e}"))
                 .and_then(|argv| args::Args::parse(argv.into_iter()));
             match args {
-                Ok(args) => match monitor::run(&args, control, ahead) {
+                Ok(args) => match monitor::run(&args, control, ahead.unwrap_or_default(), warm) {
                     Ok(()) => 0,
                     Err(()) => 1,
                 },
@@ -154,6 +166,40 @@ fn standby(argv: &[String]) -> i32 {
             }
         }
     }
+}
+
+/// A line berthd may send a spare before its flags: this, then the flags of the container it
+/// expects next, to be made ahead but for its process (see `monitor::Warm`). The spare says
+/// nothing back: whether it was made shows when the flags come.
+const SANDBOX_LINE: &str = "sandbox ";
+
+/// Make the sandbox of the container whose flags (a JSON array) berthd expects next, with what
+/// the spare made ahead, in SCHED_IDLE (only with CPU time nothing else wants); its process
+/// and this shim then go back to the normal class at `nice`. None when it cannot be made
+/// (the container is then created as usual, without what `ahead` held).
+fn make_sandbox(
+    flags: &str,
+    ahead: berth_runtime::process::MadeAhead,
+    nice: i32,
+) -> Option<monitor::Warm> {
+    let args = serde_json::from_str::<Vec<String>>(flags)
+        .map_err(|e| format!("bad flags: {e}"))
+        .and_then(|argv| args::Args::parse(argv.into_iter()))
+        .map_err(|e| eprintln!("berth-shim: standby: sandbox: {e}"))
+        .ok()?;
+    let launcher = ahead.launcher.as_ref().map(|l| l.pid().as_raw());
+    [0].into_iter().chain(launcher).for_each(idle_scheduling);
+    let warm = monitor::Warm::make(args, ahead)
+        .map_err(|e| eprintln!("berth-shim: standby: sandbox: {e}"));
+    let sandbox_pid = warm.as_ref().ok().and_then(monitor::Warm::pid);
+    if let Err(e) = [0]
+        .into_iter()
+        .chain(sandbox_pid)
+        .try_for_each(|pid| normal_scheduling(pid, nice))
+    {
+        eprintln!("berth-shim: standby: {e}");
+    }
+    warm.ok()
 }
 
 /// The cgroup below which berthd puts its containers ("berth/<id>", relative to the shim's
@@ -235,6 +281,14 @@ fn normal_scheduling(pid: i32, nice: i32) -> Result<(), String> {
     Ok(())
 }
 
+/// `pid` (0: this process) into SCHED_IDLE, for work nobody waits for. A failure only costs
+/// speed.
+fn idle_scheduling(pid: i32) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain syscall on one of our processes with a valid sched_param.
+    unsafe { libc::sched_setscheduler(pid, libc::SCHED_IDLE, &param) };
+}
+
 /// This process into SCHED_IDLE for good (a shim whose container is gone: see `finish`). A
 /// failure only costs speed.
 pub(crate) fn enter_idle_class() {
@@ -243,24 +297,31 @@ pub(crate) fn enter_idle_class() {
     unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
 }
 
-/// The one line berthd sends on the control socket (it sends nothing after it). None at EOF,
-/// on error, or past 64 KiB without a newline.
-fn read_line(control: &OwnedFd) -> Option<String> {
-    let mut line = Vec::with_capacity(1024);
-    let mut buf = [0u8; 4096];
-    loop {
-        match nix::unistd::read(control, &mut buf) {
-            Ok(0) => return None,
-            Ok(n) => line.extend_from_slice(&buf[..n]),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
-        }
-        if let Some(end) = line.iter().position(|&b| b == b'\n') {
-            line.truncate(end);
-            return String::from_utf8(line).ok();
-        }
-        if line.len() > 64 * 1024 {
-            return None;
+/// The lines berthd sends on the control socket: a spare's sandbox line, then its flags.
+#[derive(Default)]
+struct LineReader {
+    buf: Vec<u8>,
+}
+
+impl LineReader {
+    /// The next line; None at EOF, on error, or past 64 KiB without a newline.
+    fn next(&mut self, control: &OwnedFd) -> Option<String> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                line.pop();
+                return String::from_utf8(line).ok();
+            }
+            if self.buf.len() > 64 * 1024 {
+                return None;
+            }
+            match nix::unistd::read(control, &mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return None,
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use berth_runtime::container::{Container, CreateOptions, ExecResult, Runtime};
 use berth_runtime::process::MadeAhead;
+use berth_runtime::sandbox::Sandbox;
 use berth_shim::{frame, ExitStatus, Reply, Request, STREAM_EXIT};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -70,9 +71,75 @@ struct Shim<'a> {
     mount_ns: Option<OwnedFd>,
 }
 
-/// `ahead`: what a spare made while it waited (a launcher, a network namespace).
-pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
-    let mut shim = match setup(args, ahead) {
+/// A spare's container made ahead for the flags it was sent, but for its process (see
+/// `berth_runtime::sandbox`), with the shim's side of its stdio.
+pub struct Warm {
+    args: Args,
+    sandbox: Sandbox,
+    io: ProcessIo,
+    signals: SignalFd,
+}
+
+impl Warm {
+    /// Make the sandbox of the container `args` describe. Not for a terminal.
+    pub fn make(args: Args, ahead: MadeAhead) -> Result<Warm, String> {
+        if args.tty {
+            return Err("a container with a terminal is not made ahead".into());
+        }
+        let signals = prepare_process()?;
+        let (child, io) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
+        let runtime = Runtime::new(&args.runtime_root);
+        let sandbox = stdio::with_stdio(&child, || {
+            runtime.create_sandbox(&args.id, &args.bundle, &create_options(&args), ahead)
+        })
+        .map_err(|e| format!("stdio: {e}"))?
+        .map_err(|e| format!("make the container ahead: {e}"))?;
+        Ok(Warm {
+            args,
+            sandbox,
+            io,
+            signals,
+        })
+    }
+
+    /// The sandbox's process.
+    pub fn pid(&self) -> Option<i32> {
+        self.sandbox.pid()
+    }
+
+    /// Whether the shim flags `args` are those it was made for, as far as its stdio and
+    /// container go (the runtime checks the container's spec).
+    fn made_for(&self, args: &Args) -> bool {
+        let w = &self.args;
+        (
+            &w.id,
+            &w.bundle,
+            &w.runtime_root,
+            w.tty,
+            w.stdin,
+            w.start_held.is_some(),
+        ) == (
+            &args.id,
+            &args.bundle,
+            &args.runtime_root,
+            args.tty,
+            args.stdin,
+            args.start_held.is_some(),
+        )
+    }
+}
+
+fn create_options(args: &Args) -> CreateOptions {
+    CreateOptions {
+        start: args.start_held.is_some(),
+        ..CreateOptions::default()
+    }
+}
+
+/// `ahead`: what a spare made while it waited (a launcher, a network namespace, maybe the
+/// container itself but for its process: `warm`).
+pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead, warm: Option<Warm>) -> Result<(), ()> {
+    let mut shim = match setup(args, ahead, warm) {
         Ok(s) => s,
         Err(e) => {
             crate::report(ready, 0, Some(e));
@@ -103,7 +170,9 @@ pub fn run(args: &Args, ready: OwnedFd, ahead: MadeAhead) -> Result<(), ()> {
     Ok(())
 }
 
-fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
+/// What the shim's own process needs before any container process exists: it reaps orphans
+/// of the container (subreaper), and hears of exits on a signalfd.
+fn prepare_process() -> Result<SignalFd, String> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     // SIGCHLD through a signalfd; SIGPIPE blocked so a gone reader is an EPIPE, not our death.
@@ -115,8 +184,16 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
         .map_err(|e| format!("block signals: {e}"))?;
     let mut sigchld = SigSet::empty();
     sigchld.add(Signal::SIGCHLD);
-    let signals = SignalFd::with_flags(&sigchld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| format!("signalfd: {e}"))?;
+    SignalFd::with_flags(&sigchld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("signalfd: {e}"))
+}
+
+fn setup(args: &Args, ahead: MadeAhead, warm: Option<Warm>) -> Result<Shim<'_>, String> {
+    // A sandbox made for other flags is let go here (killed, its cgroup removed).
+    let (signals, made) = match warm.filter(|w| w.made_for(args)) {
+        Some(w) => (w.signals, Some((w.sandbox, w.io))),
+        None => (prepare_process()?, None),
+    };
 
     // Console sockets are made here under short relative names.
     if let Some(dir) = args.socket.parent() {
@@ -130,33 +207,17 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
         .map_err(|e| format!("nonblocking listener: {e}"))?;
 
     let runtime = Runtime::new(&args.runtime_root);
-    let (container, io) = if args.tty {
-        let console = Console::listen(&console_path(&args.socket, "init"))
-            .map_err(|e| format!("console socket: {e}"))?;
-        let opts = CreateOptions {
-            console_socket: Some(console.path.clone()),
-            start: args.start_held.is_some(),
-            ..CreateOptions::default()
-        };
-        let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
-        let container = stdio::with_stdio(&null, || {
-            runtime.create_held(&args.id, &args.bundle, &opts, ahead)
-        })
-        .map_err(|e| format!("stdio: {e}"))?
-        .map_err(|e| format!("create container: {e}"))?;
-        (container, console.receive()?)
-    } else {
-        let (child, ours) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
-        let opts = CreateOptions {
-            start: args.start_held.is_some(),
-            ..CreateOptions::default()
-        };
-        let container = stdio::with_stdio(&child, || {
-            runtime.create_held(&args.id, &args.bundle, &opts, ahead)
-        })
-        .map_err(|e| format!("stdio: {e}"))?
-        .map_err(|e| format!("create container: {e}"))?;
-        (container, ours)
+    let opts = create_options(args);
+    let (container, io) = match made {
+        Some((sandbox, io)) => match sandbox.finish(&args.id, &args.bundle, &runtime, &opts) {
+            Ok(container) => (container, io),
+            Err(e) => {
+                // Created as usual instead (what the spare made ahead went with the sandbox).
+                eprintln!("berth-shim: the container made ahead was not used: {e}");
+                create(args, &runtime, MadeAhead::default())?
+            }
+        },
+        None => create(args, &runtime, ahead)?,
     };
     let log = LogFile::open(&args.log, args.log_max_size, args.log_max_files)
         .map_err(|e| format!("open {}: {e}", args.log.display()))?;
@@ -178,6 +239,38 @@ fn setup(args: &Args, ahead: MadeAhead) -> Result<Shim<'_>, String> {
         oom: None,
         mount_ns: None,
     })
+}
+
+/// Create the container as `args` say, with its stdio (pipes, or a terminal's pty).
+fn create(
+    args: &Args,
+    runtime: &Runtime,
+    ahead: MadeAhead,
+) -> Result<(Container, ProcessIo), String> {
+    let opts = create_options(args);
+    if args.tty {
+        let console = Console::listen(&console_path(&args.socket, "init"))
+            .map_err(|e| format!("console socket: {e}"))?;
+        let opts = CreateOptions {
+            console_socket: Some(console.path.clone()),
+            ..opts
+        };
+        let null = stdio::null_stdio().map_err(|e| format!("stdio: {e}"))?;
+        let container = stdio::with_stdio(&null, || {
+            runtime.create_held(&args.id, &args.bundle, &opts, ahead)
+        })
+        .map_err(|e| format!("stdio: {e}"))?
+        .map_err(|e| format!("create container: {e}"))?;
+        Ok((container, console.receive()?))
+    } else {
+        let (child, ours) = stdio::pipes(args.stdin).map_err(|e| format!("stdio pipes: {e}"))?;
+        let container = stdio::with_stdio(&child, || {
+            runtime.create_held(&args.id, &args.bundle, &opts, ahead)
+        })
+        .map_err(|e| format!("stdio: {e}"))?
+        .map_err(|e| format!("create container: {e}"))?;
+        Ok((container, ours))
+    }
 }
 
 /// A console socket name relative to the shim's directory (the shim runs there): unix socket

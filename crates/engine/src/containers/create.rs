@@ -151,20 +151,24 @@ impl Engine {
         });
     }
 
-    fn create_blocking(&self, req: CreateRequest) -> Result<Created> {
-        // A container whose process is made right away takes a spare shim's id, so that
-        // process is made in the cgroups the spare made for it (see `shim::Spare::id`).
-        let reserved = (req.prepare != Prepare::Nothing)
-            .then(|| self.spares.reserve())
-            .flatten();
-        let created = self.create_with_id(req, reserved.clone());
+    fn create_blocking(self: &Arc<Self>, req: CreateRequest) -> Result<Created> {
+        let mut reserved = None;
+        let created = self.create_reserving(req, &mut reserved);
         if let (Err(_), Some(id)) = (&created, &reserved) {
             self.spares.release(id);
         }
         created
     }
 
-    fn create_with_id(&self, req: CreateRequest, id: Option<String>) -> Result<Created> {
+    /// The create. A container whose process is made right away takes a spare shim's id (put
+    /// in `reserved`), so that process is made in the cgroups the spare made for it (see
+    /// `shim::Spare::id`), or in the sandbox a warm spare made for a run of the same shape
+    /// (see `warm`).
+    fn create_reserving(
+        self: &Arc<Self>,
+        req: CreateRequest,
+        reserved: &mut Option<String>,
+    ) -> Result<Created> {
         let prepare = req.prepare;
         let mut spec = req.spec;
         if spec.image.is_empty() {
@@ -345,17 +349,34 @@ impl Engine {
             }
             None => ids::random_name(),
         };
-        let id = id.unwrap_or_else(ids::new_id);
+        // As `prepare_task_ahead` decides for the shapes made ahead (no network to join).
+        let start_held = prepare == Prepare::StartForAttach && !spec.tty;
+        let key = (prepare != Prepare::Nothing)
+            .then(|| super::warm::key(&row.id, &spec, start_held))
+            .flatten();
+        let (id, warm) = match (prepare != Prepare::Nothing)
+            .then(|| self.reserve_spare(key.as_deref()))
+            .flatten()
+        {
+            Some((id, warm)) => {
+                *reserved = Some(id.clone());
+                (id, warm)
+            }
+            None => (ids::new_id(), false),
+        };
         let _store = crate::lock(&self.store_lock);
-        let top = self.image_top_snapshot(&image)?;
-        if spec.host.auto_remove {
-            self.snapshots.prepare_scratch(&id, top.as_ref())?;
-        } else {
-            self.snapshots.prepare(&id, top.as_ref())?;
+        // A warm spare's container has its snapshot and directory already.
+        if !warm {
+            let top = self.image_top_snapshot(&image)?;
+            if spec.host.auto_remove {
+                self.snapshots.prepare_scratch(&id, top.as_ref())?;
+            } else {
+                self.snapshots.prepare(&id, top.as_ref())?;
+            }
         }
         let dir = self.container_dir(&id);
         let log_name = format!("{id}-json.log");
-        let made = if self.spare_dirs.take_into(&dir, &log_name) {
+        let made = if warm || self.spare_dirs.take_into(&dir, &log_name) {
             Ok(())
         } else {
             std::fs::create_dir_all(dir.join("rootfs"))
@@ -382,12 +403,16 @@ impl Engine {
                 );
                 // Here, on this thread, while the client reads the answer (a failure is met
                 // again, and reported, by the start).
-                if prepare != Prepare::Nothing && self.prepare_bundle(&rec).is_ok() {
+                if prepare != Prepare::Nothing && self.prepare_bundle_with(&rec, warm).is_ok() {
                     self.containers.mark_bundle_ready(&id);
+                }
+                if prepare != Prepare::Nothing {
+                    self.remember_run(&rec, start_held);
                 }
                 Ok(Created { id, warnings })
             }
             other => {
+                self.unmount_rootfs(&id);
                 let _ = self.snapshots.remove_active(&id);
                 let _ = std::fs::remove_dir_all(&dir);
                 other?;

@@ -14,6 +14,15 @@ use super::WaitState;
 use crate::error::{Error, Result};
 use crate::{ids, Engine};
 
+/// The files of one container's shim (see `Engine::shim_files`).
+pub(crate) struct ShimFiles {
+    pub socket: std::path::PathBuf,
+    pub exit_file: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+    pub runtime_root: std::path::PathBuf,
+    pub bundle: std::path::PathBuf,
+}
+
 /// Docker's wait conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -146,9 +155,17 @@ impl Engine {
     /// The bundle of the container's process: its rootfs mounted, new volumes filled,
     /// config.json written. Blocking; on failure the rootfs is unmounted again.
     pub(crate) fn prepare_bundle(&self, r: &ContainerRecord) -> Result<()> {
+        self.prepare_bundle_with(r, false)
+    }
+
+    /// `prepare_bundle`; `mounted`: the rootfs is mounted already (for a spare made warm),
+    /// and the container has no volumes to fill.
+    pub(crate) fn prepare_bundle_with(&self, r: &ContainerRecord, mounted: bool) -> Result<()> {
         let made = (|| -> Result<()> {
-            self.mount_rootfs(&r.id, r.spec.host.auto_remove)?;
-            self.fill_new_volumes(r)?;
+            if !mounted {
+                self.mount_rootfs(&r.id, r.spec.host.auto_remove)?;
+                self.fill_new_volumes(r)?;
+            }
             let mut cfg = spec::config(r, &self.rootfs(&r.id), &|v| self.volume_dir(v))
                 .map_err(Error::InvalidParameter)?;
             self.net_prepare_spec(r, &mut cfg)?;
@@ -161,6 +178,46 @@ impl Engine {
             .map_err(|e| Error::internal("write config.json", e))
         })();
         made.inspect_err(|_| self.unmount_rootfs(&r.id))
+    }
+
+    /// Where the shim of container `rec` keeps its files.
+    pub(crate) fn shim_files(&self, rec: &ContainerRecord) -> ShimFiles {
+        ShimFiles {
+            socket: self.shim_socket(&rec.id),
+            exit_file: self.exit_file(&rec.id),
+            log: std::path::PathBuf::from(&rec.log_path),
+            runtime_root: self.runtime_root(),
+            bundle: self.container_dir(&rec.id),
+        }
+    }
+
+    /// What a shim is started with for container `rec` (see `shim::Launch`).
+    pub(crate) fn launch_of<'a>(
+        &'a self,
+        rec: &'a ContainerRecord,
+        files: &'a ShimFiles,
+        start_held: bool,
+    ) -> Result<Launch<'a>> {
+        let (log_max_size, log_max_files) = rec
+            .spec
+            .host
+            .log_rotation()
+            .map_err(Error::InvalidParameter)?;
+        Ok(Launch {
+            binary: &self.shim_binary,
+            id: &rec.id,
+            bundle: &files.bundle,
+            runtime_root: &files.runtime_root,
+            socket: &files.socket,
+            log: &files.log,
+            exit_file: &files.exit_file,
+            tty: rec.spec.tty,
+            stdin: rec.spec.open_stdin,
+            stdin_once: rec.spec.stdin_once,
+            log_max_size,
+            log_max_files,
+            start_held,
+        })
     }
 
     /// Make sure a shim holds a (created or running) process for the container.
@@ -187,33 +244,10 @@ impl Engine {
                 .map_err(|e| Error::internal("prepare bundle", e))??;
         }
 
-        let socket = self.shim_socket(&id);
-        let exit_file = self.exit_file(&id);
-        let _ = std::fs::remove_file(&exit_file);
-        let log = std::path::PathBuf::from(&rec.log_path);
-        let runtime_root = self.runtime_root();
-        let bundle = self.container_dir(&id);
-        let (log_max_size, log_max_files) = rec
-            .spec
-            .host
-            .log_rotation()
-            .map_err(Error::InvalidParameter)?;
+        let files = self.shim_files(rec);
+        let _ = std::fs::remove_file(&files.exit_file);
         let launched = shim::launch(
-            &Launch {
-                binary: &self.shim_binary,
-                id: &id,
-                bundle: &bundle,
-                runtime_root: &runtime_root,
-                socket: &socket,
-                log: &log,
-                exit_file: &exit_file,
-                tty: rec.spec.tty,
-                stdin: rec.spec.open_stdin,
-                stdin_once: rec.spec.stdin_once,
-                log_max_size,
-                log_max_files,
-                start_held,
-            },
+            &self.launch_of(rec, &files, start_held)?,
             self.spares.take_for(&id),
         )
         .await;
@@ -768,7 +802,7 @@ impl Engine {
 
     /// Unmount the rootfs; the writable layer and the container's directory leave at once and
     /// are deleted in the background (see trash).
-    fn discard_container_files(&self, id: &str) {
+    pub(crate) fn discard_container_files(&self, id: &str) {
         self.unmount_rootfs(id);
         if let Ok(layer) = self.snapshots.active_path(id) {
             if let Err(e) = self.trash.discard(&layer) {

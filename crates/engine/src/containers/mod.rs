@@ -15,6 +15,7 @@ pub(crate) mod spare_dirs;
 pub mod spec;
 pub mod stream;
 pub mod user;
+pub(crate) mod warm;
 
 use std::sync::Arc;
 

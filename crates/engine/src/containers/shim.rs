@@ -28,7 +28,7 @@ pub struct Launch<'a> {
 
 impl Launch<'_> {
     /// The shim's command line (after the program name).
-    fn flags(&self) -> Vec<std::ffi::OsString> {
+    pub(crate) fn flags(&self) -> Vec<std::ffi::OsString> {
         let mut v: Vec<std::ffi::OsString> = Vec::with_capacity(20);
         let mut pair = |flag: &str, value: &std::ffi::OsStr| {
             v.push(flag.into());
@@ -110,6 +110,12 @@ pub struct Spare {
     /// waits in that container's cgroups, so a create that takes this id (`Spares::reserve`)
     /// touches no cgroup. Another container can still use it (its cgroups are renamed).
     id: String,
+    /// Sent a sandbox line (`make_sandbox`): it is making, or made, container `id` ahead but
+    /// for its process, as the creates of this key (`warm::key`) want it. Only such a create
+    /// takes it.
+    warm: Option<String>,
+    /// Set aside to be made warm (its container's files are being made): nobody takes it.
+    making: bool,
 }
 
 enum Handover {
@@ -190,19 +196,36 @@ impl Spare {
             Err(e) => return Err(e),
         }
         ours.set_read_timeout(None)?;
-        Ok(Spare { control: ours, id })
+        Ok(Spare {
+            control: ours,
+            id,
+            warm: None,
+            making: false,
+        })
+    }
+
+    /// Neither warm nor being made so: for any create.
+    fn is_cold(&self) -> bool {
+        self.warm.is_none() && !self.making
+    }
+
+    /// Ask it to make its container ahead, as `flags` describe it, for the creates of `key`
+    /// (see `berth-shim`'s sandbox line). It answers nothing: a sandbox it could not make
+    /// shows as a container created as usual.
+    pub fn make_sandbox(&mut self, flags: &[std::ffi::OsString], key: String) -> Result<()> {
+        let line =
+            flags_line(flags).ok_or_else(|| Error::Internal("a path is not UTF-8".into()))?;
+        std::io::Write::write_all(&mut &self.control, b"sandbox ")
+            .and_then(|()| std::io::Write::write_all(&mut &self.control, &line))
+            .map_err(|e| Error::internal("write to spare shim", e))?;
+        self.warm = Some(key);
+        Ok(())
     }
 
     async fn hand_over(self, flags: &[std::ffi::OsString]) -> Handover {
-        let Some(flags) = flags
-            .iter()
-            .map(|f| f.to_str())
-            .collect::<Option<Vec<&str>>>()
-        else {
+        let Some(line) = flags_line(flags) else {
             return Handover::Unused("a path is not UTF-8".into());
         };
-        let mut line = serde_json::to_vec(&flags).unwrap_or_default();
-        line.push(b'\n');
         let stream = match self
             .control
             .set_nonblocking(true)
@@ -220,6 +243,18 @@ impl Spare {
         let answer = read_reply_line(&mut stream).await.unwrap_or_default();
         Handover::Answered(String::from_utf8_lossy(&answer).into_owned())
     }
+}
+
+/// The shim's flags as the line a spare reads: a JSON array and a newline. None when one is
+/// not UTF-8.
+fn flags_line(flags: &[std::ffi::OsString]) -> Option<Vec<u8>> {
+    let flags = flags
+        .iter()
+        .map(|f| f.to_str())
+        .collect::<Option<Vec<&str>>>()?;
+    let mut line = serde_json::to_vec(&flags).ok()?;
+    line.push(b'\n');
+    Some(line)
 }
 
 /// The calling thread in SCHED_IDLE until dropped, then back in its own class.
@@ -264,6 +299,7 @@ pub struct Spares {
     /// made (or the container goes).
     reserved: std::sync::Mutex<std::collections::HashMap<String, Spare>>,
     filling: std::sync::atomic::AtomicBool,
+    on_ready: std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl Spares {
@@ -273,19 +309,30 @@ impl Spares {
             ready: std::sync::Mutex::new(Vec::new()),
             reserved: std::sync::Mutex::new(std::collections::HashMap::new()),
             filling: std::sync::atomic::AtomicBool::new(false),
+            on_ready: std::sync::Mutex::new(None),
         }
     }
 
     /// Take a spare for a container about to be created, which gets the spare's id: its
-    /// process then is made in cgroups made ahead (see `Spare::id`). None: none is ready.
-    pub fn reserve(&self) -> Option<String> {
-        let spare = self.take()?;
+    /// process then is made in cgroups made ahead (see `Spare::id`), and by a spare made warm
+    /// for `key` (the create's `warm::key`) even in a sandbox made ahead. Returns the id, and
+    /// whether that spare is warm (its container's files are made: see `Engine::warm_next`).
+    /// None: none is ready.
+    pub fn reserve(&self, key: Option<&str>) -> Option<(String, bool)> {
+        let spare = {
+            let mut ready = crate::lock(&self.ready);
+            ready.retain(Spare::alive);
+            let warm = key.and_then(|k| ready.iter().position(|s| s.warm.as_deref() == Some(k)));
+            warm.or_else(|| ready.iter().position(Spare::is_cold))
+                .map(|i| ready.remove(i))
+        }?;
         let id = spare.id.clone();
+        let warm = spare.warm.is_some();
         crate::lock(&self.reserved).insert(id.clone(), spare);
-        Some(id)
+        Some((id, warm))
     }
 
-    /// The spare reserved for container `id`, else any ready one.
+    /// The spare reserved for container `id`, else any ready one that is not warm.
     pub fn take_for(&self, id: &str) -> Option<Spare> {
         let reserved = crate::lock(&self.reserved).remove(id);
         reserved.filter(Spare::alive).or_else(|| self.take())
@@ -297,16 +344,70 @@ impl Spares {
         drop(crate::lock(&self.reserved).remove(id));
     }
 
+    /// A ready spare that is not warm (a warm one is only for the create it was made for).
     pub fn take(&self) -> Option<Spare> {
         // The oldest first.
         let mut ready = crate::lock(&self.ready);
         ready.retain(Spare::alive);
-        let spare = (!ready.is_empty()).then(|| ready.remove(0));
+        let spare = ready
+            .iter()
+            .position(Spare::is_cold)
+            .map(|i| ready.remove(i));
         drop(ready);
         if spare.is_none() {
             tracing::debug!("no spare shim ready: a shim is exec'd");
         }
         spare
+    }
+
+    /// Set a ready spare that is not warm aside to be made warm; its id. The oldest is kept
+    /// for the creates that want no sandbox.
+    pub fn set_aside_to_warm(&self) -> Option<String> {
+        let mut ready = crate::lock(&self.ready);
+        ready.retain(Spare::alive);
+        let spare = ready.iter_mut().rev().find(|s| s.is_cold())?;
+        spare.making = true;
+        Some(spare.id.clone())
+    }
+
+    /// The spare set aside as `id`: sent `flags` to make its sandbox for `key` (`None`: back
+    /// to the others, not warm). False when it is gone (it died).
+    pub fn warm_set_aside(&self, id: &str, made: Option<(&[std::ffi::OsString], String)>) -> bool {
+        let mut ready = crate::lock(&self.ready);
+        let Some(i) = ready.iter().position(|s| s.id == id && s.making) else {
+            return false;
+        };
+        ready[i].making = false;
+        let Some((flags, key)) = made else {
+            return true;
+        };
+        match ready[i].make_sandbox(flags, key) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("spare shim not made warm: {e}");
+                ready.remove(i);
+                false
+            }
+        }
+    }
+
+    /// Whether the warm spare `id` is still ready (not taken, not dead).
+    pub fn is_warm_and_ready(&self, id: &str) -> bool {
+        let mut ready = crate::lock(&self.ready);
+        ready.retain(Spare::alive);
+        ready.iter().any(|s| s.id == id && s.warm.is_some())
+    }
+
+    /// Take the warm spare `id` out, to let it go (its sandbox goes with it).
+    pub fn remove_warm(&self, id: &str) -> Option<Spare> {
+        let mut ready = crate::lock(&self.ready);
+        let i = ready.iter().position(|s| s.id == id && s.warm.is_some())?;
+        Some(ready.remove(i))
+    }
+
+    /// Set the callback run each time a new spare is ready (berthd makes one warm with it).
+    pub fn on_ready(&self, f: Box<dyn Fn() + Send + Sync>) {
+        *crate::lock(&self.on_ready) = Some(f);
     }
 
     /// After a spare was handed out: the next one is made once that start's work is over —
@@ -345,7 +446,12 @@ impl Spares {
         tokio::task::spawn_blocking(move || {
             while crate::lock(&spares.ready).len() < SPARES {
                 match Spare::start(&spares.binary, crate::ids::new_id()) {
-                    Ok(s) => crate::lock(&spares.ready).push(s),
+                    Ok(s) => {
+                        crate::lock(&spares.ready).push(s);
+                        if let Some(f) = crate::lock(&spares.on_ready).as_ref() {
+                            f();
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!("start a spare shim: {e}");
                         break;
