@@ -62,6 +62,11 @@ fn setup_and_exec(cfg: &ChildConfig, chan: &Channel) -> Result<Infallible> {
     // The parent blocks signals to forward them; the container starts with a clean mask.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset signal mask".to_string())?;
+    if cfg.sandbox {
+        // What `ps` and top show while it waits (its program's name once it runs).
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-sandbox".as_ptr(), 0, 0, 0) };
+    }
     let spec = &cfg.bundle.spec;
     let process = spec
         .process()
