@@ -119,10 +119,11 @@ async fn run(args: Args, socket: PathBuf) -> Result<(), String> {
     };
     // On a worker thread, not this one: a connection's task then starts on the thread that
     // accepted it instead of waking another.
-    let served = tokio::spawn(berth_api::server::serve(listener, engine, shutdown)).await;
+    let served = tokio::spawn(berth_api::server::serve(listener, engine.clone(), shutdown)).await;
     if let Err(e) = served {
         tracing::error!("the API server stopped: {e}");
     }
+    engine.shut_down();
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

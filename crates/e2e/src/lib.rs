@@ -193,6 +193,23 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM berthd and wait for it to exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        for _ in 0..200 {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
@@ -284,7 +301,19 @@ impl Drop for Daemon {
             }
         }
         let _ = self.docker_cmd(&["network", "prune", "-f"]).output();
-        self.kill9();
+        self.stop();
+        // A failed test may leave a container's rootfs mounted: not past the test.
+        let root = self.root.path().display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut left: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        left.sort_unstable_by(|a, b| b.cmp(a));
+        for m in left {
+            let _ = Command::new("umount").args(["-l", m]).output();
+        }
         // The daemon's default bridge and table outlive it; nothing else uses them.
         for family in ["ip", "ip6"] {
             let _ = Command::new("nft")

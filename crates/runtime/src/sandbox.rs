@@ -22,9 +22,6 @@ use crate::process::{self, Sandboxed, SpawnOptions};
 use crate::spec::Bundle;
 use crate::state::{StateDir, Status};
 
-/// The fields of `process` a sandbox has acted on already: they must not change.
-const SETTLED_PROCESS_FIELDS: [&str; 3] = ["terminal", "consoleSize", "oomScoreAdj"];
-
 /// A container set up but for its process (see the module's note). Dropped unfinished: its
 /// process is killed, its cgroup and state directory removed.
 pub struct Sandbox {
@@ -126,10 +123,7 @@ impl Sandbox {
     /// Whether a container with `spec` can be made from this sandbox: the specs differ at
     /// most in the process's fields a sandbox has not acted on yet.
     pub fn fits(&self, spec: &Spec) -> bool {
-        match (settled_part(&self.bundle.spec), settled_part(spec)) {
-            (Some(ours), Some(theirs)) => ours == theirs,
-            _ => false,
-        }
+        same_but_process(&mut self.bundle.spec.clone(), &mut spec.clone())
     }
 
     /// `Runtime::create_held` of container `id` from `bundle_dir` (whose spec was rewritten for
@@ -140,15 +134,25 @@ impl Sandbox {
         mut self,
         id: &str,
         bundle_dir: &Path,
-        runtime: &Runtime,
         opts: &CreateOptions,
     ) -> Result<Container> {
-        let plan = runtime.plan_create(bundle_dir)?;
+        let mut bundle = Bundle::load(bundle_dir)?;
+        let process = bundle
+            .spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::config("process", "missing: nothing to run"))?;
+        let personality = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.personality().as_ref());
+        crate::security::check(process, personality)?;
         if id != self.id
-            || plan.bundle.dir != self.bundle.dir
+            || bundle.dir != self.bundle.dir
             || opts.start != self.start
             || opts.console_socket.is_some()
-            || !self.fits(&plan.bundle.spec)
+            || !same_but_process(&mut self.bundle.spec, &mut bundle.spec)
         {
             return Err(Error::Other(format!(
                 "container {id} does not fit the sandbox made for {}",
@@ -168,13 +172,8 @@ impl Sandbox {
             cgroup: Some(cgroup.as_ref()),
             armed: true,
         };
-        let mut spawned = sandboxed.finish(&plan.bundle.spec)?;
-        let st = created_state(
-            id,
-            spawned.pid.as_raw(),
-            plan.bundle,
-            self.cgroups_path.take(),
-        );
+        let mut spawned = sandboxed.finish(&bundle.spec)?;
+        let st = created_state(id, spawned.pid.as_raw(), bundle, self.cgroups_path.take());
         finish_create(&st, &dir, opts, false)?;
         cleanup.armed = false;
         drop(cleanup);
@@ -205,11 +204,21 @@ impl Drop for Sandbox {
     }
 }
 
-/// The spec as JSON without the process fields a sandbox lets change.
-fn settled_part(spec: &Spec) -> Option<serde_json::Value> {
-    let mut v = serde_json::to_value(spec).ok()?;
-    if let Some(p) = v.get_mut("process").and_then(|p| p.as_object_mut()) {
-        p.retain(|k, _| SETTLED_PROCESS_FIELDS.contains(&k.as_str()));
-    }
-    Some(v)
+/// Whether specs `a` and `b` are the same but for the process fields a sandbox lets change.
+/// The processes are taken out for the comparison (no copy of either spec) and put back.
+fn same_but_process(a: &mut Spec, b: &mut Spec) -> bool {
+    let (pa, pb) = (a.process_mut().take(), b.process_mut().take());
+    let rest_equal = a == b;
+    *a.process_mut() = pa;
+    *b.process_mut() = pb;
+    let settled = |s: &Spec| {
+        s.process().as_ref().map(|p| {
+            (
+                p.terminal().unwrap_or(false),
+                p.console_size().as_ref().map(|c| (c.height(), c.width())),
+                p.oom_score_adj(),
+            )
+        })
+    };
+    rest_equal && settled(a) == settled(b)
 }

@@ -72,7 +72,7 @@ fn a_sandbox_is_set_up_ahead_and_runs_the_process_it_is_sent() {
             .spec
     ));
     let c = sandbox
-        .finish(&id, b.path(), &rt, &started())
+        .finish(&id, b.path(), &started())
         .expect("finish the sandbox");
     assert_eq!(c.state.pid, pid, "the container's process is the sandbox's");
     let status = waitpid(Pid::from_raw(pid), None).expect("wait");
@@ -103,7 +103,7 @@ fn a_spec_changed_outside_its_process_does_not_fit_and_leaves_nothing() {
         .expect("bundle")
         .spec;
     assert!(!sandbox.fits(&spec), "a new hostname fit the sandbox");
-    let Err(err) = sandbox.finish(&id, b.path(), &rt, &started()) else {
+    let Err(err) = sandbox.finish(&id, b.path(), &started()) else {
         panic!("a misfit was finished");
     };
     assert!(err.to_string().contains("does not fit"), "{err}");

@@ -209,7 +209,7 @@ fn setup(args: &Args, ahead: MadeAhead, warm: Option<Warm>) -> Result<Shim<'_>, 
     let runtime = Runtime::new(&args.runtime_root);
     let opts = create_options(args);
     let (container, io) = match made {
-        Some((sandbox, io)) => match sandbox.finish(&args.id, &args.bundle, &runtime, &opts) {
+        Some((sandbox, io)) => match sandbox.finish(&args.id, &args.bundle, &opts) {
             Ok(container) => (container, io),
             Err(e) => {
                 // Created as usual instead (what the spare made ahead went with the sandbox).

@@ -283,8 +283,10 @@ impl Drop for IdleThread {
 
 /// How many spare shims are kept ready. Making one takes longer than a `run --rm` (an exec in
 /// SCHED_IDLE, and on cgroup v1 its launcher's move into a spare cgroup waits for an RCU grace
-/// period): with one, a tight loop of starts found none ready about one time in seven.
-const SPARES: usize = 2;
+/// period): with one, a tight loop of starts found none ready about one time in seven. A loop
+/// of runs that each take a warm spare (see `warm`) uses one per run: one is warm while two
+/// are on their way.
+const SPARES: usize = 3;
 
 /// How long after handing a spare out the next is made at the latest (see `refill_soon`):
 /// longer than a `run --rm` of a short program takes here, whose removal refills sooner.
@@ -298,7 +300,8 @@ pub struct Spares {
     /// Spares taken by a create for the container that got their id, until its process is
     /// made (or the container goes).
     reserved: std::sync::Mutex<std::collections::HashMap<String, Spare>>,
-    filling: std::sync::atomic::AtomicBool,
+    /// Spares being started.
+    starting: std::sync::atomic::AtomicUsize,
     on_ready: std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
@@ -308,7 +311,7 @@ impl Spares {
             binary,
             ready: std::sync::Mutex::new(Vec::new()),
             reserved: std::sync::Mutex::new(std::collections::HashMap::new()),
-            filling: std::sync::atomic::AtomicBool::new(false),
+            starting: std::sync::atomic::AtomicUsize::new(0),
             on_ready: std::sync::Mutex::new(None),
         }
     }
@@ -431,35 +434,34 @@ impl Spares {
         });
     }
 
-    /// Start spares until `SPARES` are ready, one at a time, unless that is under way. Needs a
-    /// tokio runtime.
+    /// Start spares until `SPARES` are ready or starting, side by side: most of a spare's
+    /// making is waiting (for its launcher's move into a cgroup, an RCU grace period), and a
+    /// loop of runs that each take a warm spare needs one made per run. Needs a tokio runtime.
     pub fn refill(self: &std::sync::Arc<Self>) {
         use std::sync::atomic::Ordering;
-        {
+        let missing = {
             let mut ready = crate::lock(&self.ready);
             ready.retain(Spare::alive);
-            if ready.len() >= SPARES || self.filling.swap(true, Ordering::AcqRel) {
-                return;
-            }
-        }
-        let spares = self.clone();
-        tokio::task::spawn_blocking(move || {
-            while crate::lock(&spares.ready).len() < SPARES {
-                match Spare::start(&spares.binary, crate::ids::new_id()) {
-                    Ok(s) => {
-                        crate::lock(&spares.ready).push(s);
-                        if let Some(f) = crate::lock(&spares.on_ready).as_ref() {
-                            f();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!("start a spare shim: {e}");
-                        break;
-                    }
+            let have = ready.len() + self.starting.load(Ordering::Acquire);
+            let missing = SPARES.saturating_sub(have);
+            self.starting.fetch_add(missing, Ordering::AcqRel);
+            missing
+        };
+        for _ in 0..missing {
+            let spares = self.clone();
+            tokio::task::spawn_blocking(move || {
+                let started = Spare::start(&spares.binary, crate::ids::new_id());
+                // Counted ready before it stops counting as starting: no extra one is made.
+                match started {
+                    Ok(s) => crate::lock(&spares.ready).push(s),
+                    Err(e) => tracing::warn!("start a spare shim: {e}"),
                 }
-            }
-            spares.filling.store(false, Ordering::Release);
-        });
+                spares.starting.fetch_sub(1, Ordering::AcqRel);
+                if let Some(f) = crate::lock(&spares.on_ready).as_ref() {
+                    f();
+                }
+            });
+        }
     }
 }
 

@@ -100,6 +100,19 @@ impl Engine {
         self.warm_next();
     }
 
+    /// berthd stops: the warm spare goes, with its container's files (containers keep
+    /// running; a daemon killed leaves these files to the next one's `collect_orphans`).
+    pub fn shut_down(&self) {
+        let made = {
+            let mut warmth = lock(&self.warmth);
+            warmth.template = None;
+            warmth.made.take()
+        };
+        if let Some(id) = made {
+            self.let_warm_go(&id);
+        }
+    }
+
     /// The ids of the containers made ahead: their snapshots are live (see `collect_garbage`).
     pub(crate) fn warm_ids(&self) -> Vec<String> {
         let warmth = lock(&self.warmth);
