@@ -148,7 +148,7 @@ impl Engine {
     }
 
     /// Make a ready spare warm for the last run's shape, unless one is (or is being made so).
-    /// In the background, in SCHED_IDLE.
+    /// In the background.
     pub(crate) fn warm_next(self: &Arc<Self>) {
         let (template, id, dead) = {
             let mut warmth = lock(&self.warmth);
@@ -179,12 +179,12 @@ impl Engine {
         }
         let engine = self.clone();
         tokio::task::spawn_blocking(move || {
-            let made = {
-                let _idle = super::shim::IdleThread::enter();
-                engine.make_warm(&template, &id)
-            };
-            // Handed out and recorded at once (under the lock a create reserves with, and not
-            // in SCHED_IDLE), so that a create taking it is never mistaken for its death.
+            // At the normal class: it takes berthd's store, database and network locks, which
+            // a thread in SCHED_IDLE could hold for as long as the host is busy. (The costly
+            // part, the sandbox's setup, runs in the spare, in SCHED_IDLE.)
+            let made = engine.make_warm(&template, &id);
+            // Handed out and recorded at once (under the lock a create reserves with), so that
+            // a create taking it is never mistaken for its death.
             let mut warmth = lock(&engine.warmth);
             warmth.making = None;
             let warm = match &made {
