@@ -7,8 +7,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}; WARMUP=${WARMUP:-2}; SIZE_MB=${SIZE_MB:-256}; N=${N:-20}
 command -v hyperfine >/dev/null || { echo "apt-get install hyperfine" >&2; exit 1; }
 command -v docker >/dev/null || { echo "apt-get install docker.io (the docker CLI)" >&2; exit 1; }
-cargo build --release --locked -p berth-cli -p berth-daemon -p berth-shim >/dev/null
-bin=$PWD/target/release
+bin=$(scripts/build-release -q)
 work=$(mktemp -d /tmp/berth-bench-cli.XXXXXX)
 pids=()
 cleanup() {

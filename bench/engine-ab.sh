@@ -2,14 +2,13 @@
 # Two builds of berth side by side: `run --rm --network none busybox true`, one hyperfine run
 # per build (a fresh berthd on temporary roots, exec-root on tmpfs), optionally with a pause
 # before each run (GAP seconds: a start after a quiet moment, not in a tight loop).
-# Usage (root): OLD=/path/to/old/target/release bench/engine-ab.sh
+# Usage (root): OLD=/path/to/old/bin/dir bench/engine-ab.sh
 #   env: NEW (default: this tree's release build), RUNS (60), GAP (0), PAIRS (1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OLD:?set OLD to the bin directory of the build to compare with}"
-NEW=${NEW:-$PWD/target/release}; RUNS=${RUNS:-60}; GAP=${GAP:-0}; PAIRS=${PAIRS:-1}
+NEW=${NEW:-$(scripts/build-release -q)}; RUNS=${RUNS:-60}; GAP=${GAP:-0}; PAIRS=${PAIRS:-1}
 command -v hyperfine >/dev/null || { echo "apt-get install hyperfine" >&2; exit 1; }
-[ "$NEW" = "$PWD/target/release" ] && cargo build --release --locked --bins >/dev/null 2>&1
 image=$(mktemp /tmp/berth-ab-image.XXXXXX)
 trap 'rm -f "$image"' EXIT
 scripts/make-busybox-image "$image" busybox:latest >/dev/null

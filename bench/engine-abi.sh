@@ -4,13 +4,12 @@
 # time, so both see the same moments of a noisy machine (engine-ab.sh runs one build after the
 # other and its pairs drift with the hour). Times include python's fork+exec of the CLI (the
 # same for both builds), so compare the two, not with hyperfine's figures.
-# Usage (root): OLD=/path/to/old/target/release bench/engine-abi.sh
+# Usage (root): OLD=/path/to/old/bin/dir bench/engine-abi.sh
 #   env: NEW (default: this tree's release build), N (150 runs each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OLD:?set OLD to the bin directory of the build to compare with}"
-NEW=${NEW:-$PWD/target/release}; N=${N:-150}
-[ "$NEW" = "$PWD/target/release" ] && cargo build --release --locked --bins >/dev/null 2>&1
+NEW=${NEW:-$(scripts/build-release -q)}; N=${N:-150}
 image=$(mktemp /tmp/berth-abi-image.XXXXXX)
 dirs=()
 cleanup() {

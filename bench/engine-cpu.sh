@@ -12,8 +12,7 @@ N=${N:-30}
 acct=/sys/fs/cgroup/cpuacct
 [ -d "$acct" ] || { echo "needs cgroup v1's cpuacct at $acct" >&2; exit 1; }
 if [ -n "${BERTH_BIN:-}" ]; then bin=$BERTH_BIN; else
-  cargo build --release --locked --bins >/dev/null
-  bin=$PWD/target/release
+  bin=$(scripts/build-release -q)
 fi
 work=$(mktemp -d /tmp/berth-cpu.XXXXXX)
 cg=$acct/berth-bench-cpu-$$

@@ -6,7 +6,7 @@
 # Needs perf (Debian: linux-perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${B:-$PWD/target/release}; N=${N:-30}
+B=${B:-$(scripts/build-release -q)}; N=${N:-30}
 command -v perf >/dev/null || { echo "apt-get install linux-perf" >&2; exit 1; }
 w=$(mktemp -d /tmp/berth-phases.XXXXXX)
 cleanup() {

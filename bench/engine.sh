@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}; WARMUP=${WARMUP:-3}; IDLE=${IDLE:-50}
 command -v hyperfine >/dev/null || { echo "apt-get install hyperfine" >&2; exit 1; }
-cargo build --release --locked --bins >/dev/null
-bin=$PWD/target/release
+bin=$(scripts/build-release -q)
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 pids=()
 cleanup() {

@@ -18,8 +18,7 @@ for t in hyperfine iperf3 jq nsenter skopeo; do
 done
 # BERTH_BIN=<dir with berthd, berth, berth-shim> measures another build.
 if [ -n "${BERTH_BIN:-}" ]; then bin=$BERTH_BIN; else
-  cargo build --release --locked --bins >/dev/null
-  bin=$PWD/target/release
+  bin=$(scripts/build-release -q)
 fi
 work=$(mktemp -d /tmp/berth-netbench.XXXXXX)
 tag=$$

@@ -19,8 +19,7 @@ layout=$(bench/pull-image.sh "$cache")
 if [ -n "${BERTH_BIN:-}" ]; then
   bin=$(cd "$BERTH_BIN" && pwd)
 else
-  cargo build --release --locked -p berth-daemon -p berth-cli -p berth-shim --bins >/dev/null
-  bin=$PWD/target/release
+  bin=$(scripts/build-release -q)
 fi
 work=$(mktemp -d /tmp/berth-pullbench.XXXXXX)
 pids=()

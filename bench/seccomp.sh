@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}; WARMUP=${WARMUP:-3}; PROFILE=${PROFILE:-release}
 command -v hyperfine >/dev/null || { echo "apt-get install hyperfine" >&2; exit 1; }
 if [ "$PROFILE" = release ]; then
-  cargo build --release --locked --bins >/dev/null
+  bin=$(scripts/build-release -q)
 else
   cargo build --locked -p berth-daemon -p berth-shim -p berth-cli >/dev/null
+  bin=$PWD/target/debug
 fi
-bin=$PWD/target/$PROFILE
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 pid=
 cleanup() {

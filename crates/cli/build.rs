@@ -3,5 +3,10 @@
 //! measurable part of a short command such as `berth run --rm` (docs/PERFORMANCE.md). The CLI
 //! has no ASLR for its own code then — as the docker CLI, a Go binary, has none by default.
 fn main() {
-    println!("cargo:rustc-link-arg-bin=berth=-no-pie");
+    // A static build (`scripts/build-release`) is position-dependent already (its
+    // relocation model is static); -no-pie there would leave a broken interpreter request.
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if !features.split(',').any(|f| f == "crt-static") {
+        println!("cargo:rustc-link-arg-bin=berth=-no-pie");
+    }
 }

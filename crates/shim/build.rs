@@ -4,5 +4,10 @@
 //! shim's private memory. The shim has no ASLR for its own code then — the same as Go's
 //! non-PIE default for containerd's shims.
 fn main() {
-    println!("cargo:rustc-link-arg-bin=berth-shim=-no-pie");
+    // A static build (`scripts/build-release`) is position-dependent already (its
+    // relocation model is static); -no-pie there would leave a broken interpreter request.
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if !features.split(',').any(|f| f == "crt-static") {
+        println!("cargo:rustc-link-arg-bin=berth-shim=-no-pie");
+    }
 }

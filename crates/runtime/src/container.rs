@@ -270,6 +270,29 @@ pub(crate) struct CreatePlan {
     pub terminal: bool,
 }
 
+impl CreatePlan {
+    /// What the process is spawned with, for `runtime`'s create with `opts`.
+    pub(crate) fn spawn_options(
+        &self,
+        runtime: &Runtime,
+        opts: &CreateOptions,
+        console_socket: Option<OwnedFd>,
+        exec_fifo: Option<OwnedFd>,
+        ahead: process::MadeAhead,
+    ) -> SpawnOptions<'_> {
+        SpawnOptions {
+            seccomp: self.seccomp.as_ref(),
+            console_socket,
+            exec_fifo,
+            no_pivot: runtime.no_pivot,
+            preserve_fds: opts.preserve_fds,
+            init: self.init,
+            resources: self.resources.as_ref(),
+            ahead,
+        }
+    }
+}
+
 /// The state of a container whose process `pid` was just created.
 pub(crate) fn created_state(
     id: &str,
@@ -463,16 +486,7 @@ impl Runtime {
         let spawned = process::spawn(
             bundle,
             cgroup.as_ref(),
-            SpawnOptions {
-                seccomp: plan.seccomp.as_ref(),
-                console_socket,
-                exec_fifo,
-                no_pivot: self.no_pivot,
-                preserve_fds: opts.preserve_fds,
-                init: plan.init,
-                resources: plan.resources.as_ref(),
-                ahead,
-            },
+            plan.spawn_options(self, opts, console_socket, exec_fifo, ahead),
             &|pid| hook_state_json(&bundle.spec, id, pid, Status::Creating, &bundle.dir),
         )?;
         let st = created_state(id, spawned.pid.as_raw(), plan.bundle, plan.cgroups_path);

@@ -18,7 +18,7 @@ use crate::container::{
     CreateOptions, Runtime,
 };
 use crate::error::{Error, Result};
-use crate::process::{self, Sandboxed, SpawnOptions};
+use crate::process::{self, Sandboxed};
 use crate::spec::Bundle;
 use crate::state::{StateDir, Status};
 
@@ -82,16 +82,7 @@ impl Runtime {
         let sandboxed = process::spawn_sandbox(
             bundle,
             cgroup.as_ref(),
-            SpawnOptions {
-                seccomp: plan.seccomp.as_ref(),
-                console_socket: None,
-                exec_fifo,
-                no_pivot: self.no_pivot,
-                preserve_fds: opts.preserve_fds,
-                init: plan.init,
-                resources: plan.resources.as_ref(),
-                ahead,
-            },
+            plan.spawn_options(self, opts, None, exec_fifo, ahead),
             &|pid| hook_state_json(&bundle.spec, id, pid, Status::Creating, &bundle.dir),
         )?;
         cleanup.armed = false;
