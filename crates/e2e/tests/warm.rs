@@ -1,7 +1,7 @@
 //! Warm spares: after a `run`, a spare shim makes the next container of the same shape ahead
 //! but for its process (berth_runtime::sandbox); the next such `run` takes it, with its own
 //! command, environment, user and directory. Another shape lets it go, and so do the image's
-//! removal and the daemon's death, leaving nothing behind.
+//! removal, the daemon's death and its shutdown, leaving nothing behind.
 
 use std::path::{Path, PathBuf};
 
@@ -188,5 +188,21 @@ fn the_next_run_of_the_same_shape_takes_the_container_made_ahead() {
     let warm_dir = container_dir(&d, &warm_id);
     eventually_within("the orphaned files to go", ROUNDS, || {
         (!rootfs_mounted(&warm_dir) && !warm_dir.exists()).then_some(())
+    });
+
+    // A daemon stopped with SIGTERM takes its warm spare's files along at once.
+    run(&d, &["busybox", "true"]);
+    let (warm, warm_id) = eventually_within("a warm spare after the restart", ROUNDS, || {
+        warm_sandbox(d.pid())
+    });
+    let warm_dir = container_dir(&d, &warm_id);
+    assert!(rootfs_mounted(&warm_dir));
+    d.stop();
+    assert!(
+        !rootfs_mounted(&warm_dir) && !warm_dir.exists(),
+        "a stopped daemon left its warm container's files"
+    );
+    eventually_within("the sandbox to go with its daemon", ROUNDS, || {
+        (!Path::new(&format!("/proc/{warm}")).exists()).then_some(())
     });
 }

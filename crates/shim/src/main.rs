@@ -7,9 +7,11 @@
 //! serves its socket (see the `berth_shim` protocol).
 //!
 //! `berth-shim --standby --owner PID` is the same shim started ahead of time: it detaches at
-//! once and waits on its stdin (a socket to berthd) for one line, the JSON array of the flags
-//! above; it answers the readiness line on that socket. berthd keeps one spare so that `start`
-//! does not pay for an exec, a dynamic link and a fork. It exits when berthd closes the socket.
+//! once and waits on its stdin (a socket to berthd) for the JSON array of the flags above (one
+//! line); it answers the readiness line on that socket. Before the flags berthd may send a
+//! sandbox line (`SANDBOX_LINE`): the container it expects next, made ahead but for its process
+//! (see `monitor::Warm`). berthd keeps spares so that `start` does not pay for an exec, a
+//! dynamic link and a fork. A spare exits when berthd closes the socket.
 
 mod args;
 mod logfile;
@@ -292,9 +294,7 @@ fn idle_scheduling(pid: i32) {
 /// This process into SCHED_IDLE for good (a shim whose container is gone: see `finish`). A
 /// failure only costs speed.
 pub(crate) fn enter_idle_class() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is this process; param is a valid sched_param.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    idle_scheduling(0);
 }
 
 /// The lines berthd sends on the control socket: a spare's sandbox line, then its flags.

@@ -103,6 +103,32 @@ impl Engine {
         read
     }
 
+    /// Container `id`'s writable snapshot on `image` (thrown away with it when `scratch`).
+    /// The caller holds `store_lock`.
+    pub(crate) fn prepare_snapshot(
+        &self,
+        id: &str,
+        image: &berth_image::media::ResolvedImage,
+        scratch: bool,
+    ) -> Result<()> {
+        let top = self.image_top_snapshot(image)?;
+        if scratch {
+            self.snapshots.prepare_scratch(id, top.as_ref())?;
+        } else {
+            self.snapshots.prepare(id, top.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// A container's directory: a spare one renamed into place, else made.
+    pub(crate) fn make_container_dir(&self, dir: &std::path::Path, log_name: &str) -> Result<()> {
+        if self.spare_dirs.take_into(dir, log_name) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir.join("rootfs"))
+            .map_err(|e| Error::internal(format!("create {}", dir.display()), e))
+    }
+
     pub async fn create_container(self: &Arc<Self>, req: CreateRequest) -> Result<Created> {
         let prepare = req.prepare;
         let engine = self.clone();
@@ -367,20 +393,14 @@ impl Engine {
         let _store = crate::lock(&self.store_lock);
         // A warm spare's container has its snapshot and directory already.
         if !warm {
-            let top = self.image_top_snapshot(&image)?;
-            if spec.host.auto_remove {
-                self.snapshots.prepare_scratch(&id, top.as_ref())?;
-            } else {
-                self.snapshots.prepare(&id, top.as_ref())?;
-            }
+            self.prepare_snapshot(&id, &image, spec.host.auto_remove)?;
         }
         let dir = self.container_dir(&id);
         let log_name = format!("{id}-json.log");
-        let made = if warm || self.spare_dirs.take_into(&dir, &log_name) {
+        let made = if warm {
             Ok(())
         } else {
-            std::fs::create_dir_all(dir.join("rootfs"))
-                .map_err(|e| Error::internal(format!("create {}", dir.display()), e))
+            self.make_container_dir(&dir, &log_name)
         };
         let rec = ContainerRecord {
             id: id.clone(),

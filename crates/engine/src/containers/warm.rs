@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::model::{ContainerRecord, ContainerSpec, MountKind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::{lock, Engine};
 
 /// The last run's container, the model of the next warm spare's.
@@ -229,19 +229,10 @@ impl Engine {
         let made = (|| -> Result<Vec<std::ffi::OsString>> {
             {
                 let _store = lock(&self.store_lock);
-                let row = self.find_image(&rec.image_id)?;
-                let image = self.resolve_row(&row)?;
-                let top = self.image_top_snapshot(&image)?;
-                if rec.spec.host.auto_remove {
-                    self.snapshots.prepare_scratch(id, top.as_ref())?;
-                } else {
-                    self.snapshots.prepare(id, top.as_ref())?;
-                }
+                let image = self.resolve_row(&self.find_image(&rec.image_id)?)?;
+                self.prepare_snapshot(id, &image, rec.spec.host.auto_remove)?;
             }
-            if !self.spare_dirs.take_into(&dir, &log_name) {
-                std::fs::create_dir_all(dir.join("rootfs"))
-                    .map_err(|e| Error::internal(format!("create {}", dir.display()), e))?;
-            }
+            self.make_container_dir(&dir, &log_name)?;
             self.prepare_bundle(&rec)?;
             let files = self.shim_files(&rec);
             Ok(self.launch_of(&rec, &files, template.start_held)?.flags())
